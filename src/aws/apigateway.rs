@@ -1,0 +1,786 @@
+//! The REST API: `/orderprocess` with POST (an AWS-service integration that
+//! starts the state machine) and OPTIONS (CORS), and the stage that serves a
+//! deployment of it. The only module that uses the API Gateway client.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use aws_sdk_apigateway::types::{
+    EndpointConfiguration, EndpointType, IntegrationType, Op, PatchOperation,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::retry::until_consistent;
+use super::{code, error, Aws};
+use crate::config::Throttling;
+use crate::plan::{Action, Observed, ResourcePlan};
+use crate::stack::Tags;
+
+pub const PATH_PART: &str = "orderprocess";
+const RESOURCE_PATH: &str = "/orderprocess";
+/// Deployments stepgate makes say so, with a hash of the API configuration
+/// they snapshot: how a stage is known to serve the current configuration.
+const DEPLOYMENT_PREFIX: &str = "stepgate api-config ";
+
+const ALLOW_ORIGIN: &str = "method.response.header.Access-Control-Allow-Origin";
+const ALLOW_HEADERS: &str = "method.response.header.Access-Control-Allow-Headers";
+const ALLOW_METHODS: &str = "method.response.header.Access-Control-Allow-Methods";
+
+/// One method as stepgate manages it. The same shape is built from the
+/// desired state and read back from AWS, so the two compare field by field.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MethodSpec {
+    pub authorization: String,
+    pub responses: BTreeMap<String, MethodResponse>,
+    pub integration: IntegrationSpec,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MethodResponse {
+    pub parameters: BTreeMap<String, bool>,
+    pub models: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IntegrationSpec {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub http_method: Option<String>,
+    pub uri: Option<String>,
+    pub credentials: Option<String>,
+    pub passthrough_behavior: String,
+    pub request_templates: BTreeMap<String, String>,
+    pub responses: BTreeMap<String, IntegrationResponse>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IntegrationResponse {
+    pub selection_pattern: Option<String>,
+    pub parameters: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ApiSpec {
+    pub name: String,
+    pub region: String,
+    pub partition: String,
+    pub state_machine_arn: String,
+    pub role_arn: String,
+}
+
+impl ApiSpec {
+    pub fn fields(&self) -> Value {
+        json!({ "resource": RESOURCE_PATH, "methods": self.methods() })
+    }
+
+    pub fn methods(&self) -> BTreeMap<String, MethodSpec> {
+        BTreeMap::from([
+            ("POST".to_string(), self.post()),
+            ("OPTIONS".to_string(), options()),
+        ])
+    }
+
+    /// Identifies the configuration a deployment snapshots.
+    pub fn config_hash(&self) -> String {
+        let digest = Sha256::digest(self.fields().to_string().as_bytes());
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Pins the state machine server-side: the client sends only the order
+    /// and can never choose which machine runs. escapeJavaScript turns `'`
+    /// into `\'`, which is not JSON, hence the replaceAll.
+    pub fn request_template(&self) -> String {
+        format!(
+            "{{\n  \"stateMachineArn\": \"{}\",\n  \"input\": \"$util.escapeJavaScript($input.json('$')).replaceAll(\"\\\\'\",\"'\")\"\n}}",
+            self.state_machine_arn
+        )
+    }
+
+    fn post(&self) -> MethodSpec {
+        let cors = BTreeMap::from([(ALLOW_ORIGIN.to_string(), "'*'".to_string())]);
+        let response = MethodResponse {
+            parameters: BTreeMap::from([(ALLOW_ORIGIN.to_string(), false)]),
+            models: BTreeMap::from([("application/json".to_string(), "Empty".to_string())]),
+        };
+        MethodSpec {
+            authorization: "NONE".into(),
+            responses: BTreeMap::from([("200".into(), response.clone()), ("400".into(), response)]),
+            integration: IntegrationSpec {
+                kind: "AWS".into(),
+                http_method: Some("POST".into()),
+                uri: Some(format!(
+                    "arn:{}:apigateway:{}:states:action/StartExecution",
+                    self.partition, self.region
+                )),
+                credentials: Some(self.role_arn.clone()),
+                // Only JSON bodies reach the template; anything else is refused.
+                passthrough_behavior: "NEVER".into(),
+                request_templates: BTreeMap::from([(
+                    "application/json".into(),
+                    self.request_template(),
+                )]),
+                responses: BTreeMap::from([
+                    (
+                        "200".into(),
+                        IntegrationResponse {
+                            selection_pattern: None,
+                            parameters: cors.clone(),
+                        },
+                    ),
+                    (
+                        "400".into(),
+                        IntegrationResponse {
+                            selection_pattern: Some("4\\d{2}".into()),
+                            parameters: cors,
+                        },
+                    ),
+                ]),
+            },
+        }
+    }
+}
+
+/// The CORS preflight: a MOCK integration that answers 200 with the
+/// Access-Control-Allow-* headers.
+fn options() -> MethodSpec {
+    let headers = [ALLOW_HEADERS, ALLOW_METHODS, ALLOW_ORIGIN];
+    MethodSpec {
+        authorization: "NONE".into(),
+        responses: BTreeMap::from([(
+            "200".into(),
+            MethodResponse {
+                parameters: headers.iter().map(|h| (h.to_string(), false)).collect(),
+                models: BTreeMap::from([("application/json".to_string(), "Empty".to_string())]),
+            },
+        )]),
+        integration: IntegrationSpec {
+            kind: "MOCK".into(),
+            passthrough_behavior: "WHEN_NO_MATCH".into(),
+            request_templates: BTreeMap::from([("application/json".into(), "{\"statusCode\": 200}".into())]),
+            responses: BTreeMap::from([(
+                "200".into(),
+                IntegrationResponse {
+                    selection_pattern: None,
+                    parameters: BTreeMap::from([
+                        (ALLOW_HEADERS.into(), "'Content-Type,X-Amz-Date,Authorization,X-Api-Key,X-Amz-Security-Token'".into()),
+                        (ALLOW_METHODS.into(), "'OPTIONS,POST'".into()),
+                        (ALLOW_ORIGIN.into(), "'*'".into()),
+                    ]),
+                },
+            )]),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// Finds the API by name, preferring the one carrying this stack's tags (REST
+/// API ids are random and names need not be unique). A same-named API that
+/// is not ours is returned too, so that plan can report the conflict.
+pub async fn read_api(aws: &Aws, name: &str, owner: &Tags) -> Result<Option<Observed>> {
+    let what = format!("rest-api/{name}");
+    let apis: Vec<_> = aws
+        .apigateway
+        .get_rest_apis()
+        .limit(500)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .map_err(|e| error(&what, "GetRestApis", e))?;
+    let mut same_name: Vec<_> = apis
+        .into_iter()
+        .filter(|a| a.name() == Some(name))
+        .collect();
+    let is_ours = |a: &aws_sdk_apigateway::types::RestApi| {
+        owner
+            .iter()
+            .all(|(k, v)| a.tags().and_then(|t| t.get(k)) == Some(v))
+    };
+    same_name.sort_by_key(|a| !is_ours(a));
+    let Some(api) = same_name.into_iter().next() else {
+        return Ok(None);
+    };
+    let id = api.id().unwrap_or_default().to_string();
+    let tags: Tags = api
+        .tags()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+
+    let resources = resources(aws, &what, &id).await?;
+    let mut fields = json!({ "resource": Value::Null, "methods": {} });
+    if let Some(resource) = resources.iter().find(|r| r.path() == Some(RESOURCE_PATH)) {
+        fields["resource"] = json!(RESOURCE_PATH);
+        let resource_id = resource.id().unwrap_or_default();
+        let mut methods = serde_json::Map::new();
+        for http in resource
+            .resource_methods()
+            .map(|m| m.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            let method = read_method(aws, &what, &id, resource_id, &http).await?;
+            methods.insert(http, serde_json::to_value(method)?);
+        }
+        fields["methods"] = Value::Object(methods);
+    }
+    Ok(Some(Observed {
+        fields,
+        tags,
+        physical_id: id,
+    }))
+}
+
+async fn resources(
+    aws: &Aws,
+    what: &str,
+    api_id: &str,
+) -> Result<Vec<aws_sdk_apigateway::types::Resource>> {
+    aws.apigateway
+        .get_resources()
+        .rest_api_id(api_id)
+        .limit(500)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .map_err(|e| error(what, "GetResources", e))
+}
+
+async fn read_method(
+    aws: &Aws,
+    what: &str,
+    api_id: &str,
+    resource_id: &str,
+    http: &str,
+) -> Result<MethodSpec> {
+    let m = aws
+        .apigateway
+        .get_method()
+        .rest_api_id(api_id)
+        .resource_id(resource_id)
+        .http_method(http)
+        .send()
+        .await
+        .map_err(|e| error(what, &format!("GetMethod {http}"), e))?;
+    let responses = m
+        .method_responses()
+        .map(|r| {
+            r.iter()
+                .map(|(status, resp)| {
+                    let parameters = resp
+                        .response_parameters()
+                        .cloned()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect();
+                    let models = resp
+                        .response_models()
+                        .cloned()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect();
+                    (status.clone(), MethodResponse { parameters, models })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let integration = m
+        .method_integration()
+        .map(|i| IntegrationSpec {
+            kind: i
+                .r#type()
+                .map(|t| t.as_str().to_string())
+                .unwrap_or_default(),
+            http_method: i.http_method().map(str::to_string),
+            uri: i.uri().map(str::to_string),
+            credentials: i.credentials().map(str::to_string),
+            passthrough_behavior: i.passthrough_behavior().unwrap_or_default().to_string(),
+            request_templates: i
+                .request_templates()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+            responses: i
+                .integration_responses()
+                .map(|r| {
+                    r.iter()
+                        .map(|(status, resp)| {
+                            let parameters = resp
+                                .response_parameters()
+                                .cloned()
+                                .unwrap_or_default()
+                                .into_iter()
+                                .collect();
+                            let selection_pattern = resp
+                                .selection_pattern()
+                                .filter(|p| !p.is_empty())
+                                .map(str::to_string);
+                            (
+                                status.clone(),
+                                IntegrationResponse {
+                                    selection_pattern,
+                                    parameters,
+                                },
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+        .unwrap_or_default();
+    Ok(MethodSpec {
+        authorization: m.authorization_type().unwrap_or_default().to_string(),
+        responses,
+        integration,
+    })
+}
+
+/// Creates or repairs the API; returns its id. A method that differs in any
+/// way is deleted and put back whole: API Gateway has no single call that
+/// replaces a method with its responses and integration.
+pub async fn apply_api(
+    aws: &Aws,
+    spec: &ApiSpec,
+    tags: &Tags,
+    plan: &ResourcePlan,
+    live: Option<&Observed>,
+) -> Result<String> {
+    let what = format!("rest-api/{}", spec.name);
+    let id = match (plan.action, live) {
+        (Action::Create, _) | (_, None) => aws
+            .apigateway
+            .create_rest_api()
+            .name(&spec.name)
+            .description("Order processing API, managed by stepgate")
+            .endpoint_configuration(
+                EndpointConfiguration::builder()
+                    .types(EndpointType::Regional)
+                    .build(),
+            )
+            .set_tags(Some(tags.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(|e| error(&what, "CreateRestApi", e))?
+            .id
+            .context("CreateRestApi returned no id")?,
+        (_, Some(live)) => live.physical_id.clone(),
+    };
+    if plan.action == Action::Update && plan.changed("tags") {
+        aws.apigateway
+            .tag_resource()
+            .resource_arn(format!(
+                "arn:{}:apigateway:{}::/restapis/{id}",
+                spec.partition, spec.region
+            ))
+            .set_tags(Some(tags.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(|e| error(&what, "TagResource", e))?;
+    }
+    let creating = plan.action == Action::Create;
+    let methods_changed = plan
+        .changes
+        .iter()
+        .any(|c| c.top() == "methods" || c.top() == "resource");
+    if !creating && !methods_changed {
+        return Ok(id);
+    }
+
+    let all = resources(aws, &what, &id).await?;
+    let root = all
+        .iter()
+        .find(|r| r.path() == Some("/"))
+        .and_then(|r| r.id())
+        .context("the API has no root resource")?;
+    let resource_id = match all
+        .iter()
+        .find(|r| r.path() == Some(RESOURCE_PATH))
+        .and_then(|r| r.id())
+    {
+        Some(existing) => existing.to_string(),
+        None => aws
+            .apigateway
+            .create_resource()
+            .rest_api_id(&id)
+            .parent_id(root)
+            .path_part(PATH_PART)
+            .send()
+            .await
+            .map_err(|e| error(&what, "CreateResource", e))?
+            .id
+            .context("CreateResource returned no id")?,
+    };
+    let live_methods = live
+        .map(|l| l.fields["methods"].clone())
+        .unwrap_or(Value::Null);
+    for (http, method) in spec.methods() {
+        let prefix = format!("methods.{http}");
+        let differs = creating
+            || plan
+                .changes
+                .iter()
+                .any(|c| c.field == prefix || c.field.starts_with(&format!("{prefix}.")));
+        if !differs {
+            continue;
+        }
+        if !live_methods[&http].is_null() {
+            aws.apigateway
+                .delete_method()
+                .rest_api_id(&id)
+                .resource_id(&resource_id)
+                .http_method(&http)
+                .send()
+                .await
+                .map_err(|e| error(&what, &format!("DeleteMethod {http}"), e))?;
+        }
+        put_method(aws, &what, &id, &resource_id, &http, &method).await?;
+    }
+    // Methods stepgate does not define (added out of band) are drift too.
+    if let Some(extra) = live_methods.as_object() {
+        for http in extra.keys().filter(|h| !spec.methods().contains_key(*h)) {
+            aws.apigateway
+                .delete_method()
+                .rest_api_id(&id)
+                .resource_id(&resource_id)
+                .http_method(http)
+                .send()
+                .await
+                .map_err(|e| error(&what, &format!("DeleteMethod {http}"), e))?;
+        }
+    }
+    Ok(id)
+}
+
+async fn put_method(
+    aws: &Aws,
+    what: &str,
+    api: &str,
+    resource: &str,
+    http: &str,
+    m: &MethodSpec,
+) -> Result<()> {
+    let gw = &aws.apigateway;
+    gw.put_method()
+        .rest_api_id(api)
+        .resource_id(resource)
+        .http_method(http)
+        .authorization_type(&m.authorization)
+        .send()
+        .await
+        .map_err(|e| error(what, &format!("PutMethod {http}"), e))?;
+    for (status, resp) in &m.responses {
+        gw.put_method_response()
+            .rest_api_id(api)
+            .resource_id(resource)
+            .http_method(http)
+            .status_code(status)
+            .set_response_parameters(Some(resp.parameters.clone().into_iter().collect()))
+            .set_response_models(Some(resp.models.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(|e| error(what, &format!("PutMethodResponse {http} {status}"), e))?;
+    }
+    let i = &m.integration;
+    gw.put_integration()
+        .rest_api_id(api)
+        .resource_id(resource)
+        .http_method(http)
+        .r#type(IntegrationType::from(i.kind.as_str()))
+        .set_integration_http_method(i.http_method.clone())
+        .set_uri(i.uri.clone())
+        .set_credentials(i.credentials.clone())
+        .passthrough_behavior(&i.passthrough_behavior)
+        .set_request_templates(Some(i.request_templates.clone().into_iter().collect()))
+        .send()
+        .await
+        .map_err(|e| error(what, &format!("PutIntegration {http}"), e))?;
+    for (status, resp) in &i.responses {
+        gw.put_integration_response()
+            .rest_api_id(api)
+            .resource_id(resource)
+            .http_method(http)
+            .status_code(status)
+            .set_selection_pattern(resp.selection_pattern.clone())
+            .set_response_parameters(Some(resp.parameters.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(|e| error(what, &format!("PutIntegrationResponse {http} {status}"), e))?;
+    }
+    Ok(())
+}
+
+pub async fn delete_api(aws: &Aws, name: &str, id: &str) -> Result<()> {
+    // DeleteRestApi is rate-limited per account (one every 30 s on AWS).
+    let result = until_consistent(
+        |e| code(e) == Some("TooManyRequestsException"),
+        || aws.apigateway.delete_rest_api().rest_api_id(id).send(),
+    )
+    .await;
+    match result {
+        Err(e) if code(&e) != Some("NotFoundException") => {
+            Err(error(&format!("rest-api/{name}"), "DeleteRestApi", e))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct StageSpec {
+    pub name: String,
+    pub api_config_hash: String,
+    pub throttling: Option<Throttling>,
+}
+
+impl StageSpec {
+    pub fn fields(&self) -> Value {
+        json!({
+            "deployment": format!("{DEPLOYMENT_PREFIX}{}", self.api_config_hash),
+            "throttling": self.throttling.as_ref().map(|t| json!({
+                "burst_limit": t.burst_limit,
+                "rate_limit": t.rate_limit,
+            })),
+        })
+    }
+}
+
+pub async fn read_stage(aws: &Aws, api_id: &str, name: &str) -> Result<Option<Observed>> {
+    let what = format!("stage/{name}");
+    let stage = match aws
+        .apigateway
+        .get_stage()
+        .rest_api_id(api_id)
+        .stage_name(name)
+        .send()
+        .await
+    {
+        Ok(s) => s,
+        Err(e) if code(&e) == Some("NotFoundException") => return Ok(None),
+        Err(e) => return Err(error(&what, "GetStage", e)),
+    };
+    let description = match stage.deployment_id() {
+        Some(deployment) => match aws
+            .apigateway
+            .get_deployment()
+            .rest_api_id(api_id)
+            .deployment_id(deployment)
+            .send()
+            .await
+        {
+            Ok(d) => d.description.unwrap_or_default(),
+            Err(e) if code(&e) == Some("NotFoundException") => String::new(),
+            Err(e) => return Err(error(&what, "GetDeployment", e)),
+        },
+        None => String::new(),
+    };
+    let throttling = stage.method_settings().and_then(|m| m.get("*/*")).map(|s| {
+        json!({ "burst_limit": s.throttling_burst_limit(), "rate_limit": s.throttling_rate_limit() })
+    });
+    Ok(Some(Observed {
+        fields: json!({
+            // Shows which deployment it serves when it is not one of ours.
+            "deployment": if description.is_empty() { format!("deployment {}", stage.deployment_id().unwrap_or("none")) } else { description },
+            "throttling": throttling,
+        }),
+        tags: stage
+            .tags()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        physical_id: stage.deployment_id().unwrap_or_default().to_string(),
+    }))
+}
+
+/// Points the stage at a deployment of the current API configuration,
+/// creating that deployment only when the stage does not already serve it.
+pub async fn apply_stage(
+    aws: &Aws,
+    spec: &StageSpec,
+    api_id: &str,
+    ctx: &StageContext<'_>,
+    plan: &ResourcePlan,
+) -> Result<()> {
+    let what = format!("stage/{}", spec.name);
+    let gw = &aws.apigateway;
+    let mut patches = Vec::new();
+    let new_deployment = if plan.action == Action::Create || plan.changed("deployment") {
+        let deployment = gw
+            .create_deployment()
+            .rest_api_id(api_id)
+            .description(format!("{DEPLOYMENT_PREFIX}{}", spec.api_config_hash))
+            .send()
+            .await
+            .map_err(|e| error(&what, "CreateDeployment", e))?
+            .id
+            .context("CreateDeployment returned no id")?;
+        Some(deployment)
+    } else {
+        None
+    };
+    if plan.action == Action::Create {
+        gw.create_stage()
+            .rest_api_id(api_id)
+            .stage_name(&spec.name)
+            .deployment_id(new_deployment.clone().unwrap_or_default())
+            .description("Managed by stepgate")
+            .set_tags(Some(ctx.tags.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(|e| error(&what, "CreateStage", e))?;
+    } else if let Some(deployment) = &new_deployment {
+        patches.push(patch(
+            Op::Replace,
+            "/deploymentId",
+            Some(deployment.clone()),
+        ));
+    }
+    if (plan.action == Action::Create && spec.throttling.is_some()) || plan.changed("throttling") {
+        match &spec.throttling {
+            Some(t) => {
+                patches.push(patch(
+                    Op::Replace,
+                    "/*/*/throttling/burstLimit",
+                    Some(t.burst_limit.to_string()),
+                ));
+                patches.push(patch(
+                    Op::Replace,
+                    "/*/*/throttling/rateLimit",
+                    Some(t.rate_limit.to_string()),
+                ));
+            }
+            None => patches.push(patch(Op::Remove, "/*/*", None)),
+        }
+    }
+    if !patches.is_empty() {
+        gw.update_stage()
+            .rest_api_id(api_id)
+            .stage_name(&spec.name)
+            .set_patch_operations(Some(patches))
+            .send()
+            .await
+            .map_err(|e| error(&what, "UpdateStage", e))?;
+    }
+    if plan.action == Action::Update && plan.changed("tags") {
+        gw.tag_resource()
+            .resource_arn(format!(
+                "arn:{}:apigateway:{}::/restapis/{api_id}/stages/{}",
+                ctx.partition, ctx.region, spec.name
+            ))
+            .set_tags(Some(ctx.tags.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(|e| error(&what, "TagResource", e))?;
+    }
+    Ok(())
+}
+
+/// What the stage needs from the rest of the stack.
+pub struct StageContext<'a> {
+    pub tags: &'a Tags,
+    pub partition: &'a str,
+    pub region: &'a str,
+}
+
+fn patch(op: Op, path: &str, value: Option<String>) -> PatchOperation {
+    PatchOperation::builder()
+        .op(op)
+        .path(path)
+        .set_value(value)
+        .build()
+}
+
+/// Where clients POST orders. With an endpoint override (an emulator) the
+/// URL takes LocalStack's path form, since there is no per-API hostname.
+pub fn invoke_url(api_id: &str, region: &str, stage: &str, endpoint_url: Option<&str>) -> String {
+    match endpoint_url {
+        Some(endpoint) => format!(
+            "{}/restapis/{api_id}/{stage}/_user_request_/{PATH_PART}",
+            endpoint.trim_end_matches('/')
+        ),
+        None => {
+            let domain = if region.starts_with("cn-") {
+                "amazonaws.com.cn"
+            } else {
+                "amazonaws.com"
+            };
+            format!("https://{api_id}.execute-api.{region}.{domain}/{stage}/{PATH_PART}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ApiSpec {
+        ApiSpec {
+            name: "orders-dev-OrderProcessorAPI".into(),
+            region: "us-east-1".into(),
+            partition: "aws".into(),
+            state_machine_arn: "arn:aws:states:us-east-1:1:stateMachine:m".into(),
+            role_arn: "arn:aws:iam::1:role/r".into(),
+        }
+    }
+
+    #[test]
+    fn request_template_pins_the_machine_and_passes_the_body_as_input() {
+        let t = spec().request_template();
+        assert!(t.contains("\"stateMachineArn\": \"arn:aws:states:us-east-1:1:stateMachine:m\""));
+        assert!(
+            t.contains(r#"$util.escapeJavaScript($input.json('$')).replaceAll("\\'","'")"#),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn post_integrates_with_start_execution_through_the_api_role() {
+        let post = &spec().methods()["POST"];
+        assert_eq!(
+            post.integration.uri.as_deref(),
+            Some("arn:aws:apigateway:us-east-1:states:action/StartExecution")
+        );
+        assert_eq!(
+            post.integration.credentials.as_deref(),
+            Some("arn:aws:iam::1:role/r")
+        );
+        assert_eq!(
+            post.integration.responses["200"].parameters[ALLOW_ORIGIN],
+            "'*'"
+        );
+    }
+
+    #[test]
+    fn config_hash_changes_only_with_the_configuration() {
+        let mut other = spec();
+        assert_eq!(spec().config_hash(), other.config_hash());
+        other.state_machine_arn.push('2');
+        assert_ne!(spec().config_hash(), other.config_hash());
+    }
+
+    #[test]
+    fn invoke_urls_for_aws_and_an_emulator() {
+        assert_eq!(
+            invoke_url("abc", "us-east-1", "dev", None),
+            "https://abc.execute-api.us-east-1.amazonaws.com/dev/orderprocess"
+        );
+        assert_eq!(
+            invoke_url("abc", "us-east-1", "dev", Some("http://127.0.0.1:4566/")),
+            "http://127.0.0.1:4566/restapis/abc/dev/_user_request_/orderprocess"
+        );
+    }
+}

@@ -1,0 +1,271 @@
+//! IAM roles: trust policy, one inline permissions policy, no managed
+//! policies, stepgate's tags. The only module that uses the IAM client.
+
+use anyhow::Result;
+use serde_json::{json, Value};
+
+use super::{code, error, Aws};
+use crate::plan::{Action, Observed, ResourcePlan};
+use crate::stack::Tags;
+
+/// The name of the one inline policy stepgate puts on each role.
+pub const INLINE_POLICY: &str = "stepgate";
+
+#[derive(Clone, Debug)]
+pub struct RoleSpec {
+    pub name: String,
+    pub trust: Value,
+    pub permissions: Value,
+}
+
+impl RoleSpec {
+    pub fn fields(&self) -> Value {
+        json!({
+            "trust_policy": self.trust,
+            "inline_policies": { INLINE_POLICY: self.permissions },
+            // Least privilege: any managed policy attached out of band is drift.
+            "managed_policies": [],
+        })
+    }
+}
+
+pub async fn read(aws: &Aws, name: &str) -> Result<Option<Observed>> {
+    let what = format!("role/{name}");
+    let role = match aws.iam.get_role().role_name(name).send().await {
+        Ok(out) => out.role,
+        Err(e) if code(&e) == Some("NoSuchEntity") => return Ok(None),
+        Err(e) => return Err(error(&what, "GetRole", e)),
+    };
+    let Some(role) = role else { return Ok(None) };
+    let trust = policy_json(role.assume_role_policy_document().unwrap_or("{}"));
+    let tags: Tags = role
+        .tags()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect();
+
+    let names = aws
+        .iam
+        .list_role_policies()
+        .role_name(name)
+        .send()
+        .await
+        .map_err(|e| error(&what, "ListRolePolicies", e))?
+        .policy_names;
+    let mut inline = serde_json::Map::new();
+    for policy in names {
+        let doc = aws
+            .iam
+            .get_role_policy()
+            .role_name(name)
+            .policy_name(&policy)
+            .send()
+            .await
+            .map_err(|e| error(&what, "GetRolePolicy", e))?;
+        inline.insert(policy, policy_json(doc.policy_document()));
+    }
+    let managed: Vec<String> = aws
+        .iam
+        .list_attached_role_policies()
+        .role_name(name)
+        .send()
+        .await
+        .map_err(|e| error(&what, "ListAttachedRolePolicies", e))?
+        .attached_policies()
+        .iter()
+        .filter_map(|p| p.policy_arn().map(str::to_string))
+        .collect();
+    Ok(Some(Observed {
+        fields: json!({ "trust_policy": trust, "inline_policies": inline, "managed_policies": managed }),
+        tags,
+        physical_id: role.arn,
+    }))
+}
+
+pub async fn apply(
+    aws: &Aws,
+    spec: &RoleSpec,
+    tags: &Tags,
+    plan: &ResourcePlan,
+    live: Option<&Observed>,
+) -> Result<()> {
+    let what = format!("role/{}", spec.name);
+    let create = plan.action == Action::Create;
+    if create {
+        aws.iam
+            .create_role()
+            .role_name(&spec.name)
+            .assume_role_policy_document(spec.trust.to_string())
+            .description("Managed by stepgate")
+            .set_tags(Some(iam_tags(tags)))
+            .send()
+            .await
+            .map_err(|e| error(&what, "CreateRole", e))?;
+    } else {
+        if plan.changed("trust_policy") {
+            aws.iam
+                .update_assume_role_policy()
+                .role_name(&spec.name)
+                .policy_document(spec.trust.to_string())
+                .send()
+                .await
+                .map_err(|e| error(&what, "UpdateAssumeRolePolicy", e))?;
+        }
+        if plan.changed("tags") {
+            aws.iam
+                .tag_role()
+                .role_name(&spec.name)
+                .set_tags(Some(iam_tags(tags)))
+                .send()
+                .await
+                .map_err(|e| error(&what, "TagRole", e))?;
+        }
+    }
+    if create || plan.changed("inline_policies") {
+        aws.iam
+            .put_role_policy()
+            .role_name(&spec.name)
+            .policy_name(INLINE_POLICY)
+            .policy_document(spec.permissions.to_string())
+            .send()
+            .await
+            .map_err(|e| error(&what, "PutRolePolicy", e))?;
+        // Inline policies added out of band widen the role: remove them.
+        for extra in inline_names(live)
+            .into_iter()
+            .filter(|n| n != INLINE_POLICY)
+        {
+            aws.iam
+                .delete_role_policy()
+                .role_name(&spec.name)
+                .policy_name(&extra)
+                .send()
+                .await
+                .map_err(|e| error(&what, "DeleteRolePolicy", e))?;
+        }
+    }
+    if plan.changed("managed_policies") {
+        for arn in managed_arns(live) {
+            detach(aws, &spec.name, &arn).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the role and everything attached to it (IAM refuses to delete a
+/// role that still has policies). Gone already is fine.
+pub async fn delete(aws: &Aws, name: &str, live: &Observed) -> Result<()> {
+    let what = format!("role/{name}");
+    for arn in managed_arns(Some(live)) {
+        detach(aws, name, &arn).await?;
+    }
+    for policy in inline_names(Some(live)) {
+        match aws
+            .iam
+            .delete_role_policy()
+            .role_name(name)
+            .policy_name(&policy)
+            .send()
+            .await
+        {
+            Err(e) if code(&e) != Some("NoSuchEntity") => {
+                return Err(error(&what, "DeleteRolePolicy", e))
+            }
+            _ => {}
+        }
+    }
+    match aws.iam.delete_role().role_name(name).send().await {
+        Err(e) if code(&e) != Some("NoSuchEntity") => Err(error(&what, "DeleteRole", e)),
+        _ => Ok(()),
+    }
+}
+
+async fn detach(aws: &Aws, role: &str, arn: &str) -> Result<()> {
+    match aws
+        .iam
+        .detach_role_policy()
+        .role_name(role)
+        .policy_arn(arn)
+        .send()
+        .await
+    {
+        Err(e) if code(&e) != Some("NoSuchEntity") => {
+            Err(error(&format!("role/{role}"), "DetachRolePolicy", e))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn inline_names(live: Option<&Observed>) -> Vec<String> {
+    live.and_then(|l| l.fields["inline_policies"].as_object())
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+fn managed_arns(live: Option<&Observed>) -> Vec<String> {
+    live.and_then(|l| l.fields["managed_policies"].as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn iam_tags(tags: &Tags) -> Vec<aws_sdk_iam::types::Tag> {
+    tags.iter()
+        .map(|(k, v)| {
+            aws_sdk_iam::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .expect("key and value set")
+        })
+        .collect()
+}
+
+/// IAM returns policy documents URL-encoded (RFC 3986); some emulators do
+/// not. Either way the result is compared as JSON.
+fn policy_json(text: &str) -> Value {
+    serde_json::from_str(text)
+        .or_else(|_| serde_json::from_str(&percent_decode(text)))
+        .unwrap_or(Value::String(text.to_string()))
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_encoded_policy_documents_decode_to_json() {
+        let encoded = "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%5D%7D";
+        assert_eq!(
+            policy_json(encoded),
+            json!({"Version": "2012-10-17", "Statement": []})
+        );
+        assert_eq!(policy_json(r#"{"a":1}"#), json!({"a": 1}));
+        assert_eq!(percent_decode("100%"), "100%");
+    }
+}

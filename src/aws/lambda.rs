@@ -1,0 +1,230 @@
+//! Lambda functions: code (by CodeSha256 of a deterministic zip),
+//! configuration and tags. The only module that uses the Lambda client.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use aws_sdk_lambda::client::Waiters;
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{FunctionCode, Runtime};
+use serde_json::{json, Value};
+
+use super::retry::until_consistent;
+use super::{code, describe, error, Aws};
+use crate::package::Package;
+use crate::plan::{Action, Observed, ResourcePlan};
+use crate::stack::Tags;
+
+/// How long a function may take to become Active or finish an update.
+const SETTLE: Duration = Duration::from_secs(300);
+
+#[derive(Clone, Debug)]
+pub struct FunctionSpec {
+    pub name: String,
+    pub handler: String,
+    pub role_arn: String,
+    pub runtime: String,
+    pub memory_mb: i32,
+    pub timeout_s: i32,
+    pub package: Package,
+}
+
+/// The fields of UpdateFunctionConfiguration; code has its own call.
+const CONFIG_FIELDS: [&str; 5] = ["runtime", "handler", "role", "memory", "timeout"];
+
+impl FunctionSpec {
+    pub fn fields(&self) -> Value {
+        json!({
+            "code_sha256": self.package.sha256,
+            "runtime": self.runtime,
+            "handler": self.handler,
+            "role": self.role_arn,
+            "memory": self.memory_mb,
+            "timeout": self.timeout_s,
+            // stepgate sets no variables: any that appear are drift.
+            "environment": {},
+        })
+    }
+}
+
+pub async fn read(aws: &Aws, name: &str) -> Result<Option<Observed>> {
+    let out = match aws.lambda.get_function().function_name(name).send().await {
+        Ok(out) => out,
+        Err(e) if code(&e) == Some("ResourceNotFoundException") => return Ok(None),
+        Err(e) => return Err(error(&format!("function/{name}"), "GetFunction", e)),
+    };
+    let Some(c) = out.configuration() else {
+        return Ok(None);
+    };
+    let environment = c
+        .environment()
+        .and_then(|e| e.variables())
+        .cloned()
+        .unwrap_or_default();
+    Ok(Some(Observed {
+        fields: json!({
+            "code_sha256": c.code_sha256(),
+            "runtime": c.runtime().map(|r| r.as_str()),
+            "handler": c.handler(),
+            "role": c.role(),
+            "memory": c.memory_size(),
+            "timeout": c.timeout(),
+            "environment": environment,
+        }),
+        tags: out
+            .tags()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        physical_id: c.function_arn().unwrap_or_default().to_string(),
+    }))
+}
+
+/// Lambda checks that it can assume the role; for seconds after the role is
+/// created (IAM propagation) it cannot, and says exactly this.
+fn role_not_ready(message: &str) -> bool {
+    message.contains("cannot be assumed by Lambda")
+        || message.contains("role defined for the function cannot be assumed")
+}
+
+pub async fn apply(
+    aws: &Aws,
+    spec: &FunctionSpec,
+    tags: &Tags,
+    plan: &ResourcePlan,
+    live: Option<&Observed>,
+) -> Result<()> {
+    let what = format!("function/{}", spec.name);
+    let runtime = Runtime::from(spec.runtime.as_str());
+    if plan.action == Action::Create {
+        until_consistent(
+            |e| code(e) == Some("InvalidParameterValueException") && role_not_ready(&describe(e)),
+            || {
+                aws.lambda
+                    .create_function()
+                    .function_name(&spec.name)
+                    .runtime(runtime.clone())
+                    .handler(&spec.handler)
+                    .role(&spec.role_arn)
+                    .memory_size(spec.memory_mb)
+                    .timeout(spec.timeout_s)
+                    .description("Managed by stepgate")
+                    .code(
+                        FunctionCode::builder()
+                            .zip_file(Blob::new(spec.package.zip.clone()))
+                            .build(),
+                    )
+                    .set_tags(Some(tags.clone().into_iter().collect()))
+                    .send()
+            },
+        )
+        .await
+        .map_err(|e| error(&what, "CreateFunction", e))?;
+        return wait_active(aws, &spec.name).await;
+    }
+
+    // A previous run may have left an update in progress; Lambda refuses a
+    // second one until it settles (ResourceConflictException).
+    wait_updated(aws, &spec.name).await?;
+    if plan.changed("code_sha256") {
+        aws.lambda
+            .update_function_code()
+            .function_name(&spec.name)
+            .zip_file(Blob::new(spec.package.zip.clone()))
+            .send()
+            .await
+            .map_err(|e| error(&what, "UpdateFunctionCode", e))?;
+        wait_updated(aws, &spec.name).await?;
+    }
+    if CONFIG_FIELDS.iter().any(|f| plan.changed(f)) || plan.changed("environment") {
+        until_consistent(
+            |e| code(e) == Some("InvalidParameterValueException") && role_not_ready(&describe(e)),
+            || {
+                aws.lambda
+                    .update_function_configuration()
+                    .function_name(&spec.name)
+                    .runtime(runtime.clone())
+                    .handler(&spec.handler)
+                    .role(&spec.role_arn)
+                    .memory_size(spec.memory_mb)
+                    .timeout(spec.timeout_s)
+                    .environment(
+                        aws_sdk_lambda::types::Environment::builder()
+                            .set_variables(Some(Default::default()))
+                            .build(),
+                    )
+                    .send()
+            },
+        )
+        .await
+        .map_err(|e| error(&what, "UpdateFunctionConfiguration", e))?;
+        wait_updated(aws, &spec.name).await?;
+    }
+    if plan.changed("tags") {
+        let arn = live.map(|l| l.physical_id.clone()).unwrap_or_default();
+        aws.lambda
+            .tag_resource()
+            .resource(arn)
+            .set_tags(Some(tags.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(|e| error(&what, "TagResource", e))?;
+    }
+    Ok(())
+}
+
+pub async fn delete(aws: &Aws, name: &str) -> Result<()> {
+    match aws
+        .lambda
+        .delete_function()
+        .function_name(name)
+        .send()
+        .await
+    {
+        Err(e) if code(&e) != Some("ResourceNotFoundException") => {
+            Err(error(&format!("function/{name}"), "DeleteFunction", e))
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn wait_active(aws: &Aws, name: &str) -> Result<()> {
+    aws.lambda
+        .wait_until_function_active_v2()
+        .function_name(name)
+        .wait(SETTLE)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "function/{name}: waiting for State Active: {}",
+                waiter_error(&e)
+            )
+        })?;
+    Ok(())
+}
+
+async fn wait_updated(aws: &Aws, name: &str) -> Result<()> {
+    aws.lambda
+        .wait_until_function_updated_v2()
+        .function_name(name)
+        .wait(SETTLE)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "function/{name}: waiting for LastUpdateStatus Successful: {}",
+                waiter_error(&e)
+            )
+        })?;
+    Ok(())
+}
+
+fn waiter_error(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text
+}

@@ -1,0 +1,122 @@
+//! CloudWatch Logs groups: the functions' `/aws/lambda/<name>` groups and the
+//! state machine's group. stepgate creates them itself so that they carry
+//! its tags and retention, and so that destroy leaves nothing behind.
+
+use anyhow::Result;
+use serde_json::{json, Value};
+
+use super::{code, error, Aws};
+use crate::plan::{Action, Observed, ResourcePlan};
+use crate::stack::Tags;
+
+#[derive(Clone, Debug)]
+pub struct LogGroupSpec {
+    pub name: String,
+    pub retention_days: i32,
+}
+
+impl LogGroupSpec {
+    pub fn fields(&self) -> Value {
+        json!({ "retention_days": self.retention_days })
+    }
+}
+
+pub async fn read(aws: &Aws, name: &str) -> Result<Option<Observed>> {
+    let what = format!("log-group/{name}");
+    let out = aws
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix(name)
+        .send()
+        .await
+        .map_err(|e| error(&what, "DescribeLogGroups", e))?;
+    let Some(group) = out
+        .log_groups()
+        .iter()
+        .find(|g| g.log_group_name() == Some(name))
+    else {
+        return Ok(None);
+    };
+    // The tagging API wants the ARN without the trailing ":*".
+    let arn = group
+        .arn()
+        .unwrap_or_default()
+        .trim_end_matches(":*")
+        .to_string();
+    let tags = aws
+        .logs
+        .list_tags_for_resource()
+        .resource_arn(&arn)
+        .send()
+        .await
+        .map_err(|e| error(&what, "ListTagsForResource", e))?
+        .tags
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    Ok(Some(Observed {
+        fields: json!({ "retention_days": group.retention_in_days() }),
+        tags,
+        physical_id: arn,
+    }))
+}
+
+pub async fn apply(
+    aws: &Aws,
+    spec: &LogGroupSpec,
+    tags: &Tags,
+    plan: &ResourcePlan,
+    live: Option<&Observed>,
+) -> Result<()> {
+    let what = format!("log-group/{}", spec.name);
+    if plan.action == Action::Create {
+        match aws
+            .logs
+            .create_log_group()
+            .log_group_name(&spec.name)
+            .set_tags(Some(tags.clone().into_iter().collect()))
+            .send()
+            .await
+        {
+            // Lambda creates its group on first invoke; racing it is fine
+            // as long as the tags and retention are then put on.
+            Err(e) if code(&e) == Some("ResourceAlreadyExistsException") => {}
+            Err(e) => return Err(error(&what, "CreateLogGroup", e)),
+            Ok(_) => {}
+        }
+    } else if plan.changed("tags") {
+        let arn = live.map(|l| l.physical_id.clone()).unwrap_or_default();
+        aws.logs
+            .tag_resource()
+            .resource_arn(arn)
+            .set_tags(Some(tags.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(|e| error(&what, "TagResource", e))?;
+    }
+    if plan.action == Action::Create || plan.changed("retention_days") {
+        aws.logs
+            .put_retention_policy()
+            .log_group_name(&spec.name)
+            .retention_in_days(spec.retention_days)
+            .send()
+            .await
+            .map_err(|e| error(&what, "PutRetentionPolicy", e))?;
+    }
+    Ok(())
+}
+
+pub async fn delete(aws: &Aws, name: &str) -> Result<()> {
+    match aws
+        .logs
+        .delete_log_group()
+        .log_group_name(name)
+        .send()
+        .await
+    {
+        Err(e) if code(&e) != Some("ResourceNotFoundException") => {
+            Err(error(&format!("log-group/{name}"), "DeleteLogGroup", e))
+        }
+        _ => Ok(()),
+    }
+}

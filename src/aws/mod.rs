@@ -1,0 +1,142 @@
+//! The AWS side of stepgate: one module per service, each the only place its
+//! SDK client is used, plus what they share: the clients, the call recorder
+//! and the retry policy.
+
+pub mod apigateway;
+pub mod calls;
+pub mod iam;
+pub mod lambda;
+pub mod logs;
+pub mod retry;
+pub mod sfn;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+use crate::config::Settings;
+use calls::CallRecorder;
+
+/// Every client stepgate uses, built from one `SdkConfig` so that they share
+/// credentials, region and endpoint, and all report to one `CallRecorder`.
+#[derive(Clone)]
+pub struct Aws {
+    pub iam: aws_sdk_iam::Client,
+    pub lambda: aws_sdk_lambda::Client,
+    pub sfn: aws_sdk_sfn::Client,
+    pub apigateway: aws_sdk_apigateway::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub sts: aws_sdk_sts::Client,
+    pub calls: CallRecorder,
+    pub region: String,
+    /// Set when requests go to an endpoint override (an emulator, usually).
+    pub endpoint_url: Option<String>,
+}
+
+impl Aws {
+    /// Loads the standard AWS chain (profile, environment, IMDS, ...) with
+    /// stepgate's settings layered over it.
+    pub async fn connect(settings: &Settings) -> anyhow::Result<Aws> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(profile) = &settings.profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(region) = &settings.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(url) = &settings.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let sdk = loader.load().await;
+        Aws::from_sdk_config(&sdk)
+    }
+
+    pub fn from_sdk_config(sdk: &SdkConfig) -> anyhow::Result<Aws> {
+        let region = sdk.region().map(|r| r.to_string()).ok_or_else(|| {
+            anyhow::anyhow!(
+                "no AWS region is set; pass --region, set STEPGATE_REGION or AWS_REGION, or put region in stepgate.toml"
+            )
+        })?;
+        let calls = CallRecorder::default();
+        macro_rules! client {
+            ($krate:ident) => {
+                $krate::Client::from_conf(
+                    $krate::config::Builder::from(sdk)
+                        .interceptor(calls.clone())
+                        .build(),
+                )
+            };
+        }
+        Ok(Aws {
+            iam: client!(aws_sdk_iam),
+            lambda: client!(aws_sdk_lambda),
+            sfn: client!(aws_sdk_sfn),
+            apigateway: client!(aws_sdk_apigateway),
+            logs: client!(aws_sdk_cloudwatchlogs),
+            sts: client!(aws_sdk_sts),
+            calls,
+            region,
+            endpoint_url: sdk.endpoint_url().map(str::to_string),
+        })
+    }
+
+    /// The account the credentials belong to (STS GetCallerIdentity).
+    pub async fn account_id(&self) -> anyhow::Result<String> {
+        let out = self
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| error("sts", "GetCallerIdentity", e))?;
+        out.account
+            .ok_or_else(|| anyhow::anyhow!("STS GetCallerIdentity returned no account"))
+    }
+}
+
+/// Turns an SDK error into one line naming the operation and the service's own
+/// message (the SDK's Display alone often says just "service error").
+pub fn error<E>(what: &str, operation: &str, err: aws_sdk_sts::error::SdkError<E>) -> anyhow::Error
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
+{
+    anyhow::anyhow!("{what}: {operation}: {}", describe(&err))
+}
+
+/// The most useful one-line description of an SDK error.
+pub fn describe<E>(err: &aws_sdk_sts::error::SdkError<E>) -> String
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    use aws_sdk_sts::error::SdkError;
+    match err {
+        SdkError::ServiceError(service) => {
+            let e = service.err();
+            match (e.code(), e.message()) {
+                (Some(code), Some(msg)) => format!("{code}: {msg}"),
+                (Some(code), None) => code.to_string(),
+                _ => format!("{e}"),
+            }
+        }
+        other => {
+            // Walk the source chain: a dispatch failure's root cause
+            // (connection refused, DNS, TLS) is what the user can act on.
+            let mut text = other.to_string();
+            let mut source = std::error::Error::source(other);
+            while let Some(s) = source {
+                text = format!("{text}: {s}");
+                source = s.source();
+            }
+            text
+        }
+    }
+}
+
+/// The error code of a service error, if the service answered at all.
+pub fn code<E>(err: &aws_sdk_sts::error::SdkError<E>) -> Option<&str>
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata,
+{
+    err.as_service_error().and_then(|e| e.code())
+}

@@ -1,0 +1,242 @@
+//! The state machine: definition, role, type and logging. The only module
+//! that uses the Step Functions client.
+
+use anyhow::Result;
+use aws_sdk_sfn::types::{
+    CloudWatchLogsLogGroup, LogDestination, LogLevel, LoggingConfiguration, StateMachineType, Tag,
+};
+use serde_json::{json, Value};
+
+use super::retry::until_consistent;
+use super::{code, describe, error, Aws};
+use crate::plan::{Action, Observed, ResourcePlan};
+use crate::stack::Tags;
+
+#[derive(Clone, Debug)]
+pub struct StateMachineSpec {
+    pub name: String,
+    pub arn: String,
+    pub role_arn: String,
+    pub definition: Value,
+    pub log_group_arn: String,
+}
+
+impl StateMachineSpec {
+    pub fn fields(&self) -> Value {
+        json!({
+            "definition": self.definition,
+            "role": self.role_arn,
+            "type": "STANDARD",
+            "logging": {
+                "level": "ALL",
+                "include_execution_data": true,
+                "destination": self.log_destination(),
+            },
+        })
+    }
+
+    /// Step Functions wants the log group ARN with the ":*" suffix.
+    fn log_destination(&self) -> String {
+        format!("{}:*", self.log_group_arn)
+    }
+
+    fn logging(&self) -> LoggingConfiguration {
+        LoggingConfiguration::builder()
+            .level(LogLevel::All)
+            .include_execution_data(true)
+            .destinations(
+                LogDestination::builder()
+                    .cloud_watch_logs_log_group(
+                        CloudWatchLogsLogGroup::builder()
+                            .log_group_arn(self.log_destination())
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    }
+}
+
+pub async fn read(aws: &Aws, name: &str, arn: &str) -> Result<Option<Observed>> {
+    let what = format!("state-machine/{name}");
+    let sm = match aws
+        .sfn
+        .describe_state_machine()
+        .state_machine_arn(arn)
+        .send()
+        .await
+    {
+        Ok(out) => out,
+        Err(e) if code(&e) == Some("StateMachineDoesNotExist") => return Ok(None),
+        Err(e) => return Err(error(&what, "DescribeStateMachine", e)),
+    };
+    let tags = aws
+        .sfn
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .map_err(|e| error(&what, "ListTagsForResource", e))?
+        .tags()
+        .iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+        .collect();
+    let definition: Value =
+        serde_json::from_str(sm.definition()).unwrap_or(Value::String(sm.definition().into()));
+    let logging = sm.logging_configuration();
+    Ok(Some(Observed {
+        fields: json!({
+            "definition": definition,
+            "role": sm.role_arn(),
+            "type": sm.r#type().as_str(),
+            "logging": {
+                "level": logging.and_then(|l| l.level()).map(|l| l.as_str()),
+                "include_execution_data": logging.map(|l| l.include_execution_data()),
+                "destination": logging
+                    .and_then(|l| l.destinations().first())
+                    .and_then(|d| d.cloud_watch_logs_log_group())
+                    .and_then(|g| g.log_group_arn()),
+            },
+        }),
+        tags,
+        physical_id: sm.state_machine_arn().to_string(),
+    }))
+}
+
+/// Step Functions checks that it may assume the role; right after the role
+/// is created it may not yet. A same-named machine still being deleted also
+/// clears by itself.
+fn not_ready<E>(e: &aws_sdk_sfn::error::SdkError<E>) -> bool
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match code(e) {
+        Some("StateMachineDeleting") => true,
+        Some("AccessDeniedException") | Some("InvalidArn") => describe(e).contains("assume"),
+        _ => false,
+    }
+}
+
+pub async fn apply(
+    aws: &Aws,
+    spec: &StateMachineSpec,
+    tags: &Tags,
+    plan: &ResourcePlan,
+) -> Result<()> {
+    let what = format!("state-machine/{}", spec.name);
+    let definition = serde_json::to_string_pretty(&spec.definition)?;
+    if plan.action == Action::Create {
+        until_consistent(not_ready, || {
+            aws.sfn
+                .create_state_machine()
+                .name(&spec.name)
+                .definition(&definition)
+                .role_arn(&spec.role_arn)
+                .r#type(StateMachineType::Standard)
+                .logging_configuration(spec.logging())
+                .set_tags(Some(sfn_tags(tags)))
+                .send()
+        })
+        .await
+        .map_err(|e| error(&what, "CreateStateMachine", e))?;
+        return Ok(());
+    }
+    if plan.changed("type") {
+        anyhow::bail!(
+            "{what}: its type is not STANDARD and Step Functions cannot change a machine's type; run `stepgate destroy` for this stage and deploy again"
+        );
+    }
+    if plan.changed("definition") || plan.changed("role") || plan.changed("logging") {
+        until_consistent(not_ready, || {
+            aws.sfn
+                .update_state_machine()
+                .state_machine_arn(&spec.arn)
+                .definition(&definition)
+                .role_arn(&spec.role_arn)
+                .logging_configuration(spec.logging())
+                .send()
+        })
+        .await
+        .map_err(|e| error(&what, "UpdateStateMachine", e))?;
+    }
+    if plan.changed("tags") {
+        aws.sfn
+            .tag_resource()
+            .resource_arn(&spec.arn)
+            .set_tags(Some(sfn_tags(tags)))
+            .send()
+            .await
+            .map_err(|e| error(&what, "TagResource", e))?;
+    }
+    Ok(())
+}
+
+pub async fn delete(aws: &Aws, name: &str, arn: &str) -> Result<()> {
+    match aws
+        .sfn
+        .delete_state_machine()
+        .state_machine_arn(arn)
+        .send()
+        .await
+    {
+        Err(e) if code(&e) != Some("StateMachineDoesNotExist") => Err(error(
+            &format!("state-machine/{name}"),
+            "DeleteStateMachine",
+            e,
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn sfn_tags(tags: &Tags) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+/// How an execution ended.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ExecutionResult {
+    pub execution_arn: String,
+    pub status: String,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+}
+
+/// Polls DescribeExecution until the execution leaves RUNNING, for at most
+/// `limit` (bounded, with backoff from 100 ms to 1 s).
+pub async fn wait_execution(
+    aws: &Aws,
+    arn: &str,
+    limit: std::time::Duration,
+) -> Result<ExecutionResult> {
+    let started = std::time::Instant::now();
+    let mut delay = std::time::Duration::from_millis(100);
+    loop {
+        let out = aws
+            .sfn
+            .describe_execution()
+            .execution_arn(arn)
+            .send()
+            .await
+            .map_err(|e| error(&format!("execution {arn}"), "DescribeExecution", e))?;
+        let status = out.status().as_str().to_string();
+        if status != "RUNNING" && status != "PENDING_REDRIVE" {
+            return Ok(ExecutionResult {
+                execution_arn: arn.to_string(),
+                status,
+                output: out
+                    .output()
+                    .map(|o| serde_json::from_str(o).unwrap_or(Value::String(o.to_string()))),
+                error: out.error().map(str::to_string),
+                cause: out.cause().map(str::to_string),
+            });
+        }
+        if started.elapsed() > limit {
+            anyhow::bail!("execution {arn} still RUNNING after {}s", limit.as_secs());
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(std::time::Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,144 @@
+//! The command line. Only parsing lives here; `commands` does the work.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Overrides;
+use crate::output::Format;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "stepgate",
+    version,
+    about = "Deploy and tear down the OrderProcessor stack (IAM, Lambda, Step Functions, API Gateway) on AWS",
+    after_help = "Exit codes: 0 success, 1 error, 2 `plan --detailed-exitcode` found changes.\n\
+                  Credentials, region and endpoint come from the standard AWS chain (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, ...)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create or update the whole stack; a second run changes nothing.
+    Deploy {
+        #[command(flatten)]
+        common: Common,
+        /// Write the stack's outputs (JSON) here for the next pipeline step.
+        #[arg(long, value_name = "PATH")]
+        outputs_file: Option<PathBuf>,
+    },
+    /// Show what deploy would change, field by field. Never changes anything.
+    Plan {
+        #[command(flatten)]
+        common: Common,
+        /// Exit 0 when nothing would change, 2 when something would, 1 on error.
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+    /// Delete everything this stack and stage own, in reverse order.
+    Destroy {
+        #[command(flatten)]
+        common: Common,
+        /// Do not ask for confirmation (required without a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Print the deployed stack's outputs (API URL, ARNs, log groups).
+    Outputs {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Place an order through the deployed API and wait for its result.
+    Invoke {
+        #[command(flatten)]
+        common: Common,
+        /// The order as JSON, or @FILE to read it from a file.
+        #[arg(long, default_value = crate::invoke::SAMPLE_ORDER)]
+        order: String,
+        /// Shortcut: the sample order with this paymentStatus (e.g. FAILED).
+        #[arg(long, value_name = "STATUS", conflicts_with = "order")]
+        payment_status: Option<String>,
+    },
+}
+
+impl Command {
+    pub fn common(&self) -> &Common {
+        match self {
+            Command::Deploy { common, .. }
+            | Command::Plan { common, .. }
+            | Command::Destroy { common, .. }
+            | Command::Outputs { common }
+            | Command::Invoke { common, .. } => common,
+        }
+    }
+}
+
+/// Options every command takes. Each also reads STEPGATE_<NAME> and the
+/// config file; see docs/configuration.md.
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    /// Stage to work on; each stage is a separate copy of the stack [default: dev]
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// Stack name, the first part of every resource name [default: orders]
+    #[arg(long)]
+    pub stack: Option<String>,
+    /// AWS region (else the AWS chain: AWS_REGION, profile)
+    #[arg(long)]
+    pub region: Option<String>,
+    /// AWS profile (else AWS_PROFILE)
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Send AWS requests here, e.g. a local emulator (else AWS_ENDPOINT_URL)
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// Refuse to run unless the credentials belong to this account
+    #[arg(long, value_name = "ID")]
+    pub account: Option<String>,
+    /// Directory holding lambdas/, definitions/ and policies/ [default: .]
+    #[arg(long, value_name = "DIR")]
+    pub project_dir: Option<PathBuf>,
+    /// Config file [default: <project-dir>/stepgate.toml if present]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Lambda runtime [default: nodejs22.x]
+    #[arg(long)]
+    pub runtime: Option<String>,
+    /// Lambda memory in MB [default: 128]
+    #[arg(long, value_name = "MB")]
+    pub memory: Option<i32>,
+    /// Lambda timeout in seconds [default: 10]
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<i32>,
+    /// Retention of the stack's log groups, in days [default: 14]
+    #[arg(long, value_name = "DAYS")]
+    pub log_retention_days: Option<i32>,
+    /// Result format on stdout
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: Format,
+    /// No progress lines on stderr
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl Common {
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            config: self.config.clone(),
+            project_dir: self.project_dir.clone(),
+            stack: self.stack.clone(),
+            stage: self.stage.clone(),
+            region: self.region.clone(),
+            profile: self.profile.clone(),
+            endpoint_url: self.endpoint_url.clone(),
+            account: self.account.clone(),
+            runtime: self.runtime.clone(),
+            memory_mb: self.memory,
+            timeout_s: self.timeout,
+            log_retention_days: self.log_retention_days,
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! One function per command: resolve settings, validate local input, then
+//! talk to AWS, and return an exit status.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::aws::{apigateway, sfn, Aws};
+use crate::cli::Command;
+use crate::config::Settings;
+use crate::engine;
+use crate::output::{plan_text, Calls, Outputs, Printer, Report, ResourceReport};
+use crate::sources::Sources;
+use crate::stack::{DesiredStack, Names, RoleFor, FUNCTIONS};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Ok = 0,
+    Failed = 1,
+    /// `plan --detailed-exitcode` found changes.
+    Changes = 2,
+}
+
+pub async fn run(command: Command, printer: &Printer) -> Result<Status> {
+    let settings = Settings::resolve(&command.common().overrides(), &|name| {
+        std::env::var(name).ok()
+    })?;
+    match command {
+        Command::Deploy { outputs_file, .. } => deploy(&settings, outputs_file, printer).await,
+        Command::Plan {
+            detailed_exitcode, ..
+        } => plan(&settings, detailed_exitcode, printer).await,
+        Command::Destroy { yes, .. } => destroy(&settings, yes, printer).await,
+        Command::Outputs { .. } => outputs(&settings, printer).await,
+        Command::Invoke {
+            order,
+            payment_status,
+            ..
+        } => invoke(&settings, &order, payment_status.as_deref(), printer).await,
+    }
+}
+
+/// Connects, finds the account (STS) and enforces the account guard before
+/// anything else touches AWS.
+async fn connect(settings: &Settings) -> Result<(Aws, Names)> {
+    let aws = Aws::connect(settings).await?;
+    let account = aws.account_id().await?;
+    if let Some(expected) = &settings.account {
+        if *expected != account {
+            bail!(
+                "the credentials belong to account {account}, but this run is pinned to account {expected}; refusing to touch it. Use credentials for {expected}, or change the account setting"
+            );
+        }
+    }
+    let names = Names::new(&settings.stack, &settings.stage, &aws.region, &account);
+    Ok((aws, names))
+}
+
+fn report(command: &'static str, names: &Names, aws: &Aws, started: Instant) -> Report {
+    Report {
+        schema: crate::output::SCHEMA,
+        command,
+        stack: names.stack.clone(),
+        stage: names.stage.clone(),
+        region: names.region.clone(),
+        account: names.account.clone(),
+        changed: false,
+        resources: Vec::new(),
+        aws_calls: Calls::from_counts(aws.calls.snapshot()),
+        outputs: None,
+        execution: None,
+        duration_seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+async fn deploy(
+    settings: &Settings,
+    outputs_file: Option<PathBuf>,
+    printer: &Printer,
+) -> Result<Status> {
+    let started = Instant::now();
+    let sources = Sources::load(&settings.project_dir)?;
+    let (aws, names) = connect(settings).await?;
+    printer.progress(&format!(
+        "Deploying stack {} stage {} to account {} in {}",
+        names.stack, names.stage, names.account, names.region
+    ));
+    let desired = DesiredStack::build(settings, &sources, names.clone());
+    let live = engine::observe(&aws, &names).await?;
+    let plan = engine::plan(&desired, &live);
+    let (_, api_id) = if plan.has_changes() {
+        engine::apply(&aws, &desired, &live, &plan, printer).await?
+    } else {
+        printer.progress("No changes: the stack is up to date.");
+        (
+            Vec::new(),
+            live.get(&api_resource(&names))
+                .cloned()
+                .flatten()
+                .map(|o| o.physical_id),
+        )
+    };
+    let outputs = outputs_for(&names, &aws, api_id);
+    if let Some(path) = &outputs_file {
+        std::fs::write(path, serde_json::to_string_pretty(&outputs)? + "\n")
+            .with_context(|| format!("--outputs-file {}: cannot write it", path.display()))?;
+    }
+    let mut report = report("deploy", &names, &aws, started);
+    report.changed = plan.has_changes();
+    report.resources = plan.resources.iter().map(ResourceReport::from).collect();
+    report.outputs = Some(outputs.clone());
+    printer.progress(&format!(
+        "Done in {:.1}s: {}.",
+        report.duration_seconds,
+        report.aws_calls.summary()
+    ));
+    printer.result(&outputs.text(), &report);
+    Ok(Status::Ok)
+}
+
+async fn plan(settings: &Settings, detailed_exitcode: bool, printer: &Printer) -> Result<Status> {
+    let started = Instant::now();
+    let sources = Sources::load(&settings.project_dir)?;
+    let (aws, names) = connect(settings).await?;
+    let desired = DesiredStack::build(settings, &sources, names.clone());
+    let live = engine::observe(&aws, &names).await?;
+    let plan = engine::plan(&desired, &live);
+    let mut report = report("plan", &names, &aws, started);
+    report.changed = plan.has_changes();
+    report.resources = plan.resources.iter().map(ResourceReport::from).collect();
+    debug_assert_eq!(
+        report.aws_calls.mutating, 0,
+        "plan must never change anything"
+    );
+    printer.result(&plan_text(&plan.resources), &report);
+    Ok(if detailed_exitcode && plan.has_changes() {
+        Status::Changes
+    } else {
+        Status::Ok
+    })
+}
+
+async fn destroy(settings: &Settings, yes: bool, printer: &Printer) -> Result<Status> {
+    let started = Instant::now();
+    if !yes && !crate::output::stdin_is_terminal() {
+        bail!("destroy needs confirmation and there is no terminal to ask on; pass --yes to confirm non-interactively");
+    }
+    let (aws, names) = connect(settings).await?;
+    let live = engine::observe(&aws, &names).await?;
+    if !yes {
+        let owned = live
+            .values()
+            .flatten()
+            .filter(|o| o.owned_by(&names.stack, &names.stage))
+            .count();
+        eprint!(
+            "Destroy stack {} stage {} in account {} {} ({owned} resources)? Type the stage name to confirm: ",
+            names.stack, names.stage, names.account, names.region
+        );
+        let mut answer = String::new();
+        std::io::stdin()
+            .read_line(&mut answer)
+            .context("read the confirmation")?;
+        if answer.trim() != names.stage {
+            bail!("not confirmed; nothing was deleted");
+        }
+    }
+    let removals = engine::destroy(&aws, &names, &live, printer).await;
+    let mut report = report("destroy", &names, &aws, started);
+    report.changed = removals.iter().any(|r| r.action == "deleted");
+    report.resources = removals
+        .iter()
+        .map(|r| ResourceReport {
+            kind: r.resource.kind,
+            name: r.resource.name.clone(),
+            action: r.action.to_string(),
+            changes: Vec::new(),
+            error: r.error.clone(),
+        })
+        .collect();
+    let failed: Vec<String> = removals
+        .iter()
+        .filter_map(|r| r.error.as_ref().map(|e| format!("{}: {e}", r.resource)))
+        .collect();
+    let count = |a: &str| removals.iter().filter(|r| r.action == a).count();
+    let text = format!(
+        "Destroyed: {} deleted, {} already absent, {} left alone (not owned), {} failed.",
+        count("deleted"),
+        count("absent"),
+        count("left-alone"),
+        failed.len()
+    );
+    printer.result(&text, &report);
+    if !failed.is_empty() {
+        bail!(
+            "destroy could not delete {} resource(s): {}; run destroy again once fixed",
+            failed.len(),
+            failed.join("; ")
+        );
+    }
+    Ok(Status::Ok)
+}
+
+async fn outputs(settings: &Settings, printer: &Printer) -> Result<Status> {
+    let started = Instant::now();
+    let (aws, names) = connect(settings).await?;
+    let api_id = deployed_api(&aws, &names).await?;
+    let outputs = outputs_for(&names, &aws, Some(api_id));
+    let mut report = report("outputs", &names, &aws, started);
+    report.outputs = Some(outputs.clone());
+    printer.result(&outputs.text(), &report);
+    Ok(Status::Ok)
+}
+
+async fn invoke(
+    settings: &Settings,
+    order: &str,
+    payment_status: Option<&str>,
+    printer: &Printer,
+) -> Result<Status> {
+    let started = Instant::now();
+    let order = crate::invoke::order_from_args(order, payment_status)?;
+    let (aws, names) = connect(settings).await?;
+    let api_id = deployed_api(&aws, &names).await?;
+    let url = apigateway::invoke_url(
+        &api_id,
+        &names.region,
+        &names.stage,
+        aws.endpoint_url.as_deref(),
+    );
+    printer.progress(&format!("POST {url}\n{order}"));
+    let post_url = url.clone();
+    let post_order = order.clone();
+    let execution_arn =
+        tokio::task::spawn_blocking(move || crate::invoke::post_order(&post_url, &post_order))
+            .await??;
+    let result = sfn::wait_execution(&aws, &execution_arn, Duration::from_secs(120)).await?;
+    let text = format!(
+        "{} {}\n{}",
+        result.status,
+        result.execution_arn,
+        match (&result.output, &result.error) {
+            (Some(output), _) => serde_json::to_string_pretty(output)?,
+            (None, Some(error)) => format!("{error}: {}", result.cause.clone().unwrap_or_default()),
+            _ => String::new(),
+        }
+    );
+    let succeeded = result.status == "SUCCEEDED";
+    let mut report = report("invoke", &names, &aws, started);
+    report.execution = Some(result);
+    printer.result(&text, &report);
+    Ok(if succeeded {
+        Status::Ok
+    } else {
+        Status::Failed
+    })
+}
+
+fn api_resource(names: &Names) -> crate::plan::ResourceId {
+    crate::plan::ResourceId {
+        kind: crate::plan::Kind::RestApi,
+        name: names.api(),
+    }
+}
+
+/// The id of this stack's deployed API, or an error saying how to deploy it.
+async fn deployed_api(aws: &Aws, names: &Names) -> Result<String> {
+    match apigateway::read_api(aws, &names.api(), &names.owner_tags()).await? {
+        Some(api) if api.owned_by(&names.stack, &names.stage) => Ok(api.physical_id),
+        _ => bail!(
+            "stack {} stage {} is not deployed in account {} {}; run `stepgate deploy --stage {}` first",
+            names.stack,
+            names.stage,
+            names.account,
+            names.region,
+            names.stage
+        ),
+    }
+}
+
+fn outputs_for(names: &Names, aws: &Aws, api_id: Option<String>) -> Outputs {
+    Outputs {
+        api_url: api_id.as_deref().map(|id| {
+            apigateway::invoke_url(id, &names.region, &names.stage, aws.endpoint_url.as_deref())
+        }),
+        api_id,
+        stage: names.stage.clone(),
+        region: names.region.clone(),
+        account: names.account.clone(),
+        state_machine_arn: names.state_machine_arn(),
+        function_arns: FUNCTIONS
+            .iter()
+            .map(|k| (k.to_string(), names.function_arn(k)))
+            .collect(),
+        role_arns: RoleFor::ALL
+            .iter()
+            .map(|p| (p.as_str().to_string(), names.role_arn(*p)))
+            .collect(),
+        log_groups: FUNCTIONS
+            .iter()
+            .map(|k| names.function_log_group(k))
+            .chain([names.state_machine_log_group()])
+            .collect(),
+    }
+}

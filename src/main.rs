@@ -1,0 +1,49 @@
+//! stepgate: deploys and tears down the OrderProcessor serverless stack
+//! through the AWS APIs. See README.md.
+
+mod asl;
+mod aws;
+mod cli;
+mod commands;
+mod config;
+mod engine;
+mod invoke;
+mod output;
+mod package;
+mod plan;
+mod sources;
+mod stack;
+mod template;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    // Usage errors exit 1 like every other failure; 2 means "plan found
+    // changes" and must not be ambiguous.
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("start the async runtime");
+    let common = cli.command.common().clone();
+    let printer = output::Printer::new(common.output, common.quiet);
+    match runtime.block_on(commands::run(cli.command, &printer)) {
+        Ok(status) => ExitCode::from(status as u8),
+        Err(e) => {
+            printer.error(&e);
+            ExitCode::from(commands::Status::Failed as u8)
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Everything stepgate deploys from the repository: `lambdas/`,
+//! `definitions/` and `policies/`. Loaded and validated before any AWS call,
+//! so bad input fails fast with the file and the fix.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+use crate::asl::Definition;
+use crate::package::{package_dir, Package};
+use crate::stack::{Names, RoleFor, FUNCTIONS};
+use crate::template;
+
+pub const DEFINITION_FILE: &str = "definitions/OrderProcessor.asl.json";
+
+#[derive(Clone, Debug)]
+pub struct RolePolicies {
+    pub trust: Value,
+    /// With `${...}` placeholders still in.
+    pub permissions: Value,
+}
+
+#[derive(Clone, Debug)]
+pub struct Sources {
+    pub functions: BTreeMap<&'static str, Package>,
+    pub definition: Definition,
+    /// By `RoleFor::as_str()`.
+    pub policies: BTreeMap<&'static str, RolePolicies>,
+}
+
+impl Sources {
+    pub fn load(project_dir: &Path) -> Result<Sources> {
+        let known: BTreeSet<String> = Names::new("s", "s", "r", "0")
+            .placeholders()
+            .into_keys()
+            .collect();
+        let mut functions = BTreeMap::new();
+        for key in FUNCTIONS {
+            let dir = project_dir.join("lambdas").join(key);
+            if !dir.join("index.js").is_file() && !dir.join("index.mjs").is_file() {
+                bail!(
+                    "{}: no index.js or index.mjs; the handler index.{key} is loaded from there (run stepgate from the project directory or pass --project-dir)",
+                    dir.display()
+                );
+            }
+            functions.insert(
+                key,
+                package_dir(&dir).with_context(|| format!("package lambdas/{key}"))?,
+            );
+        }
+
+        let path = project_dir.join(DEFINITION_FILE);
+        let text = read(&path)?;
+        let required: BTreeSet<String> = FUNCTIONS.iter().map(|k| format!("{k}Arn")).collect();
+        let definition = Definition::parse(&text, &known, &required)
+            .with_context(|| path.display().to_string())?;
+
+        let mut policies = BTreeMap::new();
+        for purpose in RoleFor::ALL {
+            let load = |suffix: &str| -> Result<Value> {
+                let path = project_dir
+                    .join("policies")
+                    .join(format!("{}-{suffix}.json", purpose.as_str()));
+                let doc =
+                    parse_policy(&read(&path)?).with_context(|| path.display().to_string())?;
+                template::check_known(&doc, &known).with_context(|| path.display().to_string())?;
+                Ok(doc)
+            };
+            policies.insert(
+                purpose.as_str(),
+                RolePolicies {
+                    trust: load("trust")?,
+                    permissions: load("permissions")?,
+                },
+            );
+        }
+        Ok(Sources {
+            functions,
+            definition,
+            policies,
+        })
+    }
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "{}: cannot read it; run stepgate from the project directory or pass --project-dir",
+            path.display()
+        )
+    })
+}
+
+/// A policy must be JSON with a Version and a Statement list, and must not
+/// grant everything: least privilege is part of what stepgate promises.
+fn parse_policy(text: &str) -> Result<Value> {
+    let doc: Value = serde_json::from_str(text).context("not valid JSON")?;
+    if doc.get("Version").and_then(Value::as_str) != Some("2012-10-17") {
+        bail!("\"Version\" must be \"2012-10-17\"");
+    }
+    let statements = doc
+        .get("Statement")
+        .and_then(Value::as_array)
+        .context("\"Statement\" must be a list")?;
+    for (i, statement) in statements.iter().enumerate() {
+        let actions: Vec<&str> = match statement.get("Action") {
+            Some(Value::String(a)) => vec![a.as_str()],
+            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+            _ => vec![],
+        };
+        if let Some(wild) = actions.iter().find(|a| **a == "*" || a.ends_with(":*")) {
+            bail!("statement {i} allows \"{wild}\"; name the actions the stack needs instead");
+        }
+    }
+    Ok(doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_repository_sources_load() {
+        let sources = Sources::load(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+        assert_eq!(sources.functions.len(), 2);
+        assert_eq!(sources.policies.len(), 3);
+    }
+
+    #[test]
+    fn shipped_permissions_are_scoped_to_the_stack() {
+        let sources = Sources::load(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let names = Names::new("orders", "dev", "us-east-1", "123456789012");
+        let render = |p: &str| {
+            template::substitute(&sources.policies[p].permissions, &names.placeholders())
+                .to_string()
+        };
+        let states = render("states");
+        assert!(states.contains(&names.function_arn("completeOrder")));
+        assert!(states.contains(&names.function_arn("cancelOrder")));
+        let api = render("apigateway");
+        assert!(api.contains(&names.state_machine_arn()) && api.contains("states:StartExecution"));
+        assert!(!api.contains("\"*\""));
+        assert!(!render("lambda").contains("\"*\""));
+    }
+
+    #[test]
+    fn wildcard_actions_are_refused() {
+        let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"lambda:*","Resource":"*"}]}"#;
+        assert!(parse_policy(doc)
+            .unwrap_err()
+            .to_string()
+            .contains("\"lambda:*\""));
+    }
+
+    #[test]
+    fn a_missing_lambda_directory_names_the_fix() {
+        let empty = std::env::temp_dir().join(format!("stepgate-empty-{}", std::process::id()));
+        std::fs::create_dir_all(&empty).unwrap();
+        let err = format!("{:#}", Sources::load(&empty).unwrap_err());
+        assert!(
+            err.contains("lambdas/completeOrder") && err.contains("--project-dir"),
+            "{err}"
+        );
+    }
+}
