@@ -168,7 +168,7 @@ async fn destroy(settings: &Settings, yes: bool, printer: &Printer) -> Result<St
     }
     let removals = engine::destroy(&aws, &names, &live, printer).await;
     let mut report = report("destroy", &names, &aws, started);
-    report.changed = removals.iter().any(|r| r.action == "deleted");
+    report.changed = removals.iter().any(|r| r.action == "delete");
     report.resources = removals
         .iter()
         .map(|r| ResourceReport {
@@ -186,7 +186,7 @@ async fn destroy(settings: &Settings, yes: bool, printer: &Printer) -> Result<St
     let count = |a: &str| removals.iter().filter(|r| r.action == a).count();
     let text = format!(
         "Destroyed: {} deleted, {} already absent, {} left alone (not owned), {} failed.",
-        count("deleted"),
+        count("delete"),
         count("absent"),
         count("left-alone"),
         failed.len()

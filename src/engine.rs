@@ -226,7 +226,7 @@ async fn apply_one(
 #[derive(Clone, Debug, Serialize)]
 pub struct Removal {
     pub resource: ResourceId,
-    /// "deleted", "absent" (already gone), "left-alone" (not stepgate's) or "failed".
+    /// "delete", "absent" (already gone), "left-alone" (not stepgate's) or "failed".
     pub action: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -244,12 +244,12 @@ pub async fn destroy(aws: &Aws, names: &Names, live: &Live, printer: &Printer) -
                 None => ("absent", None),
                 Some(o) if !o.owned_by(&names.stack, &names.stage) => ("left-alone", None),
                 Some(o) => match delete_one(aws, names, &id, &o).await {
-                    Ok(()) => ("deleted", None),
+                    Ok(()) => ("delete", None),
                     Err(e) => ("failed", Some(format!("{e:#}"))),
                 },
             };
             match (action, &error) {
-                ("deleted", _) => printer.progress(&format!("deleted {id}")),
+                ("delete", _) => printer.progress(&format!("deleted {id}")),
                 ("left-alone", _) => printer.progress(&format!(
                     "left alone {id}: it exists but is not owned by stack {} stage {}",
                     names.stack, names.stage

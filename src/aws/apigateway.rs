@@ -176,7 +176,6 @@ fn options() -> MethodSpec {
             )]),
             ..Default::default()
         },
-        ..Default::default()
     }
 }
 

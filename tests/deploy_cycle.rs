@@ -1,0 +1,241 @@
+//! The whole product against the emulator: plan, deploy from nothing, place
+//! orders through the API, converge, change one thing, destroy.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{place_order, project_copy, stepgate, stepgate_in, unique, ORDER};
+use serde_json::Value;
+
+/// Every field the JSON schema (docs/json-output.md) promises on every report.
+fn assert_report_shape(report: &Value, command: &str, stage: &str) {
+    assert_eq!(report["schema"], "stepgate/v1");
+    assert_eq!(report["command"], command);
+    assert_eq!(report["stack"], "orders");
+    assert_eq!(report["stage"], stage);
+    assert_eq!(report["region"], common::REGION);
+    assert_eq!(report["account"], "000000000000");
+    assert!(report["changed"].is_boolean());
+    assert!(report["resources"].is_array());
+    assert!(report["aws_calls"]["total"].as_u64().unwrap() > 0);
+    assert!(report["aws_calls"]["mutating"].is_u64());
+    assert!(report["aws_calls"]["by_operation"].is_object());
+    assert!(report["duration_seconds"].is_f64());
+    for r in report["resources"].as_array().unwrap() {
+        assert!(
+            r["kind"].is_string() && r["name"].is_string() && r["action"].is_string(),
+            "{r}"
+        );
+    }
+}
+
+fn assert_outputs_shape(outputs: &Value, stage: &str) {
+    let url = outputs["api_url"].as_str().unwrap();
+    assert!(
+        url.ends_with(&format!("/{stage}/_user_request_/orderprocess")),
+        "{url}"
+    );
+    assert!(outputs["api_id"].is_string());
+    assert_eq!(outputs["stage"], stage);
+    assert_eq!(
+        outputs["state_machine_arn"],
+        format!("arn:aws:states:us-east-1:000000000000:stateMachine:orders-{stage}-OrderProcessor")
+    );
+    assert_eq!(outputs["function_arns"].as_object().unwrap().len(), 2);
+    assert_eq!(outputs["role_arns"].as_object().unwrap().len(), 3);
+    assert_eq!(outputs["log_groups"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn full_cycle_from_nothing() {
+    let stage = unique("cyc");
+    let s = stage.as_str();
+
+    // Against nothing, plan lists every resource as create and exits 2.
+    let plan = stepgate(&[
+        "plan",
+        "--stage",
+        s,
+        "--output",
+        "json",
+        "--detailed-exitcode",
+    ]);
+    assert_eq!(plan.code, 2, "{}", plan.stderr);
+    assert_report_shape(&plan.json(), "plan", s);
+    assert_eq!(plan.resources_with("create").len(), 11);
+    assert!(
+        plan.mutating_calls().is_empty(),
+        "plan must not change anything: {:?}",
+        plan.mutating_calls()
+    );
+
+    let outputs_file = std::env::temp_dir().join(format!("stepgate-outputs-{s}.json"));
+    let deploy = stepgate(&[
+        "deploy",
+        "--stage",
+        s,
+        "--output",
+        "json",
+        "--outputs-file",
+        outputs_file.to_str().unwrap(),
+    ])
+    .ok();
+    let report = deploy.json();
+    assert_report_shape(&report, "deploy", s);
+    assert_eq!(report["changed"], true);
+    assert_outputs_shape(&report["outputs"], s);
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(&outputs_file).unwrap()).unwrap();
+    assert_eq!(written, report["outputs"]);
+    let api_url = report["outputs"]["api_url"].as_str().unwrap().to_string();
+
+    // A client sends only the order; the state machine is pinned server-side.
+    let (status, output) = place_order(&api_url, ORDER).await;
+    assert_eq!(status, "SUCCEEDED", "{output}");
+    assert_eq!(output["orderDetails"]["status"], "Approved");
+    assert_eq!(output["orderDetails"]["orderId"], "O101");
+    assert_eq!(output["orderDetails"]["customerName"], "Demo Customer");
+    assert_eq!(output["orderDetails"]["orderDate"], "2022-01-15");
+    assert_eq!(output["orderDetails"]["orderAmount"], 1400);
+    assert_eq!(
+        output["message"],
+        "Your order approved and it will be delivered soon"
+    );
+    let (status, output) = place_order(&api_url, &ORDER.replace("SUCCESS", "FAILED")).await;
+    assert_eq!(status, "SUCCEEDED", "{output}");
+    assert_eq!(output["orderDetails"]["status"], "Rejected");
+    assert_eq!(output["orderDetails"]["orderAmount"], 1400);
+    assert_eq!(
+        output["message"],
+        "Your order is not approved because of payment failure"
+    );
+    // An apostrophe in the body must survive the mapping template.
+    let (status, output) =
+        place_order(&api_url, &ORDER.replace("Demo Customer", "Mary O'Brien")).await;
+    assert_eq!(status, "SUCCEEDED", "{output}");
+    assert_eq!(output["orderDetails"]["customerName"], "Mary O'Brien");
+
+    // Converged: a second deploy makes zero mutating calls and says so.
+    let again = stepgate(&["deploy", "--stage", s, "--output", "json"]).ok();
+    assert_eq!(again.mutating_calls(), BTreeMap::new());
+    assert_eq!(again.json()["changed"], false);
+    assert_eq!(again.resources_with("no-change").len(), 11);
+    let text = stepgate(&["deploy", "--stage", s]).ok();
+    assert!(text.stderr.contains("No changes"), "{}", text.stderr);
+    assert!(text.stderr.contains(", 0 mutating"), "{}", text.stderr);
+    let plan = stepgate(&["plan", "--stage", s, "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+
+    // `outputs` reads the same outputs back from the live stack.
+    let outputs = stepgate(&["outputs", "--stage", s, "--output", "json"]).ok();
+    assert_report_shape(&outputs.json(), "outputs", s);
+    assert_eq!(outputs.json()["outputs"], report["outputs"]);
+
+    // Changing one Lambda's code updates only that function.
+    let project = project_copy(s);
+    let code = project.join("lambdas/cancelOrder/index.js");
+    let source = std::fs::read_to_string(&code).unwrap();
+    std::fs::write(&code, source.replace("payment failure", "payment failure.")).unwrap();
+    let changed = stepgate_in(&project, &["deploy", "--stage", s, "--output", "json"]).ok();
+    assert_eq!(
+        changed.mutating_calls(),
+        BTreeMap::from([("Lambda.UpdateFunctionCode".to_string(), 1)])
+    );
+    assert_eq!(
+        changed.resources_with("update"),
+        [format!("function/orders-{s}-cancelOrder")]
+    );
+    let (_, output) = place_order(&api_url, &ORDER.replace("SUCCESS", "FAILED")).await;
+    assert_eq!(
+        output["message"],
+        "Your order is not approved because of payment failure."
+    );
+
+    // Changing the definition updates the state machine, and nothing else.
+    let def = project.join("definitions/OrderProcessor.asl.json");
+    let text = std::fs::read_to_string(&def).unwrap();
+    std::fs::write(
+        &def,
+        text.replace("\"Comment\": \"Routes", "\"Comment\": \"Now routes"),
+    )
+    .unwrap();
+    let changed = stepgate_in(&project, &["deploy", "--stage", s, "--output", "json"]).ok();
+    assert_eq!(
+        changed.mutating_calls(),
+        BTreeMap::from([("SFN.UpdateStateMachine".to_string(), 1)])
+    );
+
+    // destroy removes every role, function, state machine, API and log group.
+    let destroyed = stepgate(&["destroy", "--stage", s, "--yes", "--output", "json"]).ok();
+    assert_report_shape(&destroyed.json(), "destroy", s);
+    assert_eq!(destroyed.resources_with("delete").len(), 11);
+    assert_nothing_left(s).await;
+    let again = stepgate(&["destroy", "--stage", s, "--yes", "--output", "json"]).ok();
+    assert_eq!(
+        again.resources_with("absent").len(),
+        11,
+        "a second destroy finds everything gone"
+    );
+}
+
+/// Nothing named for this stage is left in any service.
+pub async fn assert_nothing_left(stage: &str) {
+    let config = common::sdk_config().await;
+    let needle = format!("orders-{stage}-");
+    let roles: Vec<String> = aws_sdk_iam::Client::new(&config)
+        .list_roles()
+        .send()
+        .await
+        .unwrap()
+        .roles()
+        .iter()
+        .map(|r| r.role_name().to_string())
+        .filter(|n| n.contains(&needle))
+        .collect();
+    assert!(roles.is_empty(), "roles left: {roles:?}");
+    let functions: Vec<String> = aws_sdk_lambda::Client::new(&config)
+        .list_functions()
+        .send()
+        .await
+        .unwrap()
+        .functions()
+        .iter()
+        .filter_map(|f| f.function_name().map(str::to_string))
+        .filter(|n| n.contains(&needle))
+        .collect();
+    assert!(functions.is_empty(), "functions left: {functions:?}");
+    let machines: Vec<String> = aws_sdk_sfn::Client::new(&config)
+        .list_state_machines()
+        .send()
+        .await
+        .unwrap()
+        .state_machines()
+        .iter()
+        .map(|m| m.name().to_string())
+        .filter(|n| n.contains(&needle))
+        .collect();
+    assert!(machines.is_empty(), "state machines left: {machines:?}");
+    let apis: Vec<String> = aws_sdk_apigateway::Client::new(&config)
+        .get_rest_apis()
+        .send()
+        .await
+        .unwrap()
+        .items()
+        .iter()
+        .filter_map(|a| a.name().map(str::to_string))
+        .filter(|n| n.contains(&needle))
+        .collect();
+    assert!(apis.is_empty(), "APIs left: {apis:?}");
+    let groups: Vec<String> = aws_sdk_cloudwatchlogs::Client::new(&config)
+        .describe_log_groups()
+        .send()
+        .await
+        .unwrap()
+        .log_groups()
+        .iter()
+        .filter_map(|g| g.log_group_name().map(str::to_string))
+        .filter(|n| n.contains(&needle))
+        .collect();
+    assert!(groups.is_empty(), "log groups left: {groups:?}");
+}
