@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every test suite: the Rust unit and end-to-end tests (against the local
+# AWS emulator) and the Lambdas' own node tests. Installs and starts the
+# emulator as needed and stops it afterwards, even when tests fail. An
+# emulator that was already running (tests/emulator/start.sh) is reused and
+# left running. Exits non-zero if anything failed.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+tests/emulator/install.sh
+
+already_running=false
+if [[ -f .emulator/pid ]] && kill -0 "$(cat .emulator/pid)" 2>/dev/null; then
+  already_running=true
+fi
+endpoint="$(tests/emulator/start.sh | tail -n 1)"
+if [[ "$already_running" == false ]]; then
+  trap 'tests/emulator/stop.sh >&2' EXIT
+fi
+
+status=0
+echo "== Rust tests (emulator at $endpoint)" >&2
+STEPGATE_TEST_ENDPOINT="$endpoint" cargo test --locked || status=1
+echo "== Lambda tests" >&2
+node --test lambdas/ || status=1
+exit "$status"
