@@ -76,8 +76,8 @@ impl Command {
     }
 }
 
-/// Options every command takes. Each also reads STEPGATE_<NAME> and the
-/// config file; see docs/configuration.md.
+/// Options every command takes. The stack settings also come from
+/// STEPGATE_* variables and stepgate.toml; see docs/configuration.md.
 #[derive(Args, Debug, Clone)]
 pub struct Common {
     /// Stage to work on; each stage is a separate copy of the stack [default: dev]

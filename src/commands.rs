@@ -134,6 +134,14 @@ async fn plan(settings: &Settings, detailed_exitcode: bool, printer: &Printer) -
         "plan must never change anything"
     );
     printer.result(&plan_text(&plan.resources), &report);
+    // A conflict is not a change deploy could make: deploy would fail on it.
+    if let Some(first) = plan.conflicts().first() {
+        bail!(
+            "{first} exists but is not owned by stack {} stage {}; deploy would refuse it",
+            names.stack,
+            names.stage
+        );
+    }
     Ok(if detailed_exitcode && plan.has_changes() {
         Status::Changes
     } else {

@@ -1,5 +1,5 @@
 //! stepgate: deploys and tears down the OrderProcessor serverless stack
-//! through the AWS APIs. See README.md.
+//! through the AWS APIs. See README.md for usage and docs/ for the JSON schema, configuration and pipelines.
 
 mod asl;
 mod aws;

@@ -19,7 +19,9 @@ async fn a_same_named_resource_stepgate_does_not_own_is_never_touched() {
         .await
         .unwrap();
 
-    let plan = stepgate(&["plan", "--stage", s]).ok();
+    // plan shows the conflict and fails: it is not a change deploy can make.
+    let plan = stepgate(&["plan", "--stage", s, "--detailed-exitcode"]);
+    assert_eq!(plan.code, 1, "{}", plan.stderr);
     assert!(
         plan.stdout.contains(&format!("! role/{foreign} (conflict")),
         "{}",
