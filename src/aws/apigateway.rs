@@ -179,6 +179,12 @@ fn options() -> MethodSpec {
     }
 }
 
+/// AWS's unordered maps as the ordered maps the specs compare with.
+fn sorted<V: Clone>(map: Option<&std::collections::HashMap<String, V>>) -> BTreeMap<String, V> {
+    map.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
+}
+
 /// Finds the API by name, preferring the one carrying this stack's tags (REST
 /// API ids are random and names need not be unique). A same-named API that
 /// is not ours is returned too, so that plan can report the conflict.
@@ -280,18 +286,8 @@ async fn read_method(
         .map(|r| {
             r.iter()
                 .map(|(status, resp)| {
-                    let parameters = resp
-                        .response_parameters()
-                        .cloned()
-                        .unwrap_or_default()
-                        .into_iter()
-                        .collect();
-                    let models = resp
-                        .response_models()
-                        .cloned()
-                        .unwrap_or_default()
-                        .into_iter()
-                        .collect();
+                    let parameters = sorted(resp.response_parameters());
+                    let models = sorted(resp.response_models());
                     (status.clone(), MethodResponse { parameters, models })
                 })
                 .collect()
@@ -308,23 +304,13 @@ async fn read_method(
             uri: i.uri().map(str::to_string),
             credentials: i.credentials().map(str::to_string),
             passthrough_behavior: i.passthrough_behavior().unwrap_or_default().to_string(),
-            request_templates: i
-                .request_templates()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .collect(),
+            request_templates: sorted(i.request_templates()),
             responses: i
                 .integration_responses()
                 .map(|r| {
                     r.iter()
                         .map(|(status, resp)| {
-                            let parameters = resp
-                                .response_parameters()
-                                .cloned()
-                                .unwrap_or_default()
-                                .into_iter()
-                                .collect();
+                            let parameters = sorted(resp.response_parameters());
                             let selection_pattern = resp
                                 .selection_pattern()
                                 .filter(|p| !p.is_empty())

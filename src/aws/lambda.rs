@@ -10,7 +10,7 @@ use aws_sdk_lambda::types::{FunctionCode, Runtime};
 use serde_json::{json, Value};
 
 use super::retry::until_consistent;
-use super::{code, describe, error, Aws};
+use super::{chain, code, describe, error, Aws};
 use crate::package::Package;
 use crate::plan::{Action, Observed, ResourcePlan};
 use crate::stack::Tags;
@@ -83,9 +83,14 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Observed>> {
 
 /// Lambda checks that it can assume the role; for seconds after the role is
 /// created (IAM propagation) it cannot, and says exactly this.
-fn role_not_ready(message: &str) -> bool {
-    message.contains("cannot be assumed by Lambda")
-        || message.contains("role defined for the function cannot be assumed")
+fn role_not_ready<E>(e: &aws_sdk_lambda::error::SdkError<E>) -> bool
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let message = describe(e);
+    code(e) == Some("InvalidParameterValueException")
+        && (message.contains("cannot be assumed by Lambda")
+            || message.contains("role defined for the function cannot be assumed"))
 }
 
 pub async fn apply(
@@ -98,27 +103,24 @@ pub async fn apply(
     let what = format!("function/{}", spec.name);
     let runtime = Runtime::from(spec.runtime.as_str());
     if plan.action == Action::Create {
-        until_consistent(
-            |e| code(e) == Some("InvalidParameterValueException") && role_not_ready(&describe(e)),
-            || {
-                aws.lambda
-                    .create_function()
-                    .function_name(&spec.name)
-                    .runtime(runtime.clone())
-                    .handler(&spec.handler)
-                    .role(&spec.role_arn)
-                    .memory_size(spec.memory_mb)
-                    .timeout(spec.timeout_s)
-                    .description("Managed by stepgate")
-                    .code(
-                        FunctionCode::builder()
-                            .zip_file(Blob::new(spec.package.zip.clone()))
-                            .build(),
-                    )
-                    .set_tags(Some(tags.clone().into_iter().collect()))
-                    .send()
-            },
-        )
+        until_consistent(role_not_ready, || {
+            aws.lambda
+                .create_function()
+                .function_name(&spec.name)
+                .runtime(runtime.clone())
+                .handler(&spec.handler)
+                .role(&spec.role_arn)
+                .memory_size(spec.memory_mb)
+                .timeout(spec.timeout_s)
+                .description("Managed by stepgate")
+                .code(
+                    FunctionCode::builder()
+                        .zip_file(Blob::new(spec.package.zip.clone()))
+                        .build(),
+                )
+                .set_tags(Some(tags.clone().into_iter().collect()))
+                .send()
+        })
         .await
         .map_err(|e| error(&what, "CreateFunction", e))?;
         return wait_active(aws, &spec.name).await;
@@ -138,25 +140,22 @@ pub async fn apply(
         wait_updated(aws, &spec.name).await?;
     }
     if CONFIG_FIELDS.iter().any(|f| plan.changed(f)) || plan.changed("environment") {
-        until_consistent(
-            |e| code(e) == Some("InvalidParameterValueException") && role_not_ready(&describe(e)),
-            || {
-                aws.lambda
-                    .update_function_configuration()
-                    .function_name(&spec.name)
-                    .runtime(runtime.clone())
-                    .handler(&spec.handler)
-                    .role(&spec.role_arn)
-                    .memory_size(spec.memory_mb)
-                    .timeout(spec.timeout_s)
-                    .environment(
-                        aws_sdk_lambda::types::Environment::builder()
-                            .set_variables(Some(Default::default()))
-                            .build(),
-                    )
-                    .send()
-            },
-        )
+        until_consistent(role_not_ready, || {
+            aws.lambda
+                .update_function_configuration()
+                .function_name(&spec.name)
+                .runtime(runtime.clone())
+                .handler(&spec.handler)
+                .role(&spec.role_arn)
+                .memory_size(spec.memory_mb)
+                .timeout(spec.timeout_s)
+                .environment(
+                    aws_sdk_lambda::types::Environment::builder()
+                        .set_variables(Some(Default::default()))
+                        .build(),
+                )
+                .send()
+        })
         .await
         .map_err(|e| error(&what, "UpdateFunctionConfiguration", e))?;
         wait_updated(aws, &spec.name).await?;
@@ -195,12 +194,7 @@ async fn wait_active(aws: &Aws, name: &str) -> Result<()> {
         .function_name(name)
         .wait(SETTLE)
         .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "function/{name}: waiting for State Active: {}",
-                waiter_error(&e)
-            )
-        })?;
+        .map_err(|e| anyhow::anyhow!("function/{name}: waiting for State Active: {}", chain(&e)))?;
     Ok(())
 }
 
@@ -213,18 +207,8 @@ async fn wait_updated(aws: &Aws, name: &str) -> Result<()> {
         .map_err(|e| {
             anyhow::anyhow!(
                 "function/{name}: waiting for LastUpdateStatus Successful: {}",
-                waiter_error(&e)
+                chain(&e)
             )
         })?;
     Ok(())
-}
-
-fn waiter_error(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text = format!("{text}: {s}");
-        source = s.source();
-    }
-    text
 }

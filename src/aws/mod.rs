@@ -119,18 +119,20 @@ where
                 _ => format!("{e}"),
             }
         }
-        other => {
-            // Walk the source chain: a dispatch failure's root cause
-            // (connection refused, DNS, TLS) is what the user can act on.
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(s) = source {
-                text = format!("{text}: {s}");
-                source = s.source();
-            }
-            text
-        }
+        other => chain(other),
     }
+}
+
+/// An error with all its sources on one line: a dispatch failure's root
+/// cause (connection refused, DNS, TLS) is what the user can act on.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text
 }
 
 /// The error code of a service error, if the service answered at all.
