@@ -89,26 +89,60 @@ async fn deploy(
     let desired = DesiredStack::build(settings, &sources, names.clone());
     let live = engine::observe(&aws, &names).await?;
     let plan = engine::plan(&desired, &live);
-    let (_, api_id) = if plan.has_changes() {
+    let applied = if plan.has_changes() {
         engine::apply(&aws, &desired, &live, &plan, printer).await?
     } else {
         printer.progress("No changes: the stack is up to date.");
-        (
-            Vec::new(),
-            live.get(&api_resource(&names))
+        engine::Applied {
+            api_id: live
+                .get(&api_resource(&names))
                 .cloned()
                 .flatten()
                 .map(|o| o.physical_id),
-        )
+            ..Default::default()
+        }
     };
-    let outputs = outputs_for(&names, &aws, api_id);
+    let mut report = report("deploy", &names, &aws, started);
+    report.changed = plan
+        .resources
+        .iter()
+        .any(|p| applied.succeeded(&p.resource));
+    // Every resource says what was planned and, if it did not happen, why:
+    // a pipeline reading the JSON sees exactly where a failed run stopped.
+    report.resources = plan
+        .resources
+        .iter()
+        .map(|p| {
+            let mut r = ResourceReport::from(p);
+            r.error = match applied.errors.get(&p.resource) {
+                Some(e) => Some(e.clone()),
+                None if p.action != crate::plan::Action::NoChange
+                    && !applied.succeeded(&p.resource) =>
+                {
+                    Some("not attempted: an earlier wave failed".to_string())
+                }
+                None => None,
+            };
+            r
+        })
+        .collect();
+    if !applied.errors.is_empty() {
+        printer.result("", &report);
+        let errors: Vec<&String> = applied.errors.values().collect();
+        bail!(
+            "{}; what succeeded stays applied, run deploy again once fixed",
+            errors
+                .iter()
+                .map(|e| e.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    let outputs = outputs_for(&names, &aws, applied.api_id);
     if let Some(path) = &outputs_file {
         std::fs::write(path, serde_json::to_string_pretty(&outputs)? + "\n")
             .with_context(|| format!("--outputs-file {}: cannot write it", path.display()))?;
     }
-    let mut report = report("deploy", &names, &aws, started);
-    report.changed = plan.has_changes();
-    report.resources = plan.resources.iter().map(ResourceReport::from).collect();
     report.outputs = Some(outputs.clone());
     printer.progress(&format!(
         "Done in {:.1}s: {}.",

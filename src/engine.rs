@@ -114,82 +114,89 @@ pub fn plan(desired: &DesiredStack, live: &Live) -> Plan {
     Plan { resources, waves }
 }
 
-/// What happened to one resource.
-#[derive(Clone, Debug, Serialize)]
-pub struct Outcome {
-    pub resource: ResourceId,
-    pub action: String,
-    pub seconds: f64,
+/// What applying a plan did: per resource attempted, its error if it
+/// failed; and the REST API's id, which the outputs need.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub errors: BTreeMap<ResourceId, String>,
+    pub attempted: Vec<ResourceId>,
+    pub api_id: Option<String>,
+}
+
+impl Applied {
+    pub fn succeeded(&self, id: &ResourceId) -> bool {
+        self.attempted.contains(id) && !self.errors.contains_key(id)
+    }
 }
 
 /// Applies the plan wave by wave; within a wave, concurrently. A failed wave
 /// stops the run (later waves depend on it); what was applied stays applied
-/// and the next deploy picks up from the live state.
+/// and the next deploy picks up from the live state. Errs only on an
+/// ownership conflict, before anything is changed.
 pub async fn apply(
     aws: &Aws,
     desired: &DesiredStack,
     live: &Live,
     plan: &Plan,
     printer: &Printer,
-) -> Result<(Vec<Outcome>, Option<String>)> {
-    let conflicts = plan.conflicts();
-    if let Some(first) = conflicts.first() {
+) -> Result<Applied> {
+    if let Some(first) = plan.conflicts().first() {
         return Err(anyhow!(
             "{first} already exists but is not owned by stepgate stack {} stage {} (it lacks the stepgate:stack/stepgate:stage tags); remove it, or deploy under another --stack or --stage",
             desired.names.stack,
             desired.names.stage
         ));
     }
-    let mut api_id = live
-        .get(&api_id(&desired.names))
-        .cloned()
-        .flatten()
-        .map(|o| o.physical_id);
-    let mut outcomes = Vec::new();
+    let mut applied = Applied {
+        api_id: live
+            .get(&api_id(&desired.names))
+            .cloned()
+            .flatten()
+            .map(|o| o.physical_id),
+        ..Applied::default()
+    };
     for wave in &plan.waves {
         let work = wave
             .iter()
             .map(|id| plan.get(id))
             .filter(|p| p.action != Action::NoChange)
             .map(|p| {
-                let api_id = api_id.clone();
+                let api_id = applied.api_id.clone();
                 async move {
                     let started = Instant::now();
                     let observed = live.get(&p.resource).and_then(Option::as_ref);
-                    let new_api_id = apply_one(aws, desired, p, observed, api_id).await?;
-                    let outcome = Outcome {
-                        resource: p.resource.clone(),
-                        action: if p.action == Action::Create {
-                            "created"
-                        } else {
-                            "updated"
-                        }
-                        .to_string(),
-                        seconds: started.elapsed().as_secs_f64(),
+                    let result = apply_one(aws, desired, p, observed, api_id).await;
+                    let verb = if p.action == Action::Create {
+                        "created"
+                    } else {
+                        "updated"
                     };
-                    printer.progress(&format!(
-                        "{} {} ({:.1}s)",
-                        outcome.action, outcome.resource, outcome.seconds
-                    ));
-                    Ok::<_, anyhow::Error>((outcome, new_api_id))
+                    match &result {
+                        Ok(_) => printer.progress(&format!(
+                            "{verb} {} ({:.1}s)",
+                            p.resource,
+                            started.elapsed().as_secs_f64()
+                        )),
+                        // The cause is in the one error line at the end.
+                        Err(_) => printer.progress(&format!("failed {}", p.resource)),
+                    }
+                    (p.resource.clone(), result)
                 }
             });
-        let results = join_all(work).await;
-        let mut errors = Vec::new();
-        for result in results {
+        for (id, result) in join_all(work).await {
+            applied.attempted.push(id.clone());
             match result {
-                Ok((outcome, new_api)) => {
-                    outcomes.push(outcome);
-                    api_id = new_api.or(api_id);
+                Ok(new_api) => applied.api_id = new_api.or(applied.api_id.take()),
+                Err(e) => {
+                    applied.errors.insert(id, format!("{e:#}"));
                 }
-                Err(e) => errors.push(format!("{e:#}")),
             }
         }
-        if !errors.is_empty() {
-            return Err(anyhow!(errors.join("; ")));
+        if !applied.errors.is_empty() {
+            break;
         }
     }
-    Ok((outcomes, api_id))
+    Ok(applied)
 }
 
 /// Applies one resource; returns the REST API's id when it is the API.

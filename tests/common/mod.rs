@@ -125,20 +125,7 @@ pub fn stepgate(args: &[&str]) -> Run {
 
 /// Same, with `dir` as the working and project directory.
 pub fn stepgate_in(dir: &std::path::Path, args: &[&str]) -> Run {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_stepgate"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("AWS_") || key.starts_with("STEPGATE_") {
-            cmd.env_remove(key);
-        }
-    }
-    let out = cmd
-        .current_dir(dir)
-        .args(args)
-        .env("AWS_ENDPOINT_URL", endpoint())
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", REGION)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+    let out = command(dir, args)
         .stdin(std::process::Stdio::null())
         .output()
         .expect("run the stepgate binary");
@@ -147,6 +134,24 @@ pub fn stepgate_in(dir: &std::path::Path, args: &[&str]) -> Run {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// The stepgate command, not yet started, set up as `stepgate_in` runs it.
+pub fn command(dir: &std::path::Path, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_stepgate"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("AWS_") || key.starts_with("STEPGATE_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.current_dir(dir)
+        .args(args)
+        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", REGION)
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    cmd
 }
 
 /// A copy of the project's sources (lambdas, definitions, policies) that a
