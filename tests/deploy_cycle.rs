@@ -116,6 +116,26 @@ async fn full_cycle_from_nothing() {
     assert_eq!(status, "SUCCEEDED", "{output}");
     assert_eq!(output["orderDetails"]["customerName"], "Mary O'Brien");
 
+    // `invoke` places the same order through the API and reports the result;
+    // an order the state machine rejects exits 1 with the Fail state's error.
+    let invoked = stepgate(&["invoke", "--stage", s, "--output", "json"]).ok();
+    assert_report_shape(&invoked.json(), "invoke", s);
+    let execution = &invoked.json()["execution"];
+    assert_eq!(execution["status"], "SUCCEEDED");
+    assert_eq!(execution["output"]["orderDetails"]["status"], "Approved");
+    let bogus = stepgate(&[
+        "invoke",
+        "--stage",
+        s,
+        "--payment-status",
+        "BOGUS",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(bogus.code, 1, "{}", bogus.stderr);
+    assert_eq!(bogus.json()["execution"]["status"], "FAILED");
+    assert_eq!(bogus.json()["execution"]["error"], "UnknownPaymentStatus");
+
     // Converged: a second deploy makes zero mutating calls and says so.
     let again = stepgate(&["deploy", "--stage", s, "--output", "json"]).ok();
     assert_eq!(again.mutating_calls(), BTreeMap::new());
