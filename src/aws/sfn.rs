@@ -103,9 +103,9 @@ pub async fn read(aws: &Aws, name: &str, arn: &str) -> Result<Option<Observed>> 
     }))
 }
 
-/// Step Functions checks that it may assume the role; right after the role
-/// is created it may not yet. A same-named machine still being deleted also
-/// clears by itself.
+/// Step Functions checks that it may assume the role, and that the role may
+/// deliver logs; right after the role is created (IAM propagation) neither
+/// holds yet. A same-named machine still being deleted also clears by itself.
 fn not_ready<E>(e: &aws_sdk_sfn::error::SdkError<E>) -> bool
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
@@ -113,6 +113,7 @@ where
     match code(e) {
         Some("StateMachineDeleting") => true,
         Some("AccessDeniedException") | Some("InvalidArn") => describe(e).contains("assume"),
+        Some("InvalidLoggingConfiguration") => describe(e).contains("not authorized"),
         _ => false,
     }
 }
