@@ -9,16 +9,8 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
-tests/emulator/install.sh >&2
 cargo build --locked --release --quiet
-already_running=false
-if [[ -f .emulator/pid ]] && kill -0 "$(cat .emulator/pid)" 2>/dev/null; then
-  already_running=true
-fi
-endpoint="$(tests/emulator/start.sh | tail -n 1)"
-if [[ "$already_running" == false ]]; then
-  trap 'tests/emulator/stop.sh >&2' EXIT
-fi
+source tests/emulator/session.sh
 
 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_ENDPOINT_URL="$endpoint" \
   python3 - "${STEPGATE_BENCH_RUNS:-5}" <<'PY'

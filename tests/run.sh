@@ -9,16 +9,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
-tests/emulator/install.sh
-
-already_running=false
-if [[ -f .emulator/pid ]] && kill -0 "$(cat .emulator/pid)" 2>/dev/null; then
-  already_running=true
-fi
-endpoint="$(tests/emulator/start.sh | tail -n 1)"
-if [[ "$already_running" == false ]]; then
-  trap 'tests/emulator/stop.sh >&2' EXIT
-fi
+source tests/emulator/session.sh
 
 status=0
 echo "== Rust tests (emulator at $endpoint)" >&2
