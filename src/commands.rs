@@ -196,14 +196,10 @@ async fn destroy(settings: &Settings, yes: bool, printer: &Printer) -> Result<St
             .flatten()
             .filter(|o| o.owned_by(&names.stack, &names.stage))
             .count();
-        eprint!(
+        let answer = printer.ask(&format!(
             "Destroy stack {} stage {} in account {} {} ({owned} resources)? Type the stage name to confirm: ",
             names.stack, names.stage, names.account, names.region
-        );
-        let mut answer = String::new();
-        std::io::stdin()
-            .read_line(&mut answer)
-            .context("read the confirmation")?;
+        ))?;
         if answer.trim() != names.stage {
             bail!("not confirmed; nothing was deleted");
         }

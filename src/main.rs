@@ -1,6 +1,9 @@
 //! stepgate: deploys and tears down the OrderProcessor serverless stack
 //! through the AWS APIs. See README.md for usage and docs/ for the JSON schema, configuration and pipelines.
 
+// All output goes through output::Printer, so results and progress never mix.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 mod asl;
 mod aws;
 mod cli;

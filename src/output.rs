@@ -52,6 +52,16 @@ impl Printer {
         }
     }
 
+    /// Asks on the terminal (prompt on stderr) and returns the answer.
+    pub fn ask(&self, prompt: &str) -> anyhow::Result<String> {
+        use std::io::Write;
+        eprint!("{prompt}");
+        std::io::stderr().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        Ok(answer)
+    }
+
     pub fn error(&self, err: &anyhow::Error) {
         eprintln!("error: {}", one_line(err));
     }
