@@ -94,11 +94,7 @@ async fn deploy(
     } else {
         printer.progress("No changes: the stack is up to date.");
         engine::Applied {
-            api_id: live
-                .get(&api_resource(&names))
-                .cloned()
-                .flatten()
-                .map(|o| o.physical_id),
+            api_id: engine::observed_api_id(&live, &names),
             ..Default::default()
         }
     };
@@ -293,13 +289,6 @@ async fn invoke(
     } else {
         Status::Failed
     })
-}
-
-fn api_resource(names: &Names) -> crate::plan::ResourceId {
-    crate::plan::ResourceId {
-        kind: crate::plan::Kind::RestApi,
-        name: names.api(),
-    }
 }
 
 /// The id of this stack's deployed API, or an error saying how to deploy it.

@@ -49,6 +49,14 @@ pub async fn observe(aws: &Aws, names: &Names) -> Result<Live> {
     Ok(live)
 }
 
+/// The id AWS gave the stack's REST API, if it was observed.
+pub fn observed_api_id(live: &Live, names: &Names) -> Option<String> {
+    live.get(&api_id(names))
+        .cloned()
+        .flatten()
+        .map(|o| o.physical_id)
+}
+
 fn api_id(names: &Names) -> ResourceId {
     ResourceId {
         kind: Kind::RestApi,
@@ -148,11 +156,7 @@ pub async fn apply(
         ));
     }
     let mut applied = Applied {
-        api_id: live
-            .get(&api_id(&desired.names))
-            .cloned()
-            .flatten()
-            .map(|o| o.physical_id),
+        api_id: observed_api_id(live, &desired.names),
         ..Applied::default()
     };
     for wave in &plan.waves {

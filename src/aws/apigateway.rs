@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::retry::until_consistent;
-use super::{code, error, Aws};
+use super::{code, error, sorted, Aws};
 use crate::config::Throttling;
 use crate::plan::{Action, Observed, ResourcePlan};
 use crate::stack::Tags;
@@ -179,12 +179,6 @@ fn options() -> MethodSpec {
     }
 }
 
-/// AWS's unordered maps as the ordered maps the specs compare with.
-fn sorted<V: Clone>(map: Option<&std::collections::HashMap<String, V>>) -> BTreeMap<String, V> {
-    map.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        .unwrap_or_default()
-}
-
 /// Finds the API by name, preferring the one carrying this stack's tags (REST
 /// API ids are random and names need not be unique). A same-named API that
 /// is not ours is returned too, so that plan can report the conflict.
@@ -216,12 +210,7 @@ pub async fn read_api(aws: &Aws, name: &str, owner: &Tags) -> Result<Option<Obse
         return Ok(None);
     };
     let id = api.id().unwrap_or_default().to_string();
-    let tags: Tags = api
-        .tags()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
+    let tags: Tags = sorted(api.tags());
 
     let resources = resources(aws, &what, &id).await?;
     let mut fields = json!({ "resource": Value::Null, "methods": {} });
@@ -581,12 +570,7 @@ pub async fn read_stage(aws: &Aws, api_id: &str, name: &str) -> Result<Option<Ob
             "deployment": if description.is_empty() { format!("deployment {}", stage.deployment_id().unwrap_or("none")) } else { description },
             "throttling": throttling,
         }),
-        tags: stage
-            .tags()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .collect(),
+        tags: sorted(stage.tags()),
         physical_id: stage.deployment_id().unwrap_or_default().to_string(),
     }))
 }

@@ -10,7 +10,7 @@ use aws_sdk_lambda::types::{FunctionCode, Runtime};
 use serde_json::{json, Value};
 
 use super::retry::until_consistent;
-use super::{chain, code, describe, error, Aws};
+use super::{chain, code, describe, error, sorted, Aws};
 use crate::package::Package;
 use crate::plan::{Action, Observed, ResourcePlan};
 use crate::stack::Tags;
@@ -56,11 +56,7 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Observed>> {
     let Some(c) = out.configuration() else {
         return Ok(None);
     };
-    let environment = c
-        .environment()
-        .and_then(|e| e.variables())
-        .cloned()
-        .unwrap_or_default();
+    let environment = sorted(c.environment().and_then(|e| e.variables()));
     Ok(Some(Observed {
         fields: json!({
             "code_sha256": c.code_sha256(),
@@ -71,12 +67,7 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Observed>> {
             "timeout": c.timeout(),
             "environment": environment,
         }),
-        tags: out
-            .tags()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .collect(),
+        tags: sorted(out.tags()),
         physical_id: c.function_arn().unwrap_or_default().to_string(),
     }))
 }

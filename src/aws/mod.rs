@@ -135,6 +135,14 @@ pub fn chain(err: &dyn std::error::Error) -> String {
     text
 }
 
+/// AWS's unordered maps as the ordered maps the specs compare with.
+pub fn sorted<V: Clone>(
+    map: Option<&std::collections::HashMap<String, V>>,
+) -> std::collections::BTreeMap<String, V> {
+    map.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
+}
+
 /// The error code of a service error, if the service answered at all.
 pub fn code<E>(err: &aws_sdk_sts::error::SdkError<E>) -> Option<&str>
 where
