@@ -201,61 +201,6 @@ async fn full_cycle_from_nothing() {
 
 /// Nothing named for this stage is left in any service.
 pub async fn assert_nothing_left(stage: &str) {
-    let config = common::sdk_config().await;
-    let needle = format!("orders-{stage}-");
-    let roles: Vec<String> = aws_sdk_iam::Client::new(&config)
-        .list_roles()
-        .send()
-        .await
-        .unwrap()
-        .roles()
-        .iter()
-        .map(|r| r.role_name().to_string())
-        .filter(|n| n.contains(&needle))
-        .collect();
-    assert!(roles.is_empty(), "roles left: {roles:?}");
-    let functions: Vec<String> = aws_sdk_lambda::Client::new(&config)
-        .list_functions()
-        .send()
-        .await
-        .unwrap()
-        .functions()
-        .iter()
-        .filter_map(|f| f.function_name().map(str::to_string))
-        .filter(|n| n.contains(&needle))
-        .collect();
-    assert!(functions.is_empty(), "functions left: {functions:?}");
-    let machines: Vec<String> = aws_sdk_sfn::Client::new(&config)
-        .list_state_machines()
-        .send()
-        .await
-        .unwrap()
-        .state_machines()
-        .iter()
-        .map(|m| m.name().to_string())
-        .filter(|n| n.contains(&needle))
-        .collect();
-    assert!(machines.is_empty(), "state machines left: {machines:?}");
-    let apis: Vec<String> = aws_sdk_apigateway::Client::new(&config)
-        .get_rest_apis()
-        .send()
-        .await
-        .unwrap()
-        .items()
-        .iter()
-        .filter_map(|a| a.name().map(str::to_string))
-        .filter(|n| n.contains(&needle))
-        .collect();
-    assert!(apis.is_empty(), "APIs left: {apis:?}");
-    let groups: Vec<String> = aws_sdk_cloudwatchlogs::Client::new(&config)
-        .describe_log_groups()
-        .send()
-        .await
-        .unwrap()
-        .log_groups()
-        .iter()
-        .filter_map(|g| g.log_group_name().map(str::to_string))
-        .filter(|n| n.contains(&needle))
-        .collect();
-    assert!(groups.is_empty(), "log groups left: {groups:?}");
+    let left = common::leftovers(stage).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
 }

@@ -82,7 +82,8 @@ impl Run {
         self
     }
 
-    /// Mutating AWS operations the run made, by "Service.Operation".
+    /// Mutating AWS operations the run made on the stack, by
+    /// "Service.Operation". The lock's own calls (SSM) change no resource.
     pub fn mutating_calls(&self) -> std::collections::BTreeMap<String, u64> {
         let report = self.json();
         report["aws_calls"]["by_operation"]
@@ -91,9 +92,10 @@ impl Run {
             .iter()
             .filter(|(op, _)| {
                 let name = op.rsplit('.').next().unwrap();
-                !["Get", "List", "Describe"]
-                    .iter()
-                    .any(|p| name.starts_with(p))
+                !op.starts_with("SSM.")
+                    && !["Get", "List", "Describe"]
+                        .iter()
+                        .any(|p| name.starts_with(p))
             })
             .map(|(op, n)| (op.clone(), n.as_u64().unwrap()))
             .collect()
@@ -125,7 +127,17 @@ pub fn stepgate(args: &[&str]) -> Run {
 
 /// Same, with `dir` as the working and project directory.
 pub fn stepgate_in(dir: &std::path::Path, args: &[&str]) -> Run {
-    let out = command(dir, args)
+    run(command(dir, args))
+}
+
+/// Runs stepgate from the repository against AWS at `aws_endpoint`.
+pub fn stepgate_at(aws_endpoint: &str, args: &[&str]) -> Run {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    run(command_at(aws_endpoint, dir, args))
+}
+
+fn run(mut cmd: std::process::Command) -> Run {
+    let out = cmd
         .stdin(std::process::Stdio::null())
         .output()
         .expect("run the stepgate binary");
@@ -136,9 +148,87 @@ pub fn stepgate_in(dir: &std::path::Path, args: &[&str]) -> Run {
     }
 }
 
+/// The project's AWS fault proxy (tests/faults/proxy.py) in front of the
+/// emulator, stopped when dropped.
+pub struct Proxy {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl Proxy {
+    /// Starts one with these command-line settings (see tests/faults/README.md).
+    pub fn start(args: &[&str]) -> Proxy {
+        use std::io::BufRead;
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/faults/proxy.py");
+        let mut child = std::process::Command::new("python3")
+            .arg(script)
+            .args(["--upstream", &endpoint(), "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start python3 tests/faults/proxy.py");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("the proxy prints its URL");
+        let url = line.trim().to_string();
+        assert!(url.starts_with("http://127.0.0.1:"), "proxy said {url:?}");
+        Proxy { child, url }
+    }
+
+    /// Changes its settings (POST /_fault/config); returns the new config.
+    pub fn config(&self, settings: serde_json::Value) -> serde_json::Value {
+        let answer = ureq::post(&format!("{}/_fault/config", self.url))
+            .set("Content-Type", "application/json")
+            .send_string(&settings.to_string())
+            .unwrap_or_else(|e| panic!("proxy config {settings}: {e}"));
+        serde_json::from_str(&answer.into_string().unwrap()).unwrap()
+    }
+
+    /// Its counters (GET /_fault/stats).
+    pub fn stats(&self) -> serde_json::Value {
+        let answer = ureq::get(&format!("{}/_fault/stats", self.url))
+            .call()
+            .unwrap_or_else(|e| panic!("proxy stats: {e}"));
+        serde_json::from_str(&answer.into_string().unwrap()).unwrap()
+    }
+
+    /// AWS calls it has seen.
+    pub fn calls(&self) -> u64 {
+        self.stats()["calls"].as_u64().unwrap()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The stepgate command, not yet started, set up as `stepgate_in` runs it.
 pub fn command(dir: &std::path::Path, args: &[&str]) -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_stepgate"));
+    command_at(&endpoint(), dir, args)
+}
+
+/// The binary under test: this build's, or `STEPGATE_TEST_BIN` (to show
+/// that a new test fails against an older build).
+pub fn binary() -> String {
+    std::env::var("STEPGATE_TEST_BIN")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_stepgate").to_string())
+}
+
+/// The stepgate command talking to AWS at `aws_endpoint` (the emulator, or
+/// a fault proxy in front of it).
+pub fn command_at(
+    aws_endpoint: &str,
+    dir: &std::path::Path,
+    args: &[&str],
+) -> std::process::Command {
+    let mut cmd = std::process::Command::new(binary());
     for (key, _) in std::env::vars() {
         if key.starts_with("AWS_") || key.starts_with("STEPGATE_") {
             cmd.env_remove(key);
@@ -146,7 +236,7 @@ pub fn command(dir: &std::path::Path, args: &[&str]) -> std::process::Command {
     }
     cmd.current_dir(dir)
         .args(args)
-        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_ENDPOINT_URL", aws_endpoint)
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_REGION", REGION)
@@ -219,4 +309,109 @@ pub async fn place_order(api_url: &str, order: &str) -> (String, serde_json::Val
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     panic!("execution {arn} still running after 30 s");
+}
+
+/// Everything named for this stage still in the emulator, one entry per
+/// resource ("rest-api orders-x-OrderProcessorAPI" twice for a duplicate),
+/// the stage's lock parameter included.
+pub async fn leftovers(stage: &str) -> Vec<String> {
+    let config = sdk_config().await;
+    let needle = format!("orders-{stage}-");
+    let mut left = Vec::new();
+    let mut keep = |kind: &str, names: Vec<String>| {
+        left.extend(
+            names
+                .into_iter()
+                .filter(|n| n.contains(&needle))
+                .map(|n| format!("{kind} {n}")),
+        )
+    };
+    let roles = aws_sdk_iam::Client::new(&config)
+        .list_roles()
+        .send()
+        .await
+        .unwrap();
+    keep(
+        "role",
+        roles
+            .roles()
+            .iter()
+            .map(|r| r.role_name().to_string())
+            .collect(),
+    );
+    let functions = aws_sdk_lambda::Client::new(&config)
+        .list_functions()
+        .send()
+        .await
+        .unwrap();
+    keep(
+        "function",
+        functions
+            .functions()
+            .iter()
+            .filter_map(|f| f.function_name().map(str::to_string))
+            .collect(),
+    );
+    let machines = aws_sdk_sfn::Client::new(&config)
+        .list_state_machines()
+        .send()
+        .await
+        .unwrap();
+    keep(
+        "state-machine",
+        machines
+            .state_machines()
+            .iter()
+            .map(|m| m.name().to_string())
+            .collect(),
+    );
+    keep("rest-api", api_names(&config).await);
+    let groups = aws_sdk_cloudwatchlogs::Client::new(&config)
+        .describe_log_groups()
+        .send()
+        .await
+        .unwrap();
+    keep(
+        "log-group",
+        groups
+            .log_groups()
+            .iter()
+            .filter_map(|g| g.log_group_name().map(str::to_string))
+            .collect(),
+    );
+    let lock = format!("/stepgate/orders/{stage}/lock");
+    if aws_sdk_ssm::Client::new(&config)
+        .get_parameter()
+        .name(&lock)
+        .send()
+        .await
+        .is_ok()
+    {
+        left.push(format!("lock {lock}"));
+    }
+    left
+}
+
+/// The name of every REST API in the emulator, once per API.
+pub async fn api_names(config: &SdkConfig) -> Vec<String> {
+    aws_sdk_apigateway::Client::new(config)
+        .get_rest_apis()
+        .limit(500)
+        .send()
+        .await
+        .unwrap()
+        .items()
+        .iter()
+        .filter_map(|a| a.name().map(str::to_string))
+        .collect()
+}
+
+/// How many REST APIs the stage has (more than 1 is a duplicate).
+pub async fn api_count(stage: &str) -> usize {
+    let name = format!("orders-{stage}-OrderProcessorAPI");
+    api_names(&sdk_config().await)
+        .await
+        .iter()
+        .filter(|n| **n == name)
+        .count()
 }
