@@ -29,6 +29,8 @@ pub enum Command {
         /// Write the stack's outputs (JSON) here for the next pipeline step.
         #[arg(long, value_name = "PATH")]
         outputs_file: Option<PathBuf>,
+        #[command(flatten)]
+        lock: LockArgs,
     },
     /// Show what deploy would change, field by field. Never changes anything.
     Plan {
@@ -45,6 +47,13 @@ pub enum Command {
         /// Do not ask for confirmation (required without a terminal).
         #[arg(long, short = 'y')]
         yes: bool,
+        #[command(flatten)]
+        lock: LockArgs,
+    },
+    /// Remove the stage's lock, left by a deploy or destroy that died.
+    Unlock {
+        #[command(flatten)]
+        common: Common,
     },
     /// Print the deployed stack's outputs (API URL, ARNs, log groups).
     Outputs {
@@ -71,9 +80,24 @@ impl Command {
             | Command::Plan { common, .. }
             | Command::Destroy { common, .. }
             | Command::Outputs { common }
+            | Command::Unlock { common }
             | Command::Invoke { common, .. } => common,
         }
     }
+}
+
+/// How deploy and destroy treat a stage another run holds.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct LockArgs {
+    /// Wait this long for another deploy or destroy of the stage to finish
+    /// (e.g. 30s, 5m) instead of failing at once
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub lock_timeout: Option<std::time::Duration>,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{e}; write a duration such as 90s, 5m or 1h"))
 }
 
 /// Options every command takes. The stack settings also come from

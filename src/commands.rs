@@ -10,7 +10,8 @@ use crate::aws::{apigateway, sfn, Aws};
 use crate::cli::Command;
 use crate::config::Settings;
 use crate::engine;
-use crate::output::{plan_text, Calls, Outputs, Printer, Report, ResourceReport};
+use crate::lock::{self, Lock};
+use crate::output::{one_line, plan_text, Calls, Outputs, Printer, Report, ResourceReport};
 use crate::sources::Sources;
 use crate::stack::{DesiredStack, Names, RoleFor, FUNCTIONS};
 
@@ -27,11 +28,16 @@ pub async fn run(command: Command, printer: &Printer) -> Result<Status> {
         std::env::var(name).ok()
     })?;
     match command {
-        Command::Deploy { outputs_file, .. } => deploy(&settings, outputs_file, printer).await,
+        Command::Deploy {
+            outputs_file, lock, ..
+        } => deploy(&settings, outputs_file, lock.lock_timeout, printer).await,
         Command::Plan {
             detailed_exitcode, ..
         } => plan(&settings, detailed_exitcode, printer).await,
-        Command::Destroy { yes, .. } => destroy(&settings, yes, printer).await,
+        Command::Destroy { yes, lock, .. } => {
+            destroy(&settings, yes, lock.lock_timeout, printer).await
+        }
+        Command::Unlock { .. } => unlock(&settings, printer).await,
         Command::Outputs { .. } => outputs(&settings, printer).await,
         Command::Invoke {
             order,
@@ -70,23 +76,67 @@ fn report(command: &'static str, names: &Names, aws: &Aws, started: Instant) -> 
         aws_calls: Calls::from_counts(aws.calls.snapshot()),
         outputs: None,
         execution: None,
+        lock: None,
         duration_seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// Releases the lock whatever the run's outcome. A failed release never
+/// hides the run's own error; it is reported with the way out.
+async fn release(lock: Lock, result: Result<Status>, printer: &Printer) -> Result<Status> {
+    match (lock.release().await, result) {
+        (Ok(()), result) => result,
+        (Err(e), Ok(_)) => Err(e.context(
+            "the run finished but could not release its lock; run `stepgate unlock` for this stage",
+        )),
+        (Err(e), Err(run)) => {
+            printer.progress(&format!(
+                "warning: could not release the lock ({}); run `stepgate unlock` for this stage",
+                one_line(&e)
+            ));
+            Err(run)
+        }
     }
 }
 
 async fn deploy(
     settings: &Settings,
     outputs_file: Option<PathBuf>,
+    lock_timeout: Option<Duration>,
     printer: &Printer,
 ) -> Result<Status> {
     let started = Instant::now();
     let sources = Sources::load(&settings.project_dir)?;
     let (aws, names) = connect(settings).await?;
+    let lock = lock::acquire(&aws, &names, "deploy", lock_timeout, printer).await?;
+    let result = deploy_locked(
+        settings,
+        &sources,
+        &aws,
+        &names,
+        outputs_file,
+        started,
+        printer,
+    )
+    .await;
+    release(lock, result, printer).await
+}
+
+async fn deploy_locked(
+    settings: &Settings,
+    sources: &Sources,
+    aws: &Aws,
+    names: &Names,
+    outputs_file: Option<PathBuf>,
+    started: Instant,
+    printer: &Printer,
+) -> Result<Status> {
+    let (aws, names) = (aws.clone(), names.clone());
     printer.progress(&format!(
         "Deploying stack {} stage {} to account {} in {}",
         names.stack, names.stage, names.account, names.region
     ));
-    let desired = DesiredStack::build(settings, &sources, names.clone());
+    let desired = DesiredStack::build(settings, sources, names.clone());
     let live = engine::observe(&aws, &names).await?;
     let plan = engine::plan(&desired, &live);
     let applied = if plan.has_changes() {
@@ -123,7 +173,10 @@ async fn deploy(
         })
         .collect();
     if !applied.errors.is_empty() {
-        printer.result("", &report);
+        printer.result(&stopped_text(&report.resources), &report);
+        if let Some(signal) = crate::interrupt::received() {
+            bail!("interrupted by {signal}; what was applied stays applied: run deploy again to finish, or destroy to remove it");
+        }
         let errors: Vec<&String> = applied.errors.values().collect();
         bail!(
             "{}; what succeeded stays applied, run deploy again once fixed",
@@ -154,9 +207,20 @@ async fn plan(settings: &Settings, detailed_exitcode: bool, printer: &Printer) -
     let sources = Sources::load(&settings.project_dir)?;
     let (aws, names) = connect(settings).await?;
     let desired = DesiredStack::build(settings, &sources, names.clone());
-    let live = engine::observe(&aws, &names).await?;
+    // plan takes no lock, but says when a deploy or destroy holds one.
+    let (live, held) = tokio::join!(engine::observe(&aws, &names), lock::holder(&aws, &names));
+    let (live, held) = (live?, held?);
+    if let Some(holder) = &held {
+        printer.progress(&format!(
+            "Note: stack {} stage {} is locked by {}; what it is changing may not show yet",
+            names.stack,
+            names.stage,
+            holder.describe()
+        ));
+    }
     let plan = engine::plan(&desired, &live);
     let mut report = report("plan", &names, &aws, started);
+    report.lock = held;
     report.changed = plan.has_changes();
     report.resources = plan.resources.iter().map(ResourceReport::from).collect();
     debug_assert_eq!(
@@ -179,12 +243,31 @@ async fn plan(settings: &Settings, detailed_exitcode: bool, printer: &Printer) -
     })
 }
 
-async fn destroy(settings: &Settings, yes: bool, printer: &Printer) -> Result<Status> {
+async fn destroy(
+    settings: &Settings,
+    yes: bool,
+    lock_timeout: Option<Duration>,
+    printer: &Printer,
+) -> Result<Status> {
     let started = Instant::now();
     if !yes && !crate::output::stdin_is_terminal() {
         bail!("destroy needs confirmation and there is no terminal to ask on; pass --yes to confirm non-interactively");
     }
     let (aws, names) = connect(settings).await?;
+    // Releasing the lock deletes its parameter: the last thing destroy removes.
+    let lock = lock::acquire(&aws, &names, "destroy", lock_timeout, printer).await?;
+    let result = destroy_locked(&aws, &names, yes, started, printer).await;
+    release(lock, result, printer).await
+}
+
+async fn destroy_locked(
+    aws: &Aws,
+    names: &Names,
+    yes: bool,
+    started: Instant,
+    printer: &Printer,
+) -> Result<Status> {
+    let (aws, names) = (aws.clone(), names.clone());
     let live = engine::observe(&aws, &names).await?;
     if !yes {
         let owned = live
@@ -226,6 +309,9 @@ async fn destroy(settings: &Settings, yes: bool, printer: &Printer) -> Result<St
         failed.len()
     );
     printer.result(&text, &report);
+    if let Some(signal) = crate::interrupt::received() {
+        bail!("interrupted by {signal}; run destroy again to remove what is left");
+    }
     if !failed.is_empty() {
         bail!(
             "destroy could not delete {} resource(s): {}; run destroy again once fixed",
@@ -234,6 +320,49 @@ async fn destroy(settings: &Settings, yes: bool, printer: &Printer) -> Result<St
         );
     }
     Ok(Status::Ok)
+}
+
+/// Removes the stage's lock, whoever holds it.
+async fn unlock(settings: &Settings, printer: &Printer) -> Result<Status> {
+    let started = Instant::now();
+    let (aws, names) = connect(settings).await?;
+    let held = lock::force_unlock(&aws, &names).await?;
+    let text = match &held {
+        Some(holder) => format!(
+            "Removed the lock of stack {} stage {}, held by {}.",
+            names.stack,
+            names.stage,
+            holder.describe()
+        ),
+        None => format!(
+            "Stack {} stage {} was not locked.",
+            names.stack, names.stage
+        ),
+    };
+    let mut report = report("unlock", &names, &aws, started);
+    report.changed = held.is_some();
+    report.lock = held;
+    printer.result(&text, &report);
+    Ok(Status::Ok)
+}
+
+/// What a deploy that stopped early leaves: each resource it meant to
+/// change, done or not, so a person sees what now exists.
+fn stopped_text(resources: &[ResourceReport]) -> String {
+    let mut out = String::from("The deploy stopped before the end:");
+    for r in resources.iter().filter(|r| r.action != "no-change") {
+        let state = match &r.error {
+            None => "done".to_string(),
+            Some(e) => format!("not done: {e}"),
+        };
+        out.push_str(&format!(
+            "\n  {} {}/{}: {state}",
+            r.action,
+            r.kind.as_str(),
+            r.name
+        ));
+    }
+    out
 }
 
 async fn outputs(settings: &Settings, printer: &Printer) -> Result<Status> {
@@ -294,6 +423,17 @@ async fn invoke(
 /// The id of this stack's deployed API, or an error saying how to deploy it.
 async fn deployed_api(aws: &Aws, names: &Names) -> Result<String> {
     match apigateway::read_api(aws, &names.api(), &names.owner_tags()).await? {
+        Some(api) if !apigateway::duplicates(&api).is_empty() => bail!(
+            "stack {} stage {} has {} REST APIs named {} (ids {}, {}); run `stepgate deploy --stage {}` to keep {} (it serves the stage, or is the oldest) and delete the others",
+            names.stack,
+            names.stage,
+            apigateway::duplicates(&api).len() + 1,
+            names.api(),
+            api.physical_id,
+            apigateway::duplicates(&api).join(", "),
+            names.stage,
+            api.physical_id
+        ),
         Some(api) if api.owned_by(&names.stack, &names.stage) => Ok(api.physical_id),
         _ => bail!(
             "stack {} stage {} is not deployed in account {} {}; run `stepgate deploy --stage {}` first",

@@ -285,7 +285,13 @@ async fn delete_one(aws: &Aws, names: &Names, id: &ResourceId, o: &Observed) -> 
         Kind::LogGroup => logs::delete(aws, &id.name).await,
         Kind::Function => lambda::delete(aws, &id.name).await,
         Kind::StateMachine => sfn::delete(aws, &id.name, &names.state_machine_arn()).await,
-        Kind::RestApi => apigateway::delete_api(aws, &id.name, &o.physical_id).await,
+        Kind::RestApi => {
+            // Duplicates (see apigateway::read_api) go with it.
+            for duplicate in apigateway::duplicates(o) {
+                apigateway::delete_api(aws, &id.name, &duplicate).await?;
+            }
+            apigateway::delete_api(aws, &id.name, &o.physical_id).await
+        }
         // The stage goes with its API, which is deleted in the next wave.
         Kind::Stage => Ok(()),
     }

@@ -10,7 +10,9 @@ mod cli;
 mod commands;
 mod config;
 mod engine;
+mod interrupt;
 mod invoke;
+mod lock;
 mod output;
 mod package;
 mod plan;
@@ -42,11 +44,18 @@ fn main() -> ExitCode {
         .expect("start the async runtime");
     let common = cli.command.common().clone();
     let printer = output::Printer::new(common.output, common.quiet);
-    match runtime.block_on(commands::run(cli.command, &printer)) {
-        Ok(status) => ExitCode::from(status as u8),
+    let result = runtime.block_on(async {
+        interrupt::listen();
+        commands::run(cli.command, &printer).await
+    });
+    // After Ctrl-C or SIGTERM the command has released its lock and said
+    // what exists; the exit status says it was interrupted.
+    let interrupted = interrupt::exit_code();
+    match result {
+        Ok(status) => ExitCode::from(interrupted.unwrap_or(status as u8)),
         Err(e) => {
             printer.error(&e);
-            ExitCode::from(commands::Status::Failed as u8)
+            ExitCode::from(interrupted.unwrap_or(commands::Status::Failed as u8))
         }
     }
 }

@@ -88,27 +88,37 @@ pub fn one_line(err: &anyhow::Error) -> String {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Calls {
     pub total: u32,
+    /// Calls that change the stack; the lock's own calls are not counted
+    /// here, so a converged deploy still reports 0.
     pub mutating: u32,
+    /// Calls that take, read or release the stage's lock.
+    pub lock: u32,
     pub by_operation: BTreeMap<String, u32>,
 }
 
 impl Calls {
     pub fn from_counts(by_operation: BTreeMap<String, u32>) -> Calls {
-        let total = by_operation.values().sum();
-        let mutating = by_operation
-            .iter()
-            .filter(|(op, _)| crate::aws::calls::is_mutating(op))
-            .map(|(_, n)| n)
-            .sum();
+        use crate::aws::calls::{is_lock, is_mutating};
+        let count = |keep: &dyn Fn(&str) -> bool| {
+            by_operation
+                .iter()
+                .filter(|(op, _)| keep(op))
+                .map(|(_, n)| n)
+                .sum()
+        };
         Calls {
-            total,
-            mutating,
+            total: count(&|_| true),
+            mutating: count(&|op| is_mutating(op) && !is_lock(op)),
+            lock: count(&is_lock),
             by_operation,
         }
     }
 
     pub fn summary(&self) -> String {
-        format!("{} AWS calls, {} mutating", self.total, self.mutating)
+        format!(
+            "{} AWS calls, {} mutating, {} for the lock",
+            self.total, self.mutating, self.lock
+        )
     }
 }
 
@@ -253,6 +263,9 @@ pub struct Report {
     pub outputs: Option<Outputs>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub execution: Option<crate::aws::sfn::ExecutionResult>,
+    /// plan and unlock: who holds (held) the stage's lock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock: Option<crate::lock::Holder>,
     pub duration_seconds: f64,
 }
 

@@ -62,6 +62,16 @@ impl Observed {
         self.tags.get(OWNER_STACK_TAG).map(String::as_str) == Some(stack)
             && self.tags.get(OWNER_STAGE_TAG).map(String::as_str) == Some(stage)
     }
+
+    /// Whether it carries the ownership tags among `desired` (a resource's
+    /// full desired tags): how a create answered "already exists" tells a
+    /// lost answer to its own earlier attempt from someone else's resource.
+    pub fn owned_as(&self, desired: &Tags) -> bool {
+        match (desired.get(OWNER_STACK_TAG), desired.get(OWNER_STAGE_TAG)) {
+            (Some(stack), Some(stage)) => self.owned_by(stack, stage),
+            _ => false,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

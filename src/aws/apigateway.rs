@@ -6,17 +6,16 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
 use aws_sdk_apigateway::types::{
-    EndpointConfiguration, EndpointType, IntegrationType, Op, PatchOperation,
+    EndpointConfiguration, EndpointType, IntegrationType, Op, PatchOperation, RestApi,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::retry::until_consistent;
 use super::{code, error, sorted, Aws};
 use crate::config::Throttling;
 use crate::plan::{Action, Observed, ResourcePlan};
-use crate::stack::Tags;
+use crate::stack::{Tags, OWNER_STAGE_TAG};
 
 pub const PATH_PART: &str = "orderprocess";
 const RESOURCE_PATH: &str = "/orderprocess";
@@ -184,36 +183,32 @@ fn options() -> MethodSpec {
 /// is not ours is returned too, so that plan can report the conflict.
 pub async fn read_api(aws: &Aws, name: &str, owner: &Tags) -> Result<Option<Observed>> {
     let what = format!("rest-api/{name}");
-    let apis: Vec<_> = aws
-        .apigateway
-        .get_rest_apis()
-        .limit(500)
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()
-        .map_err(|e| error(&what, "GetRestApis", e))?;
-    let mut same_name: Vec<_> = apis
-        .into_iter()
-        .filter(|a| a.name() == Some(name))
-        .collect();
-    let is_ours = |a: &aws_sdk_apigateway::types::RestApi| {
-        owner
-            .iter()
-            .all(|(k, v)| a.tags().and_then(|t| t.get(k)) == Some(v))
-    };
-    same_name.sort_by_key(|a| !is_ours(a));
-    let Some(api) = same_name.into_iter().next() else {
+    let apis = all_apis(aws, name).await?;
+    let (mut ours, others) = same_name(apis, name, owner);
+    if ours.len() > 1 {
+        // Keep the one whose URL is in use: a stable sort puts the APIs
+        // that serve the stage first, oldest first among them.
+        let stage = owner.get(OWNER_STAGE_TAG).cloned().unwrap_or_default();
+        let mut serving = Vec::new();
+        for api in &ours {
+            let id = api.id().unwrap_or_default();
+            serving.push(read_stage(aws, id, &stage).await?.is_some());
+        }
+        let mut ranked: Vec<_> = ours.into_iter().zip(serving).collect();
+        ranked.sort_by_key(|(_, serves)| !serves);
+        ours = ranked.into_iter().map(|(api, _)| api).collect();
+    }
+    let Some(api) = ours.first().or(others.first()) else {
         return Ok(None);
     };
     let id = api.id().unwrap_or_default().to_string();
     let tags: Tags = sorted(api.tags());
+    // More than one of ours: a create whose answer was lost and was
+    // retried, or two deploys that raced before the lock existed.
+    let duplicates: Vec<&str> = ours.iter().skip(1).filter_map(|a| a.id()).collect();
 
     let resources = resources(aws, &what, &id).await?;
-    let mut fields = json!({ "resource": Value::Null, "methods": {} });
+    let mut fields = json!({ "resource": Value::Null, "methods": {}, "duplicates": duplicates });
     if let Some(resource) = resources.iter().find(|r| r.path() == Some(RESOURCE_PATH)) {
         fields["resource"] = json!(RESOURCE_PATH);
         let resource_id = resource.id().unwrap_or_default();
@@ -233,6 +228,59 @@ pub async fn read_api(aws: &Aws, name: &str, owner: &Tags) -> Result<Option<Obse
         tags,
         physical_id: id,
     }))
+}
+
+/// The APIs named `name`: those carrying the owner tags, oldest first (then
+/// by id), and the others. When several carry them, `read_api` keeps the
+/// one that serves the stage, else the oldest: the URL in use survives.
+fn same_name(apis: Vec<RestApi>, name: &str, owner: &Tags) -> (Vec<RestApi>, Vec<RestApi>) {
+    let (mut ours, others): (Vec<_>, Vec<_>) = apis
+        .into_iter()
+        .filter(|a| a.name() == Some(name))
+        .partition(|a| {
+            owner
+                .iter()
+                .all(|(k, v)| a.tags().and_then(|t| t.get(k)) == Some(v))
+        });
+    ours.sort_by_key(|a| {
+        (
+            a.created_date().map(|d| (d.secs(), d.subsec_nanos())),
+            a.id().unwrap_or_default().to_string(),
+        )
+    });
+    (ours, others)
+}
+
+/// Every API named `name` that carries the owner tags, oldest first.
+async fn owned_apis(aws: &Aws, name: &str, owner: &Tags) -> Result<Vec<RestApi>> {
+    Ok(same_name(all_apis(aws, name).await?, name, owner).0)
+}
+
+/// Every REST API in the account and region (names are not unique).
+async fn all_apis(aws: &Aws, name: &str) -> Result<Vec<RestApi>> {
+    aws.apigateway
+        .get_rest_apis()
+        .limit(500)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .map_err(|e| error(&format!("rest-api/{name}"), "GetRestApis", e))
+}
+
+/// The ids of the stage's duplicate APIs, as `read_api` observed them.
+pub fn duplicates(live: &Observed) -> Vec<String> {
+    live.fields["duplicates"]
+        .as_array()
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 async fn resources(
@@ -336,24 +384,14 @@ pub async fn apply_api(
 ) -> Result<String> {
     let what = format!("rest-api/{}", spec.name);
     let id = match (plan.action, live) {
-        (Action::Create, _) | (_, None) => aws
-            .apigateway
-            .create_rest_api()
-            .name(&spec.name)
-            .description("Order processing API, managed by stepgate")
-            .endpoint_configuration(
-                EndpointConfiguration::builder()
-                    .types(EndpointType::Regional)
-                    .build(),
-            )
-            .set_tags(Some(tags.clone().into_iter().collect()))
-            .send()
-            .await
-            .map_err(|e| error(&what, "CreateRestApi", e))?
-            .id
-            .context("CreateRestApi returned no id")?,
+        (Action::Create, _) | (_, None) => create_api(aws, spec, tags).await?,
         (_, Some(live)) => live.physical_id.clone(),
     };
+    if plan.changed("duplicates") {
+        for duplicate in live.map(duplicates).unwrap_or_default() {
+            delete_api(aws, &spec.name, &duplicate).await?;
+        }
+    }
     if plan.action == Action::Update && plan.changed("tags") {
         aws.apigateway
             .tag_resource()
@@ -381,13 +419,15 @@ pub async fn apply_api(
         .find(|r| r.path() == Some("/"))
         .and_then(|r| r.id())
         .context("the API has no root resource")?;
-    let resource_id = match all
-        .iter()
-        .find(|r| r.path() == Some(RESOURCE_PATH))
-        .and_then(|r| r.id())
-    {
-        Some(existing) => existing.to_string(),
-        None => aws
+    let find = |all: &[aws_sdk_apigateway::types::Resource]| {
+        all.iter()
+            .find(|r| r.path() == Some(RESOURCE_PATH))
+            .and_then(|r| r.id())
+            .map(str::to_string)
+    };
+    let resource_id = match find(&all) {
+        Some(existing) => existing,
+        None => match aws
             .apigateway
             .create_resource()
             .rest_api_id(&id)
@@ -395,20 +435,30 @@ pub async fn apply_api(
             .path_part(PATH_PART)
             .send()
             .await
-            .map_err(|e| error(&what, "CreateResource", e))?
-            .id
-            .context("CreateResource returned no id")?,
+        {
+            Ok(out) => out.id.context("CreateResource returned no id")?,
+            // A retry after a lost answer: the first attempt made it.
+            Err(e) if code(&e) == Some("ConflictException") => {
+                find(&resources(aws, &what, &id).await?)
+                    .ok_or_else(|| error(&what, "CreateResource", e))?
+            }
+            Err(e) => return Err(error(&what, "CreateResource", e)),
+        },
     };
     let live_methods = live
         .map(|l| l.fields["methods"].clone())
         .unwrap_or(Value::Null);
     for (http, method) in spec.methods() {
-        let prefix = format!("methods.{http}");
+        // A change at the method, inside it, or above it ("methods" when
+        // every method is missing) means the method is put back.
+        let path = format!("methods.{http}");
         let differs = creating
-            || plan
-                .changes
-                .iter()
-                .any(|c| c.field == prefix || c.field.starts_with(&format!("{prefix}.")));
+            || plan.changes.iter().any(|c| {
+                c.field == path
+                    || c.field.starts_with(&format!("{path}."))
+                    || path.starts_with(&format!("{}.", c.field))
+                    || c.field == "resource"
+            });
         if !differs {
             continue;
         }
@@ -449,16 +499,20 @@ async fn put_method(
     m: &MethodSpec,
 ) -> Result<()> {
     let gw = &aws.apigateway;
-    gw.put_method()
+    // The method was deleted (or absent) before this, so a conflict means
+    // the SDK retried a put whose answer was lost: it is in place.
+    let put = gw
+        .put_method()
         .rest_api_id(api)
         .resource_id(resource)
         .http_method(http)
         .authorization_type(&m.authorization)
         .send()
-        .await
-        .map_err(|e| error(what, &format!("PutMethod {http}"), e))?;
+        .await;
+    tolerate_conflict(put, what, &format!("PutMethod {http}"))?;
     for (status, resp) in &m.responses {
-        gw.put_method_response()
+        let put = gw
+            .put_method_response()
             .rest_api_id(api)
             .resource_id(resource)
             .http_method(http)
@@ -466,8 +520,8 @@ async fn put_method(
             .set_response_parameters(Some(resp.parameters.clone().into_iter().collect()))
             .set_response_models(Some(resp.models.clone().into_iter().collect()))
             .send()
-            .await
-            .map_err(|e| error(what, &format!("PutMethodResponse {http} {status}"), e))?;
+            .await;
+        tolerate_conflict(put, what, &format!("PutMethodResponse {http} {status}"))?;
     }
     let i = &m.integration;
     gw.put_integration()
@@ -498,14 +552,95 @@ async fn put_method(
     Ok(())
 }
 
-pub async fn delete_api(aws: &Aws, name: &str, id: &str) -> Result<()> {
-    // DeleteRestApi is rate-limited per account (one every 30 s on AWS).
-    let result = until_consistent(
-        |e| code(e) == Some("TooManyRequestsException"),
-        || aws.apigateway.delete_rest_api().rest_api_id(id).send(),
-    )
-    .await;
+/// The put's outcome, with a ConflictException ("already exists") taken
+/// as success.
+fn tolerate_conflict<T, E>(
+    result: Result<T, aws_sdk_apigateway::error::SdkError<E>>,
+    what: &str,
+    operation: &str,
+) -> Result<()>
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
+{
     match result {
+        Err(e) if code(&e) != Some("ConflictException") => Err(error(what, operation, e)),
+        _ => Ok(()),
+    }
+}
+
+/// Creates the API and returns its id. CreateRestApi is not idempotent and
+/// API names are not unique, so an SDK retry after a lost answer would make
+/// a second API. The SDK does not retry it; this does, after first looking
+/// for an API the lost attempt may have made.
+async fn create_api(aws: &Aws, spec: &ApiSpec, tags: &Tags) -> Result<String> {
+    use aws_sdk_apigateway::error::SdkError;
+    let what = format!("rest-api/{}", spec.name);
+    let mut attempt = 1;
+    loop {
+        let result = aws
+            .apigateway
+            .create_rest_api()
+            .name(&spec.name)
+            .description("Order processing API, managed by stepgate")
+            .endpoint_configuration(
+                EndpointConfiguration::builder()
+                    .types(EndpointType::Regional)
+                    .build(),
+            )
+            .set_tags(Some(tags.clone().into_iter().collect()))
+            .customize()
+            .config_override(
+                aws_sdk_apigateway::config::Builder::default()
+                    .retry_config(aws_smithy_types::retry::RetryConfig::disabled()),
+            )
+            .send()
+            .await;
+        let e = match result {
+            Ok(out) => return out.id.context("CreateRestApi returned no id"),
+            Err(e) => e,
+        };
+        // Refused before anything happened (a 4xx other than throttling)
+        // is final; anything else may or may not have created the API.
+        let throttled = code(&e) == Some("TooManyRequestsException");
+        let unknown_outcome = match &e {
+            SdkError::ServiceError(s) => s.raw().status().is_server_error(),
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => true,
+            SdkError::ResponseError(_) => true,
+            _ => false,
+        };
+        if !(throttled || unknown_outcome) || attempt >= super::retry::SDK_MAX_ATTEMPTS {
+            return Err(error(&what, "CreateRestApi", e));
+        }
+        if unknown_outcome {
+            if let Some(made) = owned_apis(aws, &spec.name, tags).await?.first() {
+                return Ok(made.id().unwrap_or_default().to_string());
+            }
+        }
+        let hint = e
+            .raw_response()
+            .and_then(|r| r.headers().get("retry-after"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(std::time::Duration::from_secs);
+        tokio::time::sleep(hint.unwrap_or_else(|| super::retry::backoff(attempt))).await;
+        attempt += 1;
+    }
+}
+
+/// Deletes one API by id; gone already is fine. DeleteRestApi is limited
+/// to one call every 30 s per account on AWS: the SDK's retries wait as
+/// API Gateway's Retry-After says.
+pub async fn delete_api(aws: &Aws, name: &str, id: &str) -> Result<()> {
+    match aws
+        .apigateway
+        .delete_rest_api()
+        .rest_api_id(id)
+        .send()
+        .await
+    {
         Err(e) if code(&e) != Some("NotFoundException") => {
             Err(error(&format!("rest-api/{name}"), "DeleteRestApi", e))
         }
@@ -601,22 +736,31 @@ pub async fn apply_stage(
     } else {
         None
     };
+    let mut created = false;
     if plan.action == Action::Create {
-        gw.create_stage()
+        let result = gw
+            .create_stage()
             .rest_api_id(api_id)
             .stage_name(&spec.name)
             .deployment_id(new_deployment.clone().unwrap_or_default())
             .description("Managed by stepgate")
             .set_tags(Some(ctx.tags.clone().into_iter().collect()))
             .send()
-            .await
-            .map_err(|e| error(&what, "CreateStage", e))?;
-    } else if let Some(deployment) = &new_deployment {
-        patches.push(patch(
+            .await;
+        match result {
+            Ok(_) => created = true,
+            // A retry after a lost answer: the stage exists; point it below.
+            Err(e) if code(&e) == Some("ConflictException") => {}
+            Err(e) => return Err(error(&what, "CreateStage", e)),
+        }
+    }
+    match &new_deployment {
+        Some(deployment) if !created => patches.push(patch(
             Op::Replace,
             "/deploymentId",
             Some(deployment.clone()),
-        ));
+        )),
+        _ => {}
     }
     if (plan.action == Action::Create && spec.throttling.is_some()) || plan.changed("throttling") {
         match &spec.throttling {

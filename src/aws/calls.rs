@@ -43,6 +43,12 @@ pub fn is_mutating(operation: &str) -> bool {
     !READS.iter().any(|prefix| name.starts_with(prefix))
 }
 
+/// Whether an operation is the lock's (SSM Parameter Store is used for
+/// nothing else).
+pub fn is_lock(operation: &str) -> bool {
+    operation.starts_with("SSM.")
+}
+
 impl Intercept for CallRecorder {
     fn name(&self) -> &'static str {
         "stepgate-call-recorder"

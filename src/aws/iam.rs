@@ -92,15 +92,28 @@ pub async fn apply(
     let what = format!("role/{}", spec.name);
     let create = plan.action == Action::Create;
     if create {
-        aws.iam
+        let created = aws
+            .iam
             .create_role()
             .role_name(&spec.name)
             .assume_role_policy_document(spec.trust.to_string())
             .description("Managed by stepgate")
             .set_tags(Some(iam_tags(tags)))
             .send()
-            .await
-            .map_err(|e| error(&what, "CreateRole", e))?;
+            .await;
+        match created {
+            Ok(_) => {}
+            // The SDK retried a create whose answer was lost: ours if tagged so.
+            Err(e) if code(&e) == Some("EntityAlreadyExists") => {
+                if !read(aws, &spec.name)
+                    .await?
+                    .is_some_and(|o| o.owned_as(tags))
+                {
+                    return Err(error(&what, "CreateRole", e));
+                }
+            }
+            Err(e) => return Err(error(&what, "CreateRole", e)),
+        }
     } else {
         if plan.changed("trust_policy") {
             aws.iam

@@ -84,6 +84,15 @@ where
             || message.contains("role defined for the function cannot be assumed"))
 }
 
+/// "An update is in progress for resource": a second update while the
+/// first settles, such as the SDK's retry of one whose answer was lost.
+fn update_in_progress<E>(e: &aws_sdk_lambda::error::SdkError<E>) -> bool
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    code(e) == Some("ResourceConflictException") && describe(e).contains("in progress")
+}
+
 pub async fn apply(
     aws: &Aws,
     spec: &FunctionSpec,
@@ -94,7 +103,7 @@ pub async fn apply(
     let what = format!("function/{}", spec.name);
     let runtime = Runtime::from(spec.runtime.as_str());
     if plan.action == Action::Create {
-        until_consistent(role_not_ready, || {
+        let created = until_consistent(role_not_ready, || {
             aws.lambda
                 .create_function()
                 .function_name(&spec.name)
@@ -112,8 +121,20 @@ pub async fn apply(
                 .set_tags(Some(tags.clone().into_iter().collect()))
                 .send()
         })
-        .await
-        .map_err(|e| error(&what, "CreateFunction", e))?;
+        .await;
+        match created {
+            Ok(_) => {}
+            // The SDK retried a create whose answer was lost: ours if tagged so.
+            Err(e) if code(&e) == Some("ResourceConflictException") => {
+                if !read(aws, &spec.name)
+                    .await?
+                    .is_some_and(|o| o.owned_as(tags))
+                {
+                    return Err(error(&what, "CreateFunction", e));
+                }
+            }
+            Err(e) => return Err(error(&what, "CreateFunction", e)),
+        }
         return wait_active(aws, &spec.name).await;
     }
 
@@ -121,32 +142,39 @@ pub async fn apply(
     // second one until it settles (ResourceConflictException).
     wait_updated(aws, &spec.name).await?;
     if plan.changed("code_sha256") {
-        aws.lambda
-            .update_function_code()
-            .function_name(&spec.name)
-            .zip_file(Blob::new(spec.package.zip.clone()))
-            .send()
-            .await
-            .map_err(|e| error(&what, "UpdateFunctionCode", e))?;
+        // Retried after a lost answer, the update conflicts with itself
+        // until the first one settles.
+        until_consistent(update_in_progress, || {
+            aws.lambda
+                .update_function_code()
+                .function_name(&spec.name)
+                .zip_file(Blob::new(spec.package.zip.clone()))
+                .send()
+        })
+        .await
+        .map_err(|e| error(&what, "UpdateFunctionCode", e))?;
         wait_updated(aws, &spec.name).await?;
     }
     if CONFIG_FIELDS.iter().any(|f| plan.changed(f)) || plan.changed("environment") {
-        until_consistent(role_not_ready, || {
-            aws.lambda
-                .update_function_configuration()
-                .function_name(&spec.name)
-                .runtime(runtime.clone())
-                .handler(&spec.handler)
-                .role(&spec.role_arn)
-                .memory_size(spec.memory_mb)
-                .timeout(spec.timeout_s)
-                .environment(
-                    aws_sdk_lambda::types::Environment::builder()
-                        .set_variables(Some(Default::default()))
-                        .build(),
-                )
-                .send()
-        })
+        until_consistent(
+            |e| role_not_ready(e) || update_in_progress(e),
+            || {
+                aws.lambda
+                    .update_function_configuration()
+                    .function_name(&spec.name)
+                    .runtime(runtime.clone())
+                    .handler(&spec.handler)
+                    .role(&spec.role_arn)
+                    .memory_size(spec.memory_mb)
+                    .timeout(spec.timeout_s)
+                    .environment(
+                        aws_sdk_lambda::types::Environment::builder()
+                            .set_variables(Some(Default::default()))
+                            .build(),
+                    )
+                    .send()
+            },
+        )
         .await
         .map_err(|e| error(&what, "UpdateFunctionConfiguration", e))?;
         wait_updated(aws, &spec.name).await?;

@@ -9,6 +9,7 @@ pub mod lambda;
 pub mod logs;
 pub mod retry;
 pub mod sfn;
+pub mod ssm;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
@@ -25,6 +26,9 @@ pub struct Aws {
     pub apigateway: aws_sdk_apigateway::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub sts: aws_sdk_sts::Client,
+    /// Parameter Store, for the stage's lock only. Its calls are not refused
+    /// after Ctrl-C, so that the lock is always released.
+    pub ssm: aws_sdk_ssm::Client,
     pub calls: CallRecorder,
     pub region: String,
     /// Set when requests go to an endpoint override (an emulator, usually).
@@ -45,6 +49,9 @@ impl Aws {
         if let Some(url) = &settings.endpoint_url {
             loader = loader.endpoint_url(url);
         }
+        if let Some(retry) = retry::sdk_retry_config(&|name| std::env::var(name).ok()) {
+            loader = loader.retry_config(retry);
+        }
         let sdk = loader.load().await;
         Aws::from_sdk_config(&sdk)
     }
@@ -56,11 +63,15 @@ impl Aws {
             )
         })?;
         let calls = CallRecorder::default();
+        // Every client counts its calls; all but the lock's stop starting
+        // new ones after Ctrl-C.
         macro_rules! client {
-            ($krate:ident) => {
+            ($krate:ident $(, $extra:expr)?) => {
                 $krate::Client::from_conf(
                     $krate::config::Builder::from(sdk)
+                        .interceptor(crate::interrupt::RefuseAfterSignal)
                         .interceptor(calls.clone())
+                        $(.retry_classifier($extra))?
                         .build(),
                 )
             };
@@ -69,9 +80,14 @@ impl Aws {
             iam: client!(aws_sdk_iam),
             lambda: client!(aws_sdk_lambda),
             sfn: client!(aws_sdk_sfn),
-            apigateway: client!(aws_sdk_apigateway),
+            apigateway: client!(aws_sdk_apigateway, retry::RetryAfterHint),
             logs: client!(aws_sdk_cloudwatchlogs),
             sts: client!(aws_sdk_sts),
+            ssm: aws_sdk_ssm::Client::from_conf(
+                aws_sdk_ssm::config::Builder::from(sdk)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
             calls,
             region,
             endpoint_url: sdk.endpoint_url().map(str::to_string),

@@ -1,17 +1,95 @@
-//! The one retry policy for AWS's eventual consistency. The SDK already
-//! retries throttling and transient faults; this covers errors that mean
-//! "not yet": a role created seconds ago that Lambda or Step Functions cannot
-//! assume yet. Only errors the caller names are retried, with bounded
-//! exponential backoff: no fixed sleeps, no retry-on-anything.
+//! The retry policy, in one place.
+//! - Throttling, 5xx and dropped connections: the SDK's standard retries,
+//!   with more attempts than its default (`sdk_retry_config`) and API
+//!   Gateway's `Retry-After` hint honoured (`RetryAfterHint`).
+//! - Errors that mean "not yet", such as a role created seconds ago that
+//!   Lambda or Step Functions cannot assume yet: `until_consistent`. Only
+//!   errors the caller names are retried, with bounded exponential backoff:
+//!   no fixed sleeps, no retry-on-anything.
 
 use std::future::Future;
 use std::time::Duration;
+
+use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
+use aws_smithy_runtime_api::client::retries::classifiers::{
+    ClassifyRetry, RetryAction, RetryClassifierPriority, RetryReason,
+};
+use aws_smithy_types::retry::RetryConfig;
+
+/// Attempts per AWS call (the SDK's default is 3) and the longest wait
+/// between two. AWS asks clients to back off on throttling; API Gateway's
+/// control plane allows one DeleteRestApi per 30 s per account, so a hint of
+/// up to 30 s is honoured. Eight attempts of at most 30 s bound a call to
+/// about 4 minutes.
+pub const SDK_MAX_ATTEMPTS: u32 = 8;
+const SDK_MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The SDK retry configuration, unless the user set one in the environment
+/// (AWS_MAX_ATTEMPTS, AWS_RETRY_MODE), which then wins.
+pub fn sdk_retry_config(env: &dyn Fn(&str) -> Option<String>) -> Option<RetryConfig> {
+    if env("AWS_MAX_ATTEMPTS").is_some() || env("AWS_RETRY_MODE").is_some() {
+        return None;
+    }
+    Some(
+        RetryConfig::standard()
+            .with_max_attempts(SDK_MAX_ATTEMPTS)
+            .with_max_backoff(SDK_MAX_BACKOFF),
+    )
+}
+
+/// API Gateway answers its quotas with 429 and a `Retry-After` header in
+/// seconds. The SDK reads only `x-amz-retry-after`, so without this it would
+/// retry on its own schedule, usually too soon, and spend its attempts.
+#[derive(Debug, Default)]
+pub struct RetryAfterHint;
+
+impl RetryAfterHint {
+    fn hint(ctx: &InterceptorContext) -> Option<Duration> {
+        let seconds: f64 = ctx
+            .response()?
+            .headers()
+            .get("retry-after")?
+            .trim()
+            .parse()
+            .ok()?;
+        (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+    }
+}
+
+impl ClassifyRetry for RetryAfterHint {
+    fn classify_retry(&self, _ctx: &InterceptorContext) -> RetryAction {
+        RetryAction::NoActionIndicated
+    }
+
+    /// Refines a verdict the SDK's own classifiers already made: the header
+    /// alone never makes an error retryable.
+    fn classify_retry_v2(&self, ctx: &InterceptorContext, previous: &RetryAction) -> RetryAction {
+        match (previous, Self::hint(ctx)) {
+            (
+                RetryAction::RetryIndicated(RetryReason::RetryableError {
+                    kind,
+                    retry_after: None,
+                }),
+                Some(delay),
+            ) => RetryAction::retryable_error_with_explicit_delay(*kind, delay),
+            _ => RetryAction::NoActionIndicated,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "stepgate-retry-after-hint"
+    }
+
+    fn priority(&self) -> RetryClassifierPriority {
+        RetryClassifierPriority::run_after(RetryClassifierPriority::transient_error_classifier())
+    }
+}
 
 /// First wait, growth and ceiling: 0.25 s doubling to 8 s, about 60 s in all,
 /// which covers IAM propagation on AWS (usually under 10 s).
 const FIRST_DELAY: Duration = Duration::from_millis(250);
 const MAX_DELAY: Duration = Duration::from_secs(8);
-const MAX_ATTEMPTS: u32 = 11;
+pub const MAX_ATTEMPTS: u32 = 11;
 
 /// Runs `op` until it succeeds, fails with an error `retryable` does not
 /// accept, or the attempts run out (then the last error is returned).
@@ -23,18 +101,23 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    let mut delay = FIRST_DELAY;
     let mut attempt = 1;
     loop {
         match op().await {
             Err(e) if attempt < MAX_ATTEMPTS && retryable(&e) => {
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(MAX_DELAY);
+                tokio::time::sleep(backoff(attempt)).await;
                 attempt += 1;
             }
             other => return other,
         }
     }
+}
+
+/// The wait after the `attempt`-th try (from 1): 0.25 s doubling to 8 s.
+pub fn backoff(attempt: u32) -> Duration {
+    FIRST_DELAY
+        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+        .min(MAX_DELAY)
 }
 
 #[cfg(test)]

@@ -105,15 +105,22 @@ pub async fn read(aws: &Aws, name: &str, arn: &str) -> Result<Option<Observed>> 
 
 /// Step Functions checks that it may assume the role, and that the role may
 /// deliver logs; right after the role is created (IAM propagation) neither
-/// holds yet. A same-named machine still being deleted also clears by itself.
+/// holds yet. AWS answers both with AccessDeniedException: "Neither the
+/// global service principal states.amazonaws.com, nor the regional one is
+/// authorized to assume the provided role." and "The state machine IAM Role
+/// is not authorized to access the Log Destination" (aws/aws-cdk#26432). A
+/// same-named machine still being deleted also clears by itself.
 fn not_ready<E>(e: &aws_sdk_sfn::error::SdkError<E>) -> bool
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
 {
+    let message = describe(e);
     match code(e) {
         Some("StateMachineDeleting") => true,
-        Some("AccessDeniedException") | Some("InvalidArn") => describe(e).contains("assume"),
-        Some("InvalidLoggingConfiguration") => describe(e).contains("not authorized"),
+        Some("AccessDeniedException") | Some("InvalidLoggingConfiguration") => {
+            message.contains("assume") || message.contains("Log Destination")
+        }
+        Some("InvalidArn") => message.contains("assume"),
         _ => false,
     }
 }
@@ -127,7 +134,7 @@ pub async fn apply(
     let what = format!("state-machine/{}", spec.name);
     let definition = serde_json::to_string_pretty(&spec.definition)?;
     if plan.action == Action::Create {
-        until_consistent(not_ready, || {
+        let created = until_consistent(not_ready, || {
             aws.sfn
                 .create_state_machine()
                 .name(&spec.name)
@@ -138,9 +145,19 @@ pub async fn apply(
                 .set_tags(Some(sfn_tags(tags)))
                 .send()
         })
-        .await
-        .map_err(|e| error(&what, "CreateStateMachine", e))?;
-        return Ok(());
+        .await;
+        return match created {
+            Ok(_) => Ok(()),
+            // The SDK retried a create whose answer was lost (Step Functions
+            // answers an identical repeat with success, a different one so).
+            Err(e) if code(&e) == Some("StateMachineAlreadyExists") => {
+                match read(aws, &spec.name, &spec.arn).await? {
+                    Some(o) if o.owned_as(tags) => Ok(()),
+                    _ => Err(error(&what, "CreateStateMachine", e)),
+                }
+            }
+            Err(e) => Err(error(&what, "CreateStateMachine", e)),
+        };
     }
     if plan.changed("type") {
         anyhow::bail!(

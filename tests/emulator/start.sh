@@ -10,9 +10,10 @@ dir="$repo/.emulator"
 py="$dir/venv/bin/python"
 port="${STEPGATE_EMULATOR_PORT:-4566}"
 endpoint="http://127.0.0.1:$port"
+# ssm: Parameter Store holds the per-stage deploy lock.
 # events: Step Functions reports every execution status change to EventBridge and logs an ERROR
-# per execution when it is off.
-services="iam,lambda,stepfunctions,apigateway,sts,logs,events"
+# per execution when it is off. ssm: Parameter Store holds each stage's deploy lock.
+services="iam,lambda,stepfunctions,apigateway,sts,logs,events,ssm"
 start_timeout=120
 
 [[ -x "$py" ]] || { echo "no emulator venv: run tests/emulator/install.sh first" >&2; exit 1; }
