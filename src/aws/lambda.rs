@@ -3,14 +3,13 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
-use aws_sdk_lambda::client::Waiters;
+use anyhow::{bail, Result};
 use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::{FunctionCode, Runtime};
+use aws_sdk_lambda::types::{FunctionCode, LastUpdateStatus, Runtime, State};
 use serde_json::{json, Value};
 
-use super::retry::until_consistent;
-use super::{chain, code, describe, error, sorted, Aws};
+use super::retry::{poll, until_consistent, Readiness};
+use super::{code, describe, error, sorted, Aws};
 use crate::package::Package;
 use crate::plan::{Action, Observed, ResourcePlan};
 use crate::stack::Tags;
@@ -207,27 +206,53 @@ pub async fn delete(aws: &Aws, name: &str) -> Result<()> {
     }
 }
 
+/// Waits for a new function to be Active; Failed ends it with Lambda's
+/// own reason.
 async fn wait_active(aws: &Aws, name: &str) -> Result<()> {
-    aws.lambda
-        .wait_until_function_active_v2()
-        .function_name(name)
-        .wait(SETTLE)
-        .await
-        .map_err(|e| anyhow::anyhow!("function/{name}: waiting for State Active: {}", chain(&e)))?;
-    Ok(())
+    let what = format!("function/{name}");
+    poll(&what, SETTLE, || async {
+        let c = configuration(aws, name).await?;
+        Ok(match c.state() {
+            Some(State::Active) | None => Readiness::Ready,
+            Some(State::Failed) => bail!(
+                "{what}: State Failed: {}: {}",
+                c.state_reason_code().map(|r| r.as_str()).unwrap_or("?"),
+                c.state_reason().unwrap_or("no reason given")
+            ),
+            Some(other) => Readiness::NotYet(format!("State {}", other.as_str())),
+        })
+    })
+    .await
 }
 
+/// Waits for an update to settle; Failed ends it with Lambda's own reason.
 async fn wait_updated(aws: &Aws, name: &str) -> Result<()> {
+    let what = format!("function/{name}");
+    poll(&what, SETTLE, || async {
+        let c = configuration(aws, name).await?;
+        Ok(match c.last_update_status() {
+            Some(LastUpdateStatus::Successful) | None => Readiness::Ready,
+            Some(LastUpdateStatus::Failed) => bail!(
+                "{what}: LastUpdateStatus Failed: {}: {}",
+                c.last_update_status_reason_code()
+                    .map(|r| r.as_str())
+                    .unwrap_or("?"),
+                c.last_update_status_reason().unwrap_or("no reason given")
+            ),
+            Some(other) => Readiness::NotYet(format!("LastUpdateStatus {}", other.as_str())),
+        })
+    })
+    .await
+}
+
+async fn configuration(
+    aws: &Aws,
+    name: &str,
+) -> Result<aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput> {
     aws.lambda
-        .wait_until_function_updated_v2()
+        .get_function_configuration()
         .function_name(name)
-        .wait(SETTLE)
+        .send()
         .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "function/{name}: waiting for LastUpdateStatus Successful: {}",
-                chain(&e)
-            )
-        })?;
-    Ok(())
+        .map_err(|e| error(&format!("function/{name}"), "GetFunctionConfiguration", e))
 }

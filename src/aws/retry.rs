@@ -113,6 +113,39 @@ where
     }
 }
 
+/// What one look at a resource found, for `poll`.
+pub enum Readiness {
+    Ready,
+    /// Not yet, with what it is instead (for the time-out message).
+    NotYet(String),
+}
+
+/// Looks at a resource until it is ready: at once, then after 50 ms,
+/// doubling to at most 2 s between looks, for at most `limit`. The SDK's
+/// waiters wait at least 1 s between looks, which on the emulator (and for
+/// Lambda updates on AWS, often done in a few hundred ms) is most of a
+/// deploy's time. A `check` that fails (a Failed state) ends the wait.
+pub async fn poll<F, Fut>(what: &str, limit: Duration, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Readiness>>,
+{
+    let started = tokio::time::Instant::now();
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match check().await? {
+            Readiness::Ready => return Ok(()),
+            Readiness::NotYet(state) if started.elapsed() + delay > limit => {
+                anyhow::bail!("{what}: still {state} after {}s", limit.as_secs())
+            }
+            Readiness::NotYet(_) => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
 /// The wait after the `attempt`-th try (from 1): 0.25 s doubling to 8 s.
 pub fn backoff(attempt: u32) -> Duration {
     FIRST_DELAY
@@ -159,6 +192,35 @@ mod tests {
         .await;
         assert_eq!(result, Err("denied"));
         assert_eq!(calls.get(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn poll_looks_again_quickly_and_gives_up_at_the_limit() {
+        let looks = Cell::new(0);
+        let started = tokio::time::Instant::now();
+        poll("f", Duration::from_secs(5), || {
+            looks.set(looks.get() + 1);
+            let n = looks.get();
+            async move {
+                Ok(if n < 3 {
+                    Readiness::NotYet("Pending".into())
+                } else {
+                    Readiness::Ready
+                })
+            }
+        })
+        .await
+        .unwrap();
+        // At once, after 50 ms, after 100 more: no 1 s floor.
+        assert_eq!(started.elapsed(), Duration::from_millis(150));
+
+        let err = poll("function/f", Duration::from_secs(5), || async {
+            Ok(Readiness::NotYet("State Pending".into()))
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(err.to_string(), "function/f: still State Pending after 5s");
+        assert!(started.elapsed() <= Duration::from_millis(150) + Duration::from_secs(5));
     }
 
     #[tokio::test(start_paused = true)]
