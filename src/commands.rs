@@ -131,24 +131,23 @@ async fn deploy_locked(
     started: Instant,
     printer: &Printer,
 ) -> Result<Status> {
-    let (aws, names) = (aws.clone(), names.clone());
     printer.progress(&format!(
         "Deploying stack {} stage {} to account {} in {}",
         names.stack, names.stage, names.account, names.region
     ));
     let desired = DesiredStack::build(settings, sources, names.clone());
-    let live = engine::observe(&aws, &names).await?;
+    let live = engine::observe(aws, names).await?;
     let plan = engine::plan(&desired, &live);
     let applied = if plan.has_changes() {
-        engine::apply(&aws, &desired, &live, &plan, printer).await?
+        engine::apply(aws, &desired, &live, &plan, printer).await?
     } else {
         printer.progress("No changes: the stack is up to date.");
         engine::Applied {
-            api_id: engine::observed_api_id(&live, &names),
+            api_id: engine::observed_api_id(&live, names),
             ..Default::default()
         }
     };
-    let mut report = report("deploy", &names, &aws, started);
+    let mut report = report("deploy", names, aws, started);
     report.changed = plan
         .resources
         .iter()
@@ -187,7 +186,7 @@ async fn deploy_locked(
                 .join("; ")
         );
     }
-    let outputs = outputs_for(&names, &aws, applied.api_id);
+    let outputs = outputs_for(names, aws, applied.api_id);
     if let Some(path) = &outputs_file {
         std::fs::write(path, serde_json::to_string_pretty(&outputs)? + "\n")
             .with_context(|| format!("--outputs-file {}: cannot write it", path.display()))?;
@@ -267,8 +266,7 @@ async fn destroy_locked(
     started: Instant,
     printer: &Printer,
 ) -> Result<Status> {
-    let (aws, names) = (aws.clone(), names.clone());
-    let live = engine::observe(&aws, &names).await?;
+    let live = engine::observe(aws, names).await?;
     if !yes {
         let owned = live
             .values()
@@ -283,8 +281,8 @@ async fn destroy_locked(
             bail!("not confirmed; nothing was deleted");
         }
     }
-    let removals = engine::destroy(&aws, &names, &live, printer).await;
-    let mut report = report("destroy", &names, &aws, started);
+    let removals = engine::destroy(aws, names, &live, printer).await;
+    let mut report = report("destroy", names, aws, started);
     report.changed = removals.iter().any(|r| r.action == "delete");
     report.resources = removals
         .iter()

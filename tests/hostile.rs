@@ -15,6 +15,16 @@ use serde_json::json;
 
 use common::{api_count, leftovers, stepgate, stepgate_at, unique, Proxy};
 
+/// The two heaviest tests (many stacks at once) take turns, so that the
+/// emulator on two cores is not asked for both together.
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    HEAVY
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// An SDK configuration that reaches AWS through `proxy` and never
 /// retries, so that a test sees the very first answer.
 async fn first_answer_config(proxy: &Proxy) -> aws_config::SdkConfig {
@@ -312,8 +322,15 @@ fn seeds() -> Vec<u64> {
     (1..=n).collect()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn seeded_faults_never_stop_a_deploy_or_a_destroy() {
+#[test]
+fn seeded_faults_never_stop_a_deploy_or_a_destroy() {
+    let _turn = heavy();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(seeded_cycles());
+}
+
+async fn seeded_cycles() {
     let started = Instant::now();
     let seeds = seeds();
     // Three at a time: the emulator and two cores are the limit.
@@ -497,6 +514,7 @@ fn kill_after(proxy: &Proxy, k: u64, args: &[&str]) -> bool {
 /// sees that the holder died and takes the lock over.)
 #[test]
 fn a_run_killed_after_any_call_is_repaired_by_the_next_run() {
+    let _turn = heavy();
     let probe = unique("probe");
     let deploy_calls = calls_of(&["deploy", "--stage", &probe]);
     let destroy_calls = calls_of(&["destroy", "--stage", &probe, "--yes"]);
@@ -549,4 +567,141 @@ fn a_run_killed_after_any_call_is_repaired_by_the_next_run() {
         deploy_calls + destroy_calls
     );
     assert!(killed >= (deploy_calls + destroy_calls) * 9 / 10);
+}
+
+/// Four pipelines deploying one fresh stage at the same moment. Without
+/// --lock-timeout each run succeeds or fails at once naming the lock's
+/// holder; with it they all succeed, one after the other. Either way the
+/// stage ends with one of each resource and a clean plan.
+#[test]
+fn four_deploys_of_one_stage_at_once() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for wait in [false, true] {
+        // A little latency per call, so the four runs overlap for real.
+        let proxy = Proxy::start(&["--rate", "0", "--faults", "conflict", "--latency-ms", "20"]);
+        let stage = unique("race");
+        let s = stage.as_str();
+        let mut args = vec!["deploy", "--stage", s];
+        if wait {
+            args.extend(["--lock-timeout", "2m"]);
+        }
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let children: Vec<_> = (0..4)
+            .map(|_| {
+                common::command_at(&proxy.url, dir, &args)
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let runs: Vec<(i32, String)> = children
+            .into_iter()
+            .map(|c| {
+                let out = c.wait_with_output().unwrap();
+                let err = String::from_utf8_lossy(&out.stderr).into_owned();
+                (out.status.code().unwrap_or(-1), err)
+            })
+            .collect();
+        let succeeded = runs.iter().filter(|(code, _)| *code == 0).count();
+        for (code, err) in &runs {
+            let refused = *code == 1
+                && err.contains(&format!("stack orders stage {s} is locked by deploy (pid"));
+            assert!(
+                *code == 0 || (!wait && refused),
+                "wait={wait}: exit {code}: {err}"
+            );
+        }
+        if wait {
+            assert_eq!(succeeded, 4, "{runs:?}");
+        } else {
+            assert!(succeeded >= 1, "{runs:?}");
+        }
+        assert_eq!(runtime.block_on(api_count(s)), 1, "wait={wait}");
+        assert_eq!(
+            stepgate(&["plan", "--stage", s, "--detailed-exitcode"]).code,
+            0
+        );
+        stepgate(&["destroy", "--stage", s, "--yes"]).ok();
+        assert_eq!(runtime.block_on(leftovers(s)), Vec::<String>::new());
+    }
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM in the middle of a deploy: no new call
+/// starts, the lock is released, what was done is printed, and the exit
+/// status is 130 or 143. The next deploy finishes the job.
+#[test]
+fn ctrl_c_and_sigterm_stop_a_deploy_cleanly() {
+    use std::io::{BufRead, BufReader, Read};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for (signal, status) in [("INT", 130), ("TERM", 143)] {
+        // Slow calls, so the deploy is well under way when the signal comes.
+        let proxy = Proxy::start(&["--rate", "0", "--faults", "", "--latency-ms", "150"]);
+        let stage = unique("sig");
+        let s = stage.as_str();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut child = common::command_at(&proxy.url, dir, &["deploy", "--stage", s])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        while !seen.contains("created ") {
+            assert!(
+                stderr.read_line(&mut seen).unwrap() > 0,
+                "no progress: {seen}"
+            );
+        }
+        let calls_at_signal = proxy.calls();
+        std::process::Command::new("kill")
+            .args(["-s", signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        stderr.read_to_string(&mut seen).unwrap();
+        let mut stdout = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        let code = child.wait().unwrap().code();
+        assert_eq!(code, Some(status), "SIG{signal}: {seen}");
+        assert!(
+            seen.contains(&format!("interrupted by SIG{signal}")),
+            "{seen}"
+        );
+        assert!(
+            stdout.contains("The deploy stopped before the end"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains(": done") && stdout.contains("not done"),
+            "{stdout}"
+        );
+        // Only calls already in flight (at most one wave's) and the lock's
+        // release came after the signal.
+        let after = proxy.stats()["by_operation"].clone();
+        assert!(proxy.calls() <= calls_at_signal + 12, "{after}");
+        let lock = format!("/stepgate/orders/{s}/lock");
+        let held = runtime.block_on(async {
+            aws_sdk_ssm::Client::new(&common::sdk_config().await)
+                .get_parameter()
+                .name(&lock)
+                .send()
+                .await
+                .is_ok()
+        });
+        assert!(!held, "SIG{signal}: the lock was not released");
+
+        stepgate(&["deploy", "--stage", s]).ok();
+        assert_eq!(
+            stepgate(&["plan", "--stage", s, "--detailed-exitcode"]).code,
+            0
+        );
+        stepgate(&["destroy", "--stage", s, "--yes"]).ok();
+    }
 }

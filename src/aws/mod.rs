@@ -135,8 +135,21 @@ where
                 _ => format!("{e}"),
             }
         }
-        other => chain(other),
+        other => interrupted(other).unwrap_or_else(|| chain(other)),
     }
+}
+
+/// "not started: interrupted by SIGINT" when Ctrl-C is why the call failed:
+/// that, not the SDK's wrapping of it, is what the user needs to read.
+fn interrupted(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut source = Some(err);
+    while let Some(s) = source {
+        if let Some(i) = s.downcast_ref::<crate::interrupt::Interrupted>() {
+            return Some(i.to_string());
+        }
+        source = s.source();
+    }
+    None
 }
 
 /// An error with all its sources on one line: a dispatch failure's root
