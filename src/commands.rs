@@ -11,9 +11,11 @@ use crate::cli::Command;
 use crate::config::Settings;
 use crate::engine;
 use crate::lock::{self, Lock};
+use crate::model::ResourceId;
+use crate::names::{Names, RoleFor, FUNCTIONS};
 use crate::output::{one_line, plan_text, Calls, Outputs, Printer, Report, ResourceReport};
 use crate::sources::Sources;
-use crate::stack::{DesiredStack, Names, RoleFor, FUNCTIONS};
+use crate::stack::Stack;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -76,6 +78,7 @@ fn report(command: &'static str, names: &Names, aws: &Aws, started: Instant) -> 
         aws_calls: Calls::from_counts(aws.calls.snapshot()),
         outputs: None,
         execution: None,
+        timing: None,
         lock: None,
         duration_seconds: started.elapsed().as_secs_f64(),
     }
@@ -135,19 +138,27 @@ async fn deploy_locked(
         "Deploying stack {} stage {} to account {} in {}",
         names.stack, names.stage, names.account, names.region
     ));
-    let desired = DesiredStack::build(settings, sources, names.clone());
-    let live = engine::observe(aws, names).await?;
-    let plan = engine::plan(&desired, &live);
+    let stack = Stack::desired(settings, sources, names.clone());
+    let live = engine::observe(aws, &stack).await?;
+    let plan = engine::plan(&stack, &live);
+    let setup = started.elapsed();
     let applied = if plan.has_changes() {
-        engine::apply(aws, &desired, &live, &plan, printer).await?
+        engine::apply(aws, &stack, &live, &plan, printer).await?
     } else {
         printer.progress("No changes: the stack is up to date.");
-        engine::Applied {
-            api_id: engine::observed_api_id(&live, names),
-            ..Default::default()
-        }
+        engine::Applied::default()
     };
+    let api_id = applied
+        .known
+        .get(&api_resource(names))
+        .cloned()
+        .or_else(|| observed_id(&live, &api_resource(names)));
     let mut report = report("deploy", names, aws, started);
+    report.timing = Some(engine::RunTiming {
+        setup_seconds: setup.as_secs_f64(),
+        apply_seconds: (started.elapsed() - setup).as_secs_f64(),
+        critical_path: applied.critical_path(&stack),
+    });
     report.changed = plan
         .resources
         .iter()
@@ -164,7 +175,7 @@ async fn deploy_locked(
                 None if p.action != crate::plan::Action::NoChange
                     && !applied.succeeded(&p.resource) =>
                 {
-                    Some("not attempted: an earlier wave failed".to_string())
+                    Some("not attempted: the run stopped after another resource failed".to_string())
                 }
                 None => None,
             };
@@ -186,7 +197,7 @@ async fn deploy_locked(
                 .join("; ")
         );
     }
-    let outputs = outputs_for(names, aws, applied.api_id);
+    let outputs = outputs_for(names, aws, api_id);
     if let Some(path) = &outputs_file {
         std::fs::write(path, serde_json::to_string_pretty(&outputs)? + "\n")
             .with_context(|| format!("--outputs-file {}: cannot write it", path.display()))?;
@@ -205,9 +216,9 @@ async fn plan(settings: &Settings, detailed_exitcode: bool, printer: &Printer) -
     let started = Instant::now();
     let sources = Sources::load(&settings.project_dir)?;
     let (aws, names) = connect(settings).await?;
-    let desired = DesiredStack::build(settings, &sources, names.clone());
+    let stack = Stack::desired(settings, &sources, names.clone());
     // plan takes no lock, but says when a deploy or destroy holds one.
-    let (live, held) = tokio::join!(engine::observe(&aws, &names), lock::holder(&aws, &names));
+    let (live, held) = tokio::join!(engine::observe(&aws, &stack), lock::holder(&aws, &names));
     let (live, held) = (live?, held?);
     if let Some(holder) = &held {
         printer.progress(&format!(
@@ -217,7 +228,7 @@ async fn plan(settings: &Settings, detailed_exitcode: bool, printer: &Printer) -
             holder.describe()
         ));
     }
-    let plan = engine::plan(&desired, &live);
+    let plan = engine::plan(&stack, &live);
     let mut report = report("plan", &names, &aws, started);
     report.lock = held;
     report.changed = plan.has_changes();
@@ -266,7 +277,8 @@ async fn destroy_locked(
     started: Instant,
     printer: &Printer,
 ) -> Result<Status> {
-    let live = engine::observe(aws, names).await?;
+    let stack = Stack::existing(names.clone());
+    let live = engine::observe(aws, &stack).await?;
     if !yes {
         let owned = live
             .values()
@@ -281,7 +293,7 @@ async fn destroy_locked(
             bail!("not confirmed; nothing was deleted");
         }
     }
-    let removals = engine::destroy(aws, names, &live, printer).await;
+    let removals = engine::destroy(aws, &stack, &live, printer).await;
     let mut report = report("destroy", names, aws, started);
     report.changed = removals.iter().any(|r| r.action == "delete");
     report.resources = removals
@@ -442,6 +454,15 @@ async fn deployed_api(aws: &Aws, names: &Names) -> Result<String> {
             names.stage
         ),
     }
+}
+
+/// The stack's REST API, as the engine knows it.
+fn api_resource(names: &Names) -> ResourceId {
+    ResourceId::new(apigateway::API_KIND, &names.api())
+}
+
+fn observed_id(live: &engine::Live, id: &ResourceId) -> Option<String> {
+    live.get(id)?.as_ref().map(|o| o.physical_id.clone())
 }
 
 fn outputs_for(names: &Names, aws: &Aws, api_id: Option<String>) -> Outputs {

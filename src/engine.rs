@@ -1,94 +1,59 @@
 //! Runs the stack: observe live state (read-only, concurrent), plan (pure),
-//! then apply the plan wave by wave, or destroy in reverse. Retry policy and
-//! per-service details stay in `aws::*`; ordering and reporting live here.
+//! then apply as a dependency graph (each resource starts as soon as what it
+//! needs is done), or destroy in reverse. The engine knows resources only
+//! through the `Resource` trait: no kind is named here.
 
-use std::collections::BTreeMap;
-use std::time::Instant;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
 use futures::future::{join_all, try_join_all};
+use futures::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
 
-use crate::aws::{apigateway, iam, lambda, logs, sfn, Aws};
+use crate::aws::calls::in_resource;
+use crate::aws::Aws;
+use crate::model::{Observed, ResourceId};
 use crate::output::Printer;
-use crate::plan::{plan_resource, waves, Action, Kind, Observed, ResourceId, ResourcePlan};
-use crate::stack::{layout, DesiredStack, Names, Spec};
+use crate::plan::{plan_resource, waves, Action, ResourcePlan};
+use crate::resource::{Known, Resource};
+use crate::stack::Stack;
 
 pub type Live = BTreeMap<ResourceId, Option<Observed>>;
 
-/// Reads every resource of the stack. Everything but the stage is read
-/// concurrently; the stage needs the API's id first. Makes no mutating call.
-pub async fn observe(aws: &Aws, names: &Names) -> Result<Live> {
-    let ids: Vec<ResourceId> = layout(names).into_keys().collect();
-    let reads = ids
+/// Reads every resource of the stack, all at once but for those that need
+/// another's live state first (the stage, its API). Makes no mutating call.
+pub async fn observe(aws: &Aws, stack: &Stack) -> Result<Live> {
+    let ctx = stack.ctx(aws);
+    let (first, after): (Vec<_>, Vec<_>) = stack
+        .resources
         .iter()
-        .filter(|id| id.kind != Kind::Stage)
-        .map(|id| async move {
-            let observed = match id.kind {
-                Kind::Role => iam::read(aws, &id.name).await,
-                Kind::LogGroup => logs::read(aws, &id.name).await,
-                Kind::Function => lambda::read(aws, &id.name).await,
-                Kind::StateMachine => sfn::read(aws, &id.name, &names.state_machine_arn()).await,
-                Kind::RestApi => apigateway::read_api(aws, &id.name, &names.owner_tags()).await,
-                Kind::Stage => unreachable!("the stage is read after its API"),
-            }?;
-            Ok::<_, anyhow::Error>((id.clone(), observed))
-        });
+        .partition(|r| r.read_after().is_none());
+    let reads = first
+        .iter()
+        .map(|r| async { Ok::<_, anyhow::Error>((r.id(), r.read(&ctx, None).await?)) });
     let mut live: Live = try_join_all(reads).await?.into_iter().collect();
-    // Only a stage of our own API is ours to read (and later to change).
-    let api = live
-        .get(&api_id(names))
-        .cloned()
-        .flatten()
-        .filter(|a| a.owned_by(&names.stack, &names.stage));
-    let stage = match api {
-        Some(api) => apigateway::read_stage(aws, &api.physical_id, &names.stage).await?,
-        None => None,
-    };
-    live.insert(stage_id(names), stage);
+    let reads = after.iter().map(|r| {
+        let before = r
+            .read_after()
+            .and_then(|id| live.get(&id).cloned().flatten());
+        let ctx = &ctx;
+        async move { Ok::<_, anyhow::Error>((r.id(), r.read(ctx, before.as_ref()).await?)) }
+    });
+    live.extend(try_join_all(reads).await?);
     Ok(live)
 }
 
-/// The id AWS gave the stack's REST API, if it was observed.
-pub fn observed_api_id(live: &Live, names: &Names) -> Option<String> {
-    live.get(&api_id(names))
-        .cloned()
-        .flatten()
-        .map(|o| o.physical_id)
-}
-
-fn api_id(names: &Names) -> ResourceId {
-    ResourceId {
-        kind: Kind::RestApi,
-        name: names.api(),
-    }
-}
-
-fn stage_id(names: &Names) -> ResourceId {
-    ResourceId {
-        kind: Kind::Stage,
-        name: names.stage.clone(),
-    }
-}
-
-/// The pure step: desired against live, resource by resource, in wave order.
+/// The pure step: desired against live, resource by resource, in the
+/// stack's order.
 #[derive(Clone, Debug, Serialize)]
 pub struct Plan {
     pub resources: Vec<ResourcePlan>,
-    #[serde(skip)]
-    pub waves: Vec<Vec<ResourceId>>,
 }
 
 impl Plan {
     pub fn has_changes(&self) -> bool {
         self.resources.iter().any(|r| r.action != Action::NoChange)
-    }
-
-    pub fn get(&self, id: &ResourceId) -> &ResourcePlan {
-        self.resources
-            .iter()
-            .find(|r| &r.resource == id)
-            .expect("every resource is planned")
     }
 
     pub fn conflicts(&self) -> Vec<&ResourceId> {
@@ -100,50 +65,111 @@ impl Plan {
     }
 }
 
-pub fn plan(desired: &DesiredStack, live: &Live) -> Plan {
-    let names = &desired.names;
-    let waves = waves(&desired.deps);
-    let resources = waves
-        .iter()
-        .flatten()
-        .map(|id| {
-            let fields = desired.specs[id].fields();
-            let observed = live.get(id).and_then(Option::as_ref);
+pub fn plan(stack: &Stack, live: &Live) -> Plan {
+    let names = &stack.names;
+    let resources = stack
+        .ordered()
+        .into_iter()
+        .map(|r| {
+            let id = r.id();
+            let desired = r
+                .desired()
+                .expect("plan needs a stack listed with its sources");
+            let observed = live.get(&id).and_then(Option::as_ref);
             plan_resource(
-                id.clone(),
-                &fields,
-                &desired.tags,
+                id,
+                &desired,
+                &stack.tags,
                 observed,
                 &names.stack,
                 &names.stage,
             )
         })
         .collect();
-    Plan { resources, waves }
+    Plan { resources }
+}
+
+/// Where a deploy's time went: before apply (credentials, STS, the lock,
+/// reading every resource) and in it, with the critical path through it.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunTiming {
+    pub setup_seconds: f64,
+    pub apply_seconds: f64,
+    pub critical_path: CriticalPath,
+}
+
+/// When one resource's apply ran, relative to the start of apply, and how
+/// many AWS calls it made.
+#[derive(Clone, Debug, Serialize)]
+pub struct Timing {
+    pub start: f64,
+    pub end: f64,
+    pub calls: u32,
+}
+
+/// The longest chain of resources each of which needed the one before: what
+/// bounds a deploy's time however much runs in parallel.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CriticalPath {
+    pub resources: Vec<String>,
+    /// AWS calls along the chain, one after the other.
+    pub calls: u32,
+    /// From the chain's first start to its last end.
+    pub seconds: f64,
 }
 
 /// What applying a plan did: per resource attempted, its error if it
-/// failed; and the REST API's id, which the outputs need.
+/// failed; the ids AWS knows resources by; and when each ran.
 #[derive(Debug, Default)]
 pub struct Applied {
     pub errors: BTreeMap<ResourceId, String>,
     pub attempted: Vec<ResourceId>,
-    pub api_id: Option<String>,
+    pub known: Known,
+    pub timings: BTreeMap<ResourceId, Timing>,
 }
 
 impl Applied {
     pub fn succeeded(&self, id: &ResourceId) -> bool {
         self.attempted.contains(id) && !self.errors.contains_key(id)
     }
+
+    /// The critical path through what was applied, following `needs`.
+    pub fn critical_path(&self, stack: &Stack) -> CriticalPath {
+        let needs: BTreeMap<ResourceId, Vec<ResourceId>> = stack.graph();
+        let mut chain = Vec::new();
+        let mut at = self
+            .timings
+            .iter()
+            .max_by(|a, b| a.1.end.total_cmp(&b.1.end))
+            .map(|(id, _)| id.clone());
+        while let Some(id) = at {
+            at = needs[&id]
+                .iter()
+                .filter(|n| self.timings.contains_key(*n))
+                .max_by(|a, b| self.timings[*a].end.total_cmp(&self.timings[*b].end))
+                .cloned();
+            chain.push(id);
+        }
+        chain.reverse();
+        let (Some(first), Some(last)) = (chain.first(), chain.last()) else {
+            return CriticalPath::default();
+        };
+        CriticalPath {
+            seconds: self.timings[last].end - self.timings[first].start,
+            calls: chain.iter().map(|id| self.timings[id].calls).sum(),
+            resources: chain.iter().map(ToString::to_string).collect(),
+        }
+    }
 }
 
-/// Applies the plan wave by wave; within a wave, concurrently. A failed wave
-/// stops the run (later waves depend on it); what was applied stays applied
-/// and the next deploy picks up from the live state. Errs only on an
-/// ownership conflict, before anything is changed.
+/// Applies the plan as a graph: a resource starts once everything it needs
+/// is in place, so independent branches overlap. After a failure (or
+/// Ctrl-C) nothing new starts and what is running finishes; what was applied
+/// stays applied and the next deploy picks up from the live state. Errs
+/// only on an ownership conflict, before anything is changed.
 pub async fn apply(
     aws: &Aws,
-    desired: &DesiredStack,
+    stack: &Stack,
     live: &Live,
     plan: &Plan,
     printer: &Printer,
@@ -151,86 +177,99 @@ pub async fn apply(
     if let Some(first) = plan.conflicts().first() {
         return Err(anyhow!(
             "{first} already exists but is not owned by stepgate stack {} stage {} (it lacks the stepgate:stack/stepgate:stage tags); remove it, or deploy under another --stack or --stage",
-            desired.names.stack,
-            desired.names.stage
+            stack.names.stack,
+            stack.names.stage
         ));
     }
+    let ctx = stack.ctx(aws);
+    let by_id: BTreeMap<ResourceId, &dyn Resource> = stack
+        .resources
+        .iter()
+        .map(|r| (r.id(), r.as_ref()))
+        .collect();
     let mut applied = Applied {
-        api_id: observed_api_id(live, &desired.names),
+        known: live
+            .iter()
+            .filter_map(|(id, o)| Some((id.clone(), o.as_ref()?.physical_id.clone())))
+            .collect(),
         ..Applied::default()
     };
-    for wave in &plan.waves {
-        let work = wave
-            .iter()
-            .map(|id| plan.get(id))
-            .filter(|p| p.action != Action::NoChange)
-            .map(|p| {
-                let api_id = applied.api_id.clone();
-                async move {
-                    let started = Instant::now();
-                    let observed = live.get(&p.resource).and_then(Option::as_ref);
-                    let result = apply_one(aws, desired, p, observed, api_id).await;
-                    let verb = if p.action == Action::Create {
-                        "created"
-                    } else {
-                        "updated"
-                    };
-                    match &result {
-                        Ok(_) => printer.progress(&format!(
-                            "{verb} {} ({:.1}s)",
-                            p.resource,
-                            started.elapsed().as_secs_f64()
-                        )),
-                        // The cause is in the one error line at the end.
-                        Err(_) => printer.progress(&format!("failed {}", p.resource)),
-                    }
-                    (p.resource.clone(), result)
-                }
-            });
-        for (id, result) in join_all(work).await {
-            applied.attempted.push(id.clone());
-            match result {
-                Ok(new_api) => applied.api_id = new_api.or(applied.api_id.take()),
-                Err(e) => {
-                    applied.errors.insert(id, format!("{e:#}"));
-                }
+    let mut done: BTreeSet<ResourceId> = plan
+        .resources
+        .iter()
+        .filter(|p| p.action == Action::NoChange)
+        .map(|p| p.resource.clone())
+        .collect();
+    let mut started = BTreeSet::new();
+    let mut running = FuturesUnordered::new();
+    let began = Instant::now();
+    loop {
+        let stopping = !applied.errors.is_empty() || crate::interrupt::received().is_some();
+        for p in plan.resources.iter() {
+            if stopping {
+                break;
             }
+            let id = &p.resource;
+            let resource = by_id[id];
+            if done.contains(id)
+                || started.contains(id)
+                || !resource.needs().iter().all(|n| done.contains(n))
+            {
+                continue;
+            }
+            started.insert(id.clone());
+            let known = applied.known.clone();
+            let observed = live.get(id).and_then(Option::as_ref);
+            let calls = aws.calls.clone();
+            let ctx = &ctx;
+            running.push(async move {
+                let start = began.elapsed();
+                let before = calls.for_resource(id);
+                let result =
+                    in_resource(id.clone(), resource.apply(ctx, p, observed, &known)).await;
+                let end = began.elapsed();
+                report_one(printer, p, &result, end - start);
+                let timing = Timing {
+                    start: start.as_secs_f64(),
+                    end: end.as_secs_f64(),
+                    calls: calls.for_resource(id) - before,
+                };
+                (id.clone(), result, timing)
+            });
         }
-        if !applied.errors.is_empty() {
+        let Some((id, result, timing)) = running.next().await else {
             break;
+        };
+        applied.attempted.push(id.clone());
+        applied.timings.insert(id.clone(), timing);
+        match result {
+            Ok(physical_id) => {
+                applied.known.insert(id.clone(), physical_id);
+                done.insert(id);
+            }
+            Err(e) => {
+                applied.errors.insert(id, format!("{e:#}"));
+            }
         }
     }
     Ok(applied)
 }
 
-/// Applies one resource; returns the REST API's id when it is the API.
-async fn apply_one(
-    aws: &Aws,
-    desired: &DesiredStack,
-    p: &ResourcePlan,
-    live: Option<&Observed>,
-    api_id: Option<String>,
-) -> Result<Option<String>> {
-    let tags = &desired.tags;
-    match &desired.specs[&p.resource] {
-        Spec::Role(s) => iam::apply(aws, s, tags, p, live).await?,
-        Spec::LogGroup(s) => logs::apply(aws, s, tags, p, live).await?,
-        Spec::Function(s) => lambda::apply(aws, s, tags, p, live).await?,
-        Spec::StateMachine(s) => sfn::apply(aws, s, tags, p).await?,
-        Spec::RestApi(s) => return Ok(Some(apigateway::apply_api(aws, s, tags, p, live).await?)),
-        Spec::Stage(s) => {
-            let api =
-                api_id.ok_or_else(|| anyhow!("stage/{}: the REST API does not exist", s.name))?;
-            let names = &desired.names;
-            let ctx = apigateway::StageContext {
-                tags,
-                partition: names.partition,
-                region: &names.region,
-            };
-            apigateway::apply_stage(aws, s, &api, &ctx, p).await?;
-        }
+fn report_one(printer: &Printer, p: &ResourcePlan, result: &Result<String>, took: Duration) {
+    let verb = if p.action == Action::Create {
+        "created"
+    } else {
+        "updated"
+    };
+    match result {
+        Ok(_) => printer.progress(&format!(
+            "{verb} {} ({:.1}s)",
+            p.resource,
+            took.as_secs_f64()
+        )),
+        // The cause is in the one error line at the end.
+        Err(_) => printer.progress(&format!("failed {}", p.resource)),
     }
-    Ok(None)
 }
 
 /// What destroy did with one resource.
@@ -246,53 +285,46 @@ pub struct Removal {
 /// Deletes what stepgate owns, in reverse dependency order. Best effort: it
 /// keeps going past a failure and reports every error at the end, so one
 /// stuck resource does not strand the rest.
-pub async fn destroy(aws: &Aws, names: &Names, live: &Live, printer: &Printer) -> Vec<Removal> {
+pub async fn destroy(aws: &Aws, stack: &Stack, live: &Live, printer: &Printer) -> Vec<Removal> {
+    let ctx = stack.ctx(aws);
+    let names = &stack.names;
+    let by_id: BTreeMap<ResourceId, &dyn Resource> = stack
+        .resources
+        .iter()
+        .map(|r| (r.id(), r.as_ref()))
+        .collect();
     let mut removals = Vec::new();
-    for wave in waves(&layout(names)).into_iter().rev() {
-        let work = wave.into_iter().map(|id| async move {
-            let observed = live.get(&id).cloned().flatten();
-            let (action, error) = match observed {
-                None => ("absent", None),
-                Some(o) if !o.owned_by(&names.stack, &names.stage) => ("left-alone", None),
-                Some(o) => match delete_one(aws, names, &id, &o).await {
-                    Ok(()) => ("delete", None),
-                    Err(e) => ("failed", Some(format!("{e:#}"))),
-                },
-            };
-            match (action, &error) {
-                ("delete", _) => printer.progress(&format!("deleted {id}")),
-                ("left-alone", _) => printer.progress(&format!(
-                    "left alone {id}: it exists but is not owned by stack {} stage {}",
-                    names.stack, names.stage
-                )),
-                (_, Some(e)) => printer.progress(&format!("failed {id}: {e}")),
-                _ => {}
-            }
-            Removal {
-                resource: id,
-                action,
-                error,
+    for wave in waves(&stack.graph()).into_iter().rev() {
+        let work = wave.into_iter().map(|id| {
+            let ctx = &ctx;
+            let resource = by_id[&id];
+            async move {
+                let observed = live.get(&id).cloned().flatten();
+                let (action, error) = match observed {
+                    None => ("absent", None),
+                    Some(o) if !o.owned_by(&names.stack, &names.stage) => ("left-alone", None),
+                    Some(o) => match resource.delete(ctx, &o).await {
+                        Ok(()) => ("delete", None),
+                        Err(e) => ("failed", Some(format!("{e:#}"))),
+                    },
+                };
+                match (action, &error) {
+                    ("delete", _) => printer.progress(&format!("deleted {id}")),
+                    ("left-alone", _) => printer.progress(&format!(
+                        "left alone {id}: it exists but is not owned by stack {} stage {}",
+                        names.stack, names.stage
+                    )),
+                    (_, Some(e)) => printer.progress(&format!("failed {id}: {e}")),
+                    _ => {}
+                }
+                Removal {
+                    resource: id,
+                    action,
+                    error,
+                }
             }
         });
         removals.extend(join_all(work).await);
     }
     removals
-}
-
-async fn delete_one(aws: &Aws, names: &Names, id: &ResourceId, o: &Observed) -> Result<()> {
-    match id.kind {
-        Kind::Role => iam::delete(aws, &id.name, o).await,
-        Kind::LogGroup => logs::delete(aws, &id.name).await,
-        Kind::Function => lambda::delete(aws, &id.name).await,
-        Kind::StateMachine => sfn::delete(aws, &id.name, &names.state_machine_arn()).await,
-        Kind::RestApi => {
-            // Duplicates (see apigateway::read_api) go with it.
-            for duplicate in apigateway::duplicates(o) {
-                apigateway::delete_api(aws, &id.name, &duplicate).await?;
-            }
-            apigateway::delete_api(aws, &id.name, &o.physical_id).await
-        }
-        // The stage goes with its API, which is deleted in the next wave.
-        Kind::Stage => Ok(()),
-    }
 }

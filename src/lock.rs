@@ -25,8 +25,8 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::aws::{retry, ssm, Aws};
+use crate::names::Names;
 use crate::output::Printer;
-use crate::stack::Names;
 
 /// How long a lease lasts unless renewed.
 pub const LEASE: Duration = Duration::from_secs(600);

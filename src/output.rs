@@ -202,14 +202,14 @@ pub fn stdin_is_terminal() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Kind, ResourceId};
+    use crate::model::{Kind, ResourceId};
     use serde_json::json;
 
     #[test]
     fn plan_text_shows_fields_and_document_diffs() {
         let r = ResourcePlan {
             resource: ResourceId {
-                kind: Kind::Function,
+                kind: Kind("function"),
                 name: "f".into(),
             },
             action: Action::Update,
@@ -263,6 +263,9 @@ pub struct Report {
     pub outputs: Option<Outputs>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub execution: Option<crate::aws::sfn::ExecutionResult>,
+    /// deploy: where the time went, and the critical path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timing: Option<crate::engine::RunTiming>,
     /// plan and unlock: who holds (held) the stage's lock.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lock: Option<crate::lock::Holder>,
@@ -271,7 +274,7 @@ pub struct Report {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ResourceReport {
-    pub kind: crate::plan::Kind,
+    pub kind: crate::model::Kind,
     pub name: String,
     /// plan/deploy: create, update, no-change, conflict;
     /// destroy: delete, absent, left-alone, failed.

@@ -2,77 +2,11 @@
 //! decide what to do. No AWS here, so all of it is unit-tested.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::stack::{Tags, OWNER_STACK_TAG, OWNER_STAGE_TAG};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Kind {
-    Role,
-    LogGroup,
-    Function,
-    StateMachine,
-    RestApi,
-    Stage,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Role => "role",
-            Kind::LogGroup => "log-group",
-            Kind::Function => "function",
-            Kind::StateMachine => "state-machine",
-            Kind::RestApi => "rest-api",
-            Kind::Stage => "stage",
-        }
-    }
-}
-
-/// A resource by kind and deterministic name: how stepgate finds its own
-/// resources again without a state file.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct ResourceId {
-    pub kind: Kind,
-    pub name: String,
-}
-
-impl fmt::Display for ResourceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.kind.as_str(), self.name)
-    }
-}
-
-/// A resource as read from AWS, reduced to the fields stepgate manages, in
-/// the same shape as the desired fields so that the two compare directly.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Observed {
-    pub fields: Value,
-    pub tags: Tags,
-    /// The id AWS knows it by where that is not its name (REST API ids).
-    pub physical_id: String,
-}
-
-impl Observed {
-    pub fn owned_by(&self, stack: &str, stage: &str) -> bool {
-        self.tags.get(OWNER_STACK_TAG).map(String::as_str) == Some(stack)
-            && self.tags.get(OWNER_STAGE_TAG).map(String::as_str) == Some(stage)
-    }
-
-    /// Whether it carries the ownership tags among `desired` (a resource's
-    /// full desired tags): how a create answered "already exists" tells a
-    /// lost answer to its own earlier attempt from someone else's resource.
-    pub fn owned_as(&self, desired: &Tags) -> bool {
-        match (desired.get(OWNER_STACK_TAG), desired.get(OWNER_STAGE_TAG)) {
-            (Some(stack), Some(stage)) => self.owned_by(stack, stage),
-            _ => false,
-        }
-    }
-}
+use crate::model::{Observed, ResourceId, Tags};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -262,6 +196,7 @@ pub fn waves(deps: &BTreeMap<ResourceId, Vec<ResourceId>>) -> Vec<Vec<ResourceId
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Kind, OWNER_STACK_TAG, OWNER_STAGE_TAG};
     use serde_json::json;
 
     fn id(kind: Kind, name: &str) -> ResourceId {
@@ -295,7 +230,7 @@ mod tests {
     #[test]
     fn absent_is_create_and_equal_is_no_change() {
         let f = json!({"memory": 128});
-        let r = id(Kind::Function, "f");
+        let r = id(Kind("function"), "f");
         assert_eq!(
             plan_resource(r.clone(), &f, &owner_tags(), None, "s", "dev").action,
             Action::Create
@@ -314,7 +249,7 @@ mod tests {
             &[],
         );
         let p = plan_resource(
-            id(Kind::Function, "f"),
+            id(Kind("function"), "f"),
             &want,
             &owner_tags(),
             Some(&live),
@@ -337,7 +272,7 @@ mod tests {
             physical_id: String::new(),
         };
         let p = plan_resource(
-            id(Kind::Role, "r"),
+            id(Kind("role"), "r"),
             &json!({}),
             &owner_tags(),
             Some(&live),
@@ -347,7 +282,7 @@ mod tests {
         assert_eq!(p.action, Action::Conflict);
         let other_stage = ours(json!({}), &[(OWNER_STAGE_TAG, "prod")]);
         let p = plan_resource(
-            id(Kind::Role, "r"),
+            id(Kind("role"), "r"),
             &json!({}),
             &owner_tags(),
             Some(&other_stage),
@@ -363,7 +298,7 @@ mod tests {
         want_tags.insert("team".into(), "payments".into());
         let live = ours(json!({}), &[]);
         let p = plan_resource(
-            id(Kind::Role, "r"),
+            id(Kind("role"), "r"),
             &json!({}),
             &want_tags,
             Some(&live),
@@ -382,10 +317,10 @@ mod tests {
 
     #[test]
     fn waves_follow_dependencies() {
-        let role = id(Kind::Role, "r");
-        let f1 = id(Kind::Function, "a");
-        let f2 = id(Kind::Function, "b");
-        let sm = id(Kind::StateMachine, "m");
+        let role = id(Kind("role"), "r");
+        let f1 = id(Kind("function"), "a");
+        let f2 = id(Kind("function"), "b");
+        let sm = id(Kind("state-machine"), "m");
         let deps = BTreeMap::from([
             (sm.clone(), vec![f1.clone(), f2.clone(), role.clone()]),
             (f1.clone(), vec![role.clone()]),

@@ -9,8 +9,8 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use crate::asl::Definition;
+use crate::names::{Names, RoleFor, FUNCTIONS};
 use crate::package::{package_dir, Package};
-use crate::stack::{Names, RoleFor, FUNCTIONS};
 use crate::template;
 
 pub const DEFINITION_FILE: &str = "definitions/OrderProcessor.asl.json";

@@ -64,22 +64,43 @@ async fn a_deploy_that_fails_half_way_reports_where_it_stopped_and_the_next_depl
     assert!(error_of("function")
         .iter()
         .all(|e| e.as_deref().is_some_and(|e| e.contains("CreateFunction"))));
-    for later in ["state-machine", "rest-api", "stage"] {
-        assert_eq!(
-            error_of(later),
-            [Some("not attempted: an earlier wave failed".to_string())],
-            "{later}"
+    // The machine needs the functions: it never started.
+    assert_eq!(
+        error_of("state-machine"),
+        [Some(
+            "not attempted: the run stopped after another resource failed".to_string()
+        )]
+    );
+    // The API and its stage need only their role, so they ran beside the
+    // functions: each was either made or never started, never half-made.
+    for beside in ["rest-api", "stage"] {
+        let e = error_of(beside);
+        assert!(
+            e == [None]
+                || e[0]
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("not attempted")),
+            "{beside}: {e:?}"
         );
     }
 
     // The next deploy picks up from the live state and finishes the job.
     let repaired = stepgate(&["deploy", "--stage", s, "--output", "json"]).ok();
+    let created = repaired.resources_with("create");
     assert_eq!(
-        repaired.resources_with("no-change").len(),
-        6,
-        "roles and log groups were already right"
+        repaired.resources_with("no-change").len() + created.len(),
+        11
     );
-    assert_eq!(repaired.resources_with("create").len(), 5);
+    for missing in ["function/", "state-machine/"] {
+        assert!(
+            created.iter().any(|c| c.starts_with(missing)),
+            "{created:?}"
+        );
+    }
+    assert!(
+        !created.iter().any(|c| c.starts_with("role/")),
+        "{created:?}"
+    );
     let url = repaired.json()["outputs"]["api_url"]
         .as_str()
         .unwrap()

@@ -2,181 +2,22 @@
 //! starts the state machine) and OPTIONS (CORS), and the stage that serves a
 //! deployment of it. The only module that uses the API Gateway client.
 
-use std::collections::BTreeMap;
-
 use anyhow::{Context, Result};
 use aws_sdk_apigateway::types::{
-    EndpointConfiguration, EndpointType, IntegrationType, Op, PatchOperation, RestApi,
+    EndpointConfiguration, EndpointType, IntegrationType, Op, PatchOperation, RestApi as ApiSummary,
 };
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use super::{code, error, sorted, Aws};
-use crate::config::Throttling;
-use crate::plan::{Action, Observed, ResourcePlan};
-use crate::stack::{Tags, OWNER_STAGE_TAG};
+use async_trait::async_trait;
 
-pub const PATH_PART: &str = "orderprocess";
-const RESOURCE_PATH: &str = "/orderprocess";
-/// Deployments stepgate makes say so, with a hash of the API configuration
-/// they snapshot: how a stage is known to serve the current configuration.
-const DEPLOYMENT_PREFIX: &str = "stepgate api-config ";
-
-const ALLOW_ORIGIN: &str = "method.response.header.Access-Control-Allow-Origin";
-const ALLOW_HEADERS: &str = "method.response.header.Access-Control-Allow-Headers";
-const ALLOW_METHODS: &str = "method.response.header.Access-Control-Allow-Methods";
-
-/// One method as stepgate manages it. The same shape is built from the
-/// desired state and read back from AWS, so the two compare field by field.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MethodSpec {
-    pub authorization: String,
-    pub responses: BTreeMap<String, MethodResponse>,
-    pub integration: IntegrationSpec,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MethodResponse {
-    pub parameters: BTreeMap<String, bool>,
-    pub models: BTreeMap<String, String>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct IntegrationSpec {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub http_method: Option<String>,
-    pub uri: Option<String>,
-    pub credentials: Option<String>,
-    pub passthrough_behavior: String,
-    pub request_templates: BTreeMap<String, String>,
-    pub responses: BTreeMap<String, IntegrationResponse>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct IntegrationResponse {
-    pub selection_pattern: Option<String>,
-    pub parameters: BTreeMap<String, String>,
-}
-
-#[derive(Clone, Debug)]
-pub struct ApiSpec {
-    pub name: String,
-    pub region: String,
-    pub partition: String,
-    pub state_machine_arn: String,
-    pub role_arn: String,
-}
-
-impl ApiSpec {
-    pub fn fields(&self) -> Value {
-        json!({ "resource": RESOURCE_PATH, "methods": self.methods() })
-    }
-
-    pub fn methods(&self) -> BTreeMap<String, MethodSpec> {
-        BTreeMap::from([
-            ("POST".to_string(), self.post()),
-            ("OPTIONS".to_string(), options()),
-        ])
-    }
-
-    /// Identifies the configuration a deployment snapshots.
-    pub fn config_hash(&self) -> String {
-        let digest = Sha256::digest(self.fields().to_string().as_bytes());
-        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
-    }
-
-    /// Pins the state machine server-side: the client sends only the order
-    /// and can never choose which machine runs. escapeJavaScript turns `'`
-    /// into `\'`, which is not JSON, hence the replaceAll.
-    pub fn request_template(&self) -> String {
-        format!(
-            "{{\n  \"stateMachineArn\": \"{}\",\n  \"input\": \"$util.escapeJavaScript($input.json('$')).replaceAll(\"\\\\'\",\"'\")\"\n}}",
-            self.state_machine_arn
-        )
-    }
-
-    fn post(&self) -> MethodSpec {
-        let cors = BTreeMap::from([(ALLOW_ORIGIN.to_string(), "'*'".to_string())]);
-        let response = MethodResponse {
-            parameters: BTreeMap::from([(ALLOW_ORIGIN.to_string(), false)]),
-            models: BTreeMap::from([("application/json".to_string(), "Empty".to_string())]),
-        };
-        MethodSpec {
-            authorization: "NONE".into(),
-            responses: BTreeMap::from([("200".into(), response.clone()), ("400".into(), response)]),
-            integration: IntegrationSpec {
-                kind: "AWS".into(),
-                http_method: Some("POST".into()),
-                uri: Some(format!(
-                    "arn:{}:apigateway:{}:states:action/StartExecution",
-                    self.partition, self.region
-                )),
-                credentials: Some(self.role_arn.clone()),
-                // Only JSON bodies reach the template; anything else is refused.
-                passthrough_behavior: "NEVER".into(),
-                request_templates: BTreeMap::from([(
-                    "application/json".into(),
-                    self.request_template(),
-                )]),
-                responses: BTreeMap::from([
-                    (
-                        "200".into(),
-                        IntegrationResponse {
-                            selection_pattern: None,
-                            parameters: cors.clone(),
-                        },
-                    ),
-                    (
-                        "400".into(),
-                        IntegrationResponse {
-                            selection_pattern: Some("4\\d{2}".into()),
-                            parameters: cors,
-                        },
-                    ),
-                ]),
-            },
-        }
-    }
-}
-
-/// The CORS preflight: a MOCK integration that answers 200 with the
-/// Access-Control-Allow-* headers.
-fn options() -> MethodSpec {
-    let headers = [ALLOW_HEADERS, ALLOW_METHODS, ALLOW_ORIGIN];
-    MethodSpec {
-        authorization: "NONE".into(),
-        responses: BTreeMap::from([(
-            "200".into(),
-            MethodResponse {
-                parameters: headers.iter().map(|h| (h.to_string(), false)).collect(),
-                models: BTreeMap::from([("application/json".to_string(), "Empty".to_string())]),
-            },
-        )]),
-        integration: IntegrationSpec {
-            kind: "MOCK".into(),
-            passthrough_behavior: "WHEN_NO_MATCH".into(),
-            request_templates: BTreeMap::from([("application/json".into(), "{\"statusCode\": 200}".into())]),
-            responses: BTreeMap::from([(
-                "200".into(),
-                IntegrationResponse {
-                    selection_pattern: None,
-                    parameters: BTreeMap::from([
-                        (ALLOW_HEADERS.into(), "'Content-Type,X-Amz-Date,Authorization,X-Api-Key,X-Amz-Security-Token'".into()),
-                        (ALLOW_METHODS.into(), "'OPTIONS,POST'".into()),
-                        (ALLOW_ORIGIN.into(), "'*'".into()),
-                    ]),
-                },
-            )]),
-            ..Default::default()
-        },
-    }
-}
+use crate::desired::api::{
+    ApiSpec, IntegrationResponse, IntegrationSpec, MethodResponse, MethodSpec, StageSpec,
+    DEPLOYMENT_PREFIX, PATH_PART, RESOURCE_PATH,
+};
+use crate::model::{Kind, Observed, ResourceId, Tags, OWNER_STAGE_TAG};
+use crate::plan::{Action, ResourcePlan};
+use crate::resource::{spec, Ctx, Known, Resource};
 
 /// Finds the API by name, preferring the one carrying this stack's tags (REST
 /// API ids are random and names need not be unique). A same-named API that
@@ -233,7 +74,11 @@ pub async fn read_api(aws: &Aws, name: &str, owner: &Tags) -> Result<Option<Obse
 /// The APIs named `name`: those carrying the owner tags, oldest first (then
 /// by id), and the others. When several carry them, `read_api` keeps the
 /// one that serves the stage, else the oldest: the URL in use survives.
-fn same_name(apis: Vec<RestApi>, name: &str, owner: &Tags) -> (Vec<RestApi>, Vec<RestApi>) {
+fn same_name(
+    apis: Vec<ApiSummary>,
+    name: &str,
+    owner: &Tags,
+) -> (Vec<ApiSummary>, Vec<ApiSummary>) {
     let (mut ours, others): (Vec<_>, Vec<_>) = apis
         .into_iter()
         .filter(|a| a.name() == Some(name))
@@ -252,12 +97,12 @@ fn same_name(apis: Vec<RestApi>, name: &str, owner: &Tags) -> (Vec<RestApi>, Vec
 }
 
 /// Every API named `name` that carries the owner tags, oldest first.
-async fn owned_apis(aws: &Aws, name: &str, owner: &Tags) -> Result<Vec<RestApi>> {
+async fn owned_apis(aws: &Aws, name: &str, owner: &Tags) -> Result<Vec<ApiSummary>> {
     Ok(same_name(all_apis(aws, name).await?, name, owner).0)
 }
 
 /// Every REST API in the account and region (names are not unique).
-async fn all_apis(aws: &Aws, name: &str) -> Result<Vec<RestApi>> {
+async fn all_apis(aws: &Aws, name: &str) -> Result<Vec<ApiSummary>> {
     aws.apigateway
         .get_rest_apis()
         .limit(500)
@@ -648,25 +493,6 @@ pub async fn delete_api(aws: &Aws, name: &str, id: &str) -> Result<()> {
     }
 }
 
-#[derive(Clone, Debug)]
-pub struct StageSpec {
-    pub name: String,
-    pub api_config_hash: String,
-    pub throttling: Option<Throttling>,
-}
-
-impl StageSpec {
-    pub fn fields(&self) -> Value {
-        json!({
-            "deployment": format!("{DEPLOYMENT_PREFIX}{}", self.api_config_hash),
-            "throttling": self.throttling.as_ref().map(|t| json!({
-                "burst_limit": t.burst_limit,
-                "rate_limit": t.rate_limit,
-            })),
-        })
-    }
-}
-
 pub async fn read_stage(aws: &Aws, api_id: &str, name: &str) -> Result<Option<Observed>> {
     let what = format!("stage/{name}");
     let stage = match aws
@@ -836,54 +662,124 @@ pub fn invoke_url(api_id: &str, region: &str, stage: &str, endpoint_url: Option<
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub const API_KIND: Kind = Kind("rest-api");
+pub const STAGE_KIND: Kind = Kind("stage");
 
-    fn spec() -> ApiSpec {
-        ApiSpec {
-            name: "orders-dev-OrderProcessorAPI".into(),
-            region: "us-east-1".into(),
-            partition: "aws".into(),
-            state_machine_arn: "arn:aws:states:us-east-1:1:stateMachine:m".into(),
-            role_arn: "arn:aws:iam::1:role/r".into(),
+/// The REST API, found by name and owner tags (its id is AWS's choice).
+pub struct RestApi {
+    pub name: String,
+    pub spec: Option<ApiSpec>,
+    /// Its role. Not the state machine: the integration names its ARN,
+    /// which is known before the machine exists.
+    pub needs: Vec<ResourceId>,
+}
+
+#[async_trait]
+impl Resource for RestApi {
+    fn id(&self) -> ResourceId {
+        ResourceId::new(API_KIND, &self.name)
+    }
+
+    fn needs(&self) -> Vec<ResourceId> {
+        self.needs.clone()
+    }
+
+    fn desired(&self) -> Option<Value> {
+        self.spec.as_ref().map(ApiSpec::fields)
+    }
+
+    async fn read(&self, ctx: &Ctx<'_>, _: Option<&Observed>) -> Result<Option<Observed>> {
+        read_api(ctx.aws, &self.name, &ctx.names.owner_tags()).await
+    }
+
+    async fn apply(
+        &self,
+        ctx: &Ctx<'_>,
+        plan: &ResourcePlan,
+        live: Option<&Observed>,
+        _: &Known,
+    ) -> Result<String> {
+        apply_api(ctx.aws, spec(&self.spec, &self.id())?, ctx.tags, plan, live).await
+    }
+
+    async fn delete(&self, ctx: &Ctx<'_>, live: &Observed) -> Result<()> {
+        // Duplicates (see read_api) go with it.
+        for duplicate in duplicates(live) {
+            delete_api(ctx.aws, &self.name, &duplicate).await?;
+        }
+        delete_api(ctx.aws, &self.name, &live.physical_id).await
+    }
+}
+
+/// The stage, which serves a deployment of the API's configuration.
+pub struct Stage {
+    pub name: String,
+    pub spec: Option<StageSpec>,
+    pub api: ResourceId,
+}
+
+#[async_trait]
+impl Resource for Stage {
+    fn id(&self) -> ResourceId {
+        ResourceId::new(STAGE_KIND, &self.name)
+    }
+
+    fn needs(&self) -> Vec<ResourceId> {
+        vec![self.api.clone()]
+    }
+
+    fn read_after(&self) -> Option<ResourceId> {
+        Some(self.api.clone())
+    }
+
+    fn desired(&self) -> Option<Value> {
+        self.spec.as_ref().map(StageSpec::fields)
+    }
+
+    /// Only a stage of our own API is ours to read (and later to change).
+    async fn read(&self, ctx: &Ctx<'_>, api: Option<&Observed>) -> Result<Option<Observed>> {
+        match api.filter(|a| a.owned_by(&ctx.names.stack, &ctx.names.stage)) {
+            Some(api) => read_stage(ctx.aws, &api.physical_id, &self.name).await,
+            None => Ok(None),
         }
     }
 
-    #[test]
-    fn request_template_pins_the_machine_and_passes_the_body_as_input() {
-        let t = spec().request_template();
-        assert!(t.contains("\"stateMachineArn\": \"arn:aws:states:us-east-1:1:stateMachine:m\""));
-        assert!(
-            t.contains(r#"$util.escapeJavaScript($input.json('$')).replaceAll("\\'","'")"#),
-            "{t}"
-        );
+    async fn apply(
+        &self,
+        ctx: &Ctx<'_>,
+        plan: &ResourcePlan,
+        _: Option<&Observed>,
+        known: &Known,
+    ) -> Result<String> {
+        let api = known
+            .get(&self.api)
+            .ok_or_else(|| anyhow::anyhow!("stage {}: the REST API does not exist", self.name))?;
+        let names = ctx.names;
+        let stage_ctx = StageContext {
+            tags: ctx.tags,
+            partition: names.partition,
+            region: &names.region,
+        };
+        apply_stage(
+            ctx.aws,
+            spec(&self.spec, &self.id())?,
+            api,
+            &stage_ctx,
+            plan,
+        )
+        .await?;
+        Ok(self.name.clone())
     }
 
-    #[test]
-    fn post_integrates_with_start_execution_through_the_api_role() {
-        let post = &spec().methods()["POST"];
-        assert_eq!(
-            post.integration.uri.as_deref(),
-            Some("arn:aws:apigateway:us-east-1:states:action/StartExecution")
-        );
-        assert_eq!(
-            post.integration.credentials.as_deref(),
-            Some("arn:aws:iam::1:role/r")
-        );
-        assert_eq!(
-            post.integration.responses["200"].parameters[ALLOW_ORIGIN],
-            "'*'"
-        );
+    /// The stage goes with its API.
+    async fn delete(&self, _: &Ctx<'_>, _: &Observed) -> Result<()> {
+        Ok(())
     }
+}
 
-    #[test]
-    fn config_hash_changes_only_with_the_configuration() {
-        let mut other = spec();
-        assert_eq!(spec().config_hash(), other.config_hash());
-        other.state_machine_arn.push('2');
-        assert_ne!(spec().config_hash(), other.config_hash());
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn invoke_urls_for_aws_and_an_emulator() {

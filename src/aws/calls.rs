@@ -12,10 +12,24 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
+use crate::model::ResourceId;
+
+tokio::task_local! {
+    /// The resource whose apply is running in this task, if any.
+    static RESOURCE: ResourceId;
+}
+
+/// Runs `work` (one resource's apply) so that its AWS calls are counted
+/// for that resource too: the critical path needs them.
+pub async fn in_resource<F: std::future::Future>(id: ResourceId, work: F) -> F::Output {
+    RESOURCE.scope(id, work).await
+}
+
 /// A shared tally; cloning it shares the same counts.
 #[derive(Clone, Debug, Default)]
 pub struct CallRecorder {
     counts: Arc<Mutex<BTreeMap<String, u32>>>,
+    by_resource: Arc<Mutex<BTreeMap<ResourceId, u32>>>,
 }
 
 impl CallRecorder {
@@ -25,6 +39,12 @@ impl CallRecorder {
         self.counts.lock().expect("call recorder poisoned").clone()
     }
 
+    /// Calls made so far on behalf of one resource's apply.
+    pub fn for_resource(&self, id: &ResourceId) -> u32 {
+        let counts = self.by_resource.lock().expect("call recorder poisoned");
+        counts.get(id).copied().unwrap_or_default()
+    }
+
     fn record(&self, key: String) {
         *self
             .counts
@@ -32,6 +52,14 @@ impl CallRecorder {
             .expect("call recorder poisoned")
             .entry(key)
             .or_default() += 1;
+        if let Ok(id) = RESOURCE.try_with(ResourceId::clone) {
+            *self
+                .by_resource
+                .lock()
+                .expect("call recorder poisoned")
+                .entry(id)
+                .or_default() += 1;
+        }
     }
 }
 

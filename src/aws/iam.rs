@@ -5,29 +5,12 @@ use anyhow::Result;
 use serde_json::{json, Value};
 
 use super::{code, error, Aws};
-use crate::plan::{Action, Observed, ResourcePlan};
-use crate::stack::Tags;
+use async_trait::async_trait;
 
-/// The name of the one inline policy stepgate puts on each role.
-pub const INLINE_POLICY: &str = "stepgate";
-
-#[derive(Clone, Debug)]
-pub struct RoleSpec {
-    pub name: String,
-    pub trust: Value,
-    pub permissions: Value,
-}
-
-impl RoleSpec {
-    pub fn fields(&self) -> Value {
-        json!({
-            "trust_policy": self.trust,
-            "inline_policies": { INLINE_POLICY: self.permissions },
-            // Least privilege: any managed policy attached out of band is drift.
-            "managed_policies": [],
-        })
-    }
-}
+use crate::desired::{RoleSpec, INLINE_POLICY};
+use crate::model::{Kind, Observed, ResourceId, Tags};
+use crate::plan::{Action, ResourcePlan};
+use crate::resource::{spec, Ctx, Known, Resource};
 
 pub async fn read(aws: &Aws, name: &str) -> Result<Option<Observed>> {
     let what = format!("role/{name}");
@@ -265,6 +248,47 @@ fn percent_decode(text: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+pub const KIND: Kind = Kind("role");
+
+/// An IAM role. IAM is global: its name carries the region.
+pub struct Role {
+    pub name: String,
+    pub spec: Option<RoleSpec>,
+}
+
+#[async_trait]
+impl Resource for Role {
+    fn id(&self) -> ResourceId {
+        ResourceId::new(KIND, &self.name)
+    }
+
+    fn desired(&self) -> Option<Value> {
+        self.spec.as_ref().map(RoleSpec::fields)
+    }
+
+    async fn read(&self, ctx: &Ctx<'_>, _: Option<&Observed>) -> Result<Option<Observed>> {
+        read(ctx.aws, &self.name).await
+    }
+
+    async fn apply(
+        &self,
+        ctx: &Ctx<'_>,
+        plan: &ResourcePlan,
+        live: Option<&Observed>,
+        _: &Known,
+    ) -> Result<String> {
+        apply(ctx.aws, spec(&self.spec, &self.id())?, ctx.tags, plan, live).await?;
+        Ok(format!(
+            "arn:{}:iam::{}:role/{}",
+            ctx.names.partition, ctx.names.account, self.name
+        ))
+    }
+
+    async fn delete(&self, ctx: &Ctx<'_>, live: &Observed) -> Result<()> {
+        delete(ctx.aws, &self.name, live).await
+    }
 }
 
 #[cfg(test)]

@@ -10,41 +10,18 @@ use serde_json::{json, Value};
 
 use super::retry::{poll, until_consistent, Readiness};
 use super::{code, describe, error, sorted, Aws};
-use crate::package::Package;
-use crate::plan::{Action, Observed, ResourcePlan};
-use crate::stack::Tags;
+use async_trait::async_trait;
+
+use crate::desired::FunctionSpec;
+use crate::model::{Kind, Observed, ResourceId, Tags};
+use crate::plan::{Action, ResourcePlan};
+use crate::resource::{spec, Ctx, Known, Resource};
 
 /// How long a function may take to become Active or finish an update.
 const SETTLE: Duration = Duration::from_secs(300);
 
-#[derive(Clone, Debug)]
-pub struct FunctionSpec {
-    pub name: String,
-    pub handler: String,
-    pub role_arn: String,
-    pub runtime: String,
-    pub memory_mb: i32,
-    pub timeout_s: i32,
-    pub package: Package,
-}
-
 /// The fields of UpdateFunctionConfiguration; code has its own call.
 const CONFIG_FIELDS: [&str; 5] = ["runtime", "handler", "role", "memory", "timeout"];
-
-impl FunctionSpec {
-    pub fn fields(&self) -> Value {
-        json!({
-            "code_sha256": self.package.sha256,
-            "runtime": self.runtime,
-            "handler": self.handler,
-            "role": self.role_arn,
-            "memory": self.memory_mb,
-            "timeout": self.timeout_s,
-            // stepgate sets no variables: any that appear are drift.
-            "environment": {},
-        })
-    }
-}
 
 pub async fn read(aws: &Aws, name: &str) -> Result<Option<Observed>> {
     let out = match aws.lambda.get_function().function_name(name).send().await {
@@ -255,4 +232,46 @@ async fn configuration(
         .send()
         .await
         .map_err(|e| error(&format!("function/{name}"), "GetFunctionConfiguration", e))
+}
+pub const KIND: Kind = Kind("function");
+
+pub struct Function {
+    pub name: String,
+    pub spec: Option<FunctionSpec>,
+    /// Its role and its log group.
+    pub needs: Vec<ResourceId>,
+}
+
+#[async_trait]
+impl Resource for Function {
+    fn id(&self) -> ResourceId {
+        ResourceId::new(KIND, &self.name)
+    }
+
+    fn needs(&self) -> Vec<ResourceId> {
+        self.needs.clone()
+    }
+
+    fn desired(&self) -> Option<Value> {
+        self.spec.as_ref().map(FunctionSpec::fields)
+    }
+
+    async fn read(&self, ctx: &Ctx<'_>, _: Option<&Observed>) -> Result<Option<Observed>> {
+        read(ctx.aws, &self.name).await
+    }
+
+    async fn apply(
+        &self,
+        ctx: &Ctx<'_>,
+        plan: &ResourcePlan,
+        live: Option<&Observed>,
+        _: &Known,
+    ) -> Result<String> {
+        apply(ctx.aws, spec(&self.spec, &self.id())?, ctx.tags, plan, live).await?;
+        Ok(self.name.clone())
+    }
+
+    async fn delete(&self, ctx: &Ctx<'_>, _: &Observed) -> Result<()> {
+        delete(ctx.aws, &self.name).await
+    }
 }

@@ -6,20 +6,12 @@ use anyhow::Result;
 use serde_json::{json, Value};
 
 use super::{code, error, Aws};
-use crate::plan::{Action, Observed, ResourcePlan};
-use crate::stack::Tags;
+use async_trait::async_trait;
 
-#[derive(Clone, Debug)]
-pub struct LogGroupSpec {
-    pub name: String,
-    pub retention_days: i32,
-}
-
-impl LogGroupSpec {
-    pub fn fields(&self) -> Value {
-        json!({ "retention_days": self.retention_days })
-    }
-}
+use crate::desired::LogGroupSpec;
+use crate::model::{Kind, Observed, ResourceId, Tags};
+use crate::plan::{Action, ResourcePlan};
+use crate::resource::{spec, Ctx, Known, Resource};
 
 pub async fn read(aws: &Aws, name: &str) -> Result<Option<Observed>> {
     let what = format!("log-group/{name}");
@@ -118,5 +110,41 @@ pub async fn delete(aws: &Aws, name: &str) -> Result<()> {
             Err(error(&format!("log-group/{name}"), "DeleteLogGroup", e))
         }
         _ => Ok(()),
+    }
+}
+pub const KIND: Kind = Kind("log-group");
+
+pub struct LogGroup {
+    pub name: String,
+    pub spec: Option<LogGroupSpec>,
+}
+
+#[async_trait]
+impl Resource for LogGroup {
+    fn id(&self) -> ResourceId {
+        ResourceId::new(KIND, &self.name)
+    }
+
+    fn desired(&self) -> Option<Value> {
+        self.spec.as_ref().map(LogGroupSpec::fields)
+    }
+
+    async fn read(&self, ctx: &Ctx<'_>, _: Option<&Observed>) -> Result<Option<Observed>> {
+        read(ctx.aws, &self.name).await
+    }
+
+    async fn apply(
+        &self,
+        ctx: &Ctx<'_>,
+        plan: &ResourcePlan,
+        live: Option<&Observed>,
+        _: &Known,
+    ) -> Result<String> {
+        apply(ctx.aws, spec(&self.spec, &self.id())?, ctx.tags, plan, live).await?;
+        Ok(self.name.clone())
+    }
+
+    async fn delete(&self, ctx: &Ctx<'_>, _: &Observed) -> Result<()> {
+        delete(ctx.aws, &self.name).await
     }
 }

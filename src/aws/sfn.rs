@@ -9,52 +9,28 @@ use serde_json::{json, Value};
 
 use super::retry::until_consistent;
 use super::{code, describe, error, Aws};
-use crate::plan::{Action, Observed, ResourcePlan};
-use crate::stack::Tags;
+use async_trait::async_trait;
 
-#[derive(Clone, Debug)]
-pub struct StateMachineSpec {
-    pub name: String,
-    pub arn: String,
-    pub role_arn: String,
-    pub definition: Value,
-    pub log_group_arn: String,
-}
+use crate::desired::StateMachineSpec;
+use crate::model::{Kind, Observed, ResourceId, Tags};
+use crate::plan::{Action, ResourcePlan};
+use crate::resource::{spec, Ctx, Known, Resource};
 
-impl StateMachineSpec {
-    pub fn fields(&self) -> Value {
-        json!({
-            "definition": self.definition,
-            "role": self.role_arn,
-            "type": "STANDARD",
-            "logging": {
-                "level": "ALL",
-                "include_execution_data": true,
-                "destination": self.log_destination(),
-            },
-        })
-    }
-
-    /// Step Functions wants the log group ARN with the ":*" suffix.
-    fn log_destination(&self) -> String {
-        format!("{}:*", self.log_group_arn)
-    }
-
-    fn logging(&self) -> LoggingConfiguration {
-        LoggingConfiguration::builder()
-            .level(LogLevel::All)
-            .include_execution_data(true)
-            .destinations(
-                LogDestination::builder()
-                    .cloud_watch_logs_log_group(
-                        CloudWatchLogsLogGroup::builder()
-                            .log_group_arn(self.log_destination())
-                            .build(),
-                    )
-                    .build(),
-            )
-            .build()
-    }
+/// The logging configuration as the SDK takes it.
+fn logging(spec: &StateMachineSpec) -> LoggingConfiguration {
+    LoggingConfiguration::builder()
+        .level(LogLevel::All)
+        .include_execution_data(true)
+        .destinations(
+            LogDestination::builder()
+                .cloud_watch_logs_log_group(
+                    CloudWatchLogsLogGroup::builder()
+                        .log_group_arn(spec.log_destination())
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
 }
 
 pub async fn read(aws: &Aws, name: &str, arn: &str) -> Result<Option<Observed>> {
@@ -141,7 +117,7 @@ pub async fn apply(
                 .definition(&definition)
                 .role_arn(&spec.role_arn)
                 .r#type(StateMachineType::Standard)
-                .logging_configuration(spec.logging())
+                .logging_configuration(logging(spec))
                 .set_tags(Some(sfn_tags(tags)))
                 .send()
         })
@@ -171,7 +147,7 @@ pub async fn apply(
                 .state_machine_arn(&spec.arn)
                 .definition(&definition)
                 .role_arn(&spec.role_arn)
-                .logging_configuration(spec.logging())
+                .logging_configuration(logging(spec))
                 .send()
         })
         .await
@@ -256,5 +232,48 @@ pub async fn wait_execution(
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(std::time::Duration::from_secs(1));
+    }
+}
+pub const KIND: Kind = Kind("state-machine");
+
+pub struct StateMachine {
+    pub name: String,
+    pub arn: String,
+    pub spec: Option<StateMachineSpec>,
+    /// Its role, its log group and the functions it calls.
+    pub needs: Vec<ResourceId>,
+}
+
+#[async_trait]
+impl Resource for StateMachine {
+    fn id(&self) -> ResourceId {
+        ResourceId::new(KIND, &self.name)
+    }
+
+    fn needs(&self) -> Vec<ResourceId> {
+        self.needs.clone()
+    }
+
+    fn desired(&self) -> Option<Value> {
+        self.spec.as_ref().map(StateMachineSpec::fields)
+    }
+
+    async fn read(&self, ctx: &Ctx<'_>, _: Option<&Observed>) -> Result<Option<Observed>> {
+        read(ctx.aws, &self.name, &self.arn).await
+    }
+
+    async fn apply(
+        &self,
+        ctx: &Ctx<'_>,
+        plan: &ResourcePlan,
+        _: Option<&Observed>,
+        _: &Known,
+    ) -> Result<String> {
+        apply(ctx.aws, spec(&self.spec, &self.id())?, ctx.tags, plan).await?;
+        Ok(self.arn.clone())
+    }
+
+    async fn delete(&self, ctx: &Ctx<'_>, _: &Observed) -> Result<()> {
+        delete(ctx.aws, &self.name, &self.arn).await
     }
 }

@@ -6,7 +6,7 @@ use anyhow::Result;
 use aws_sdk_ssm::types::{ParameterType, Tag};
 
 use super::{code, error, Aws};
-use crate::stack::Tags;
+use crate::model::Tags;
 
 /// Creates the parameter unless it exists. `Ok(false)`: it already existed,
 /// possibly because this very call's first attempt created it and its

@@ -1,0 +1,241 @@
+//! The REST API as desired: `/orderprocess` with POST (an AWS-service
+//! integration that starts the state machine) and OPTIONS (CORS), and the
+//! stage that serves a deployment of it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::config::Throttling;
+
+pub const PATH_PART: &str = "orderprocess";
+pub const RESOURCE_PATH: &str = "/orderprocess";
+/// Deployments stepgate makes say so, with a hash of the API configuration
+/// they snapshot: how a stage is known to serve the current configuration.
+pub const DEPLOYMENT_PREFIX: &str = "stepgate api-config ";
+
+const ALLOW_ORIGIN: &str = "method.response.header.Access-Control-Allow-Origin";
+const ALLOW_HEADERS: &str = "method.response.header.Access-Control-Allow-Headers";
+const ALLOW_METHODS: &str = "method.response.header.Access-Control-Allow-Methods";
+
+/// One method as stepgate manages it. The same shape is built from the
+/// desired state and read back from AWS, so the two compare field by field.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MethodSpec {
+    pub authorization: String,
+    pub responses: BTreeMap<String, MethodResponse>,
+    pub integration: IntegrationSpec,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MethodResponse {
+    pub parameters: BTreeMap<String, bool>,
+    pub models: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IntegrationSpec {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub http_method: Option<String>,
+    pub uri: Option<String>,
+    pub credentials: Option<String>,
+    pub passthrough_behavior: String,
+    pub request_templates: BTreeMap<String, String>,
+    pub responses: BTreeMap<String, IntegrationResponse>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IntegrationResponse {
+    pub selection_pattern: Option<String>,
+    pub parameters: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ApiSpec {
+    pub name: String,
+    pub region: String,
+    pub partition: String,
+    pub state_machine_arn: String,
+    pub role_arn: String,
+}
+
+impl ApiSpec {
+    pub fn fields(&self) -> Value {
+        json!({ "resource": RESOURCE_PATH, "methods": self.methods() })
+    }
+
+    pub fn methods(&self) -> BTreeMap<String, MethodSpec> {
+        BTreeMap::from([
+            ("POST".to_string(), self.post()),
+            ("OPTIONS".to_string(), options()),
+        ])
+    }
+
+    /// Identifies the configuration a deployment snapshots.
+    pub fn config_hash(&self) -> String {
+        let digest = Sha256::digest(self.fields().to_string().as_bytes());
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Pins the state machine server-side: the client sends only the order
+    /// and can never choose which machine runs. escapeJavaScript turns `'`
+    /// into `\'`, which is not JSON, hence the replaceAll.
+    pub fn request_template(&self) -> String {
+        format!(
+            "{{\n  \"stateMachineArn\": \"{}\",\n  \"input\": \"$util.escapeJavaScript($input.json('$')).replaceAll(\"\\\\'\",\"'\")\"\n}}",
+            self.state_machine_arn
+        )
+    }
+
+    fn post(&self) -> MethodSpec {
+        let cors = BTreeMap::from([(ALLOW_ORIGIN.to_string(), "'*'".to_string())]);
+        let response = MethodResponse {
+            parameters: BTreeMap::from([(ALLOW_ORIGIN.to_string(), false)]),
+            models: BTreeMap::from([("application/json".to_string(), "Empty".to_string())]),
+        };
+        MethodSpec {
+            authorization: "NONE".into(),
+            responses: BTreeMap::from([("200".into(), response.clone()), ("400".into(), response)]),
+            integration: IntegrationSpec {
+                kind: "AWS".into(),
+                http_method: Some("POST".into()),
+                uri: Some(format!(
+                    "arn:{}:apigateway:{}:states:action/StartExecution",
+                    self.partition, self.region
+                )),
+                credentials: Some(self.role_arn.clone()),
+                // Only JSON bodies reach the template; anything else is refused.
+                passthrough_behavior: "NEVER".into(),
+                request_templates: BTreeMap::from([(
+                    "application/json".into(),
+                    self.request_template(),
+                )]),
+                responses: BTreeMap::from([
+                    (
+                        "200".into(),
+                        IntegrationResponse {
+                            selection_pattern: None,
+                            parameters: cors.clone(),
+                        },
+                    ),
+                    (
+                        "400".into(),
+                        IntegrationResponse {
+                            selection_pattern: Some("4\\d{2}".into()),
+                            parameters: cors,
+                        },
+                    ),
+                ]),
+            },
+        }
+    }
+}
+
+/// The CORS preflight: a MOCK integration that answers 200 with the
+/// Access-Control-Allow-* headers.
+fn options() -> MethodSpec {
+    let headers = [ALLOW_HEADERS, ALLOW_METHODS, ALLOW_ORIGIN];
+    MethodSpec {
+        authorization: "NONE".into(),
+        responses: BTreeMap::from([(
+            "200".into(),
+            MethodResponse {
+                parameters: headers.iter().map(|h| (h.to_string(), false)).collect(),
+                models: BTreeMap::from([("application/json".to_string(), "Empty".to_string())]),
+            },
+        )]),
+        integration: IntegrationSpec {
+            kind: "MOCK".into(),
+            passthrough_behavior: "WHEN_NO_MATCH".into(),
+            request_templates: BTreeMap::from([("application/json".into(), "{\"statusCode\": 200}".into())]),
+            responses: BTreeMap::from([(
+                "200".into(),
+                IntegrationResponse {
+                    selection_pattern: None,
+                    parameters: BTreeMap::from([
+                        (ALLOW_HEADERS.into(), "'Content-Type,X-Amz-Date,Authorization,X-Api-Key,X-Amz-Security-Token'".into()),
+                        (ALLOW_METHODS.into(), "'OPTIONS,POST'".into()),
+                        (ALLOW_ORIGIN.into(), "'*'".into()),
+                    ]),
+                },
+            )]),
+            ..Default::default()
+        },
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct StageSpec {
+    pub name: String,
+    pub api_config_hash: String,
+    pub throttling: Option<Throttling>,
+}
+
+impl StageSpec {
+    pub fn fields(&self) -> Value {
+        json!({
+            "deployment": format!("{DEPLOYMENT_PREFIX}{}", self.api_config_hash),
+            "throttling": self.throttling.as_ref().map(|t| json!({
+                "burst_limit": t.burst_limit,
+                "rate_limit": t.rate_limit,
+            })),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ApiSpec {
+        ApiSpec {
+            name: "orders-dev-OrderProcessorAPI".into(),
+            region: "us-east-1".into(),
+            partition: "aws".into(),
+            state_machine_arn: "arn:aws:states:us-east-1:1:stateMachine:m".into(),
+            role_arn: "arn:aws:iam::1:role/r".into(),
+        }
+    }
+
+    #[test]
+    fn request_template_pins_the_machine_and_passes_the_body_as_input() {
+        let t = spec().request_template();
+        assert!(t.contains("\"stateMachineArn\": \"arn:aws:states:us-east-1:1:stateMachine:m\""));
+        assert!(
+            t.contains(r#"$util.escapeJavaScript($input.json('$')).replaceAll("\\'","'")"#),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn post_integrates_with_start_execution_through_the_api_role() {
+        let post = &spec().methods()["POST"];
+        assert_eq!(
+            post.integration.uri.as_deref(),
+            Some("arn:aws:apigateway:us-east-1:states:action/StartExecution")
+        );
+        assert_eq!(
+            post.integration.credentials.as_deref(),
+            Some("arn:aws:iam::1:role/r")
+        );
+        assert_eq!(
+            post.integration.responses["200"].parameters[ALLOW_ORIGIN],
+            "'*'"
+        );
+    }
+
+    #[test]
+    fn config_hash_changes_only_with_the_configuration() {
+        let mut other = spec();
+        assert_eq!(spec().config_hash(), other.config_hash());
+        other.state_machine_arn.push('2');
+        assert_ne!(spec().config_hash(), other.config_hash());
+    }
+}

@@ -1,0 +1,76 @@
+//! The vocabulary every layer shares: what a resource is called, what was
+//! read of it, and who owns it. Pure: no AWS, no desired state here.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::Value;
+
+pub type Tags = BTreeMap<String, String>;
+
+/// Ownership tags: destroy deletes only what carries both, with these values.
+pub const OWNER_STACK_TAG: &str = "stepgate:stack";
+pub const OWNER_STAGE_TAG: &str = "stepgate:stage";
+
+/// A kind of resource ("role", "function", ...). Each kind's module
+/// declares its own constant, so adding a kind touches no list of kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Kind(pub &'static str);
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+/// A resource by kind and deterministic name: how stepgate finds its own
+/// resources again without a state file.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ResourceId {
+    pub kind: Kind,
+    pub name: String,
+}
+
+impl ResourceId {
+    pub fn new(kind: Kind, name: &str) -> ResourceId {
+        ResourceId {
+            kind,
+            name: name.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for ResourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.kind.as_str(), self.name)
+    }
+}
+
+/// A resource as read from AWS, reduced to the fields stepgate manages, in
+/// the same shape as the desired fields so that the two compare directly.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed {
+    pub fields: Value,
+    pub tags: Tags,
+    /// The id AWS knows it by where that is not its name (REST API ids).
+    pub physical_id: String,
+}
+
+impl Observed {
+    pub fn owned_by(&self, stack: &str, stage: &str) -> bool {
+        self.tags.get(OWNER_STACK_TAG).map(String::as_str) == Some(stack)
+            && self.tags.get(OWNER_STAGE_TAG).map(String::as_str) == Some(stage)
+    }
+
+    /// Whether it carries the ownership tags among `desired` (a resource's
+    /// full desired tags): how a create answered "already exists" tells a
+    /// lost answer to its own earlier attempt from someone else's resource.
+    pub fn owned_as(&self, desired: &Tags) -> bool {
+        match (desired.get(OWNER_STACK_TAG), desired.get(OWNER_STAGE_TAG)) {
+            (Some(stack), Some(stage)) => self.owned_by(stack, stage),
+            _ => false,
+        }
+    }
+}

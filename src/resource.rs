@@ -1,0 +1,74 @@
+//! What the engine knows of a resource: this trait, and nothing else. Each
+//! kind implements it in the module of the AWS service it lives in
+//! (`aws::iam::Role`, `aws::lambda::Function`, ...), translating its desired
+//! state (`desired::*`) into that service's calls; `stack::resources` lists
+//! the stack's resources. Adding a kind is its implementation plus one line
+//! in that list: the engine has no per-kind code.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::aws::Aws;
+use crate::model::{Observed, ResourceId, Tags};
+use crate::names::Names;
+use crate::plan::ResourcePlan;
+
+/// What every resource may use while it is read, applied or deleted.
+pub struct Ctx<'a> {
+    pub aws: &'a Aws,
+    pub names: &'a Names,
+    /// The tags every resource carries: the owner tags and the settings'.
+    pub tags: &'a Tags,
+}
+
+/// The ids AWS gave the resources applied or observed so far (REST API
+/// ids, ARNs): how a stage learns its API's id.
+pub type Known = BTreeMap<ResourceId, String>;
+
+#[async_trait]
+pub trait Resource: Send + Sync {
+    fn id(&self) -> ResourceId;
+
+    /// What must exist before this is created, and outlive it on destroy.
+    fn needs(&self) -> Vec<ResourceId> {
+        Vec::new()
+    }
+
+    /// A resource whose live state `read` needs (the stage: its API), read
+    /// first; everything else is read concurrently.
+    fn read_after(&self) -> Option<ResourceId> {
+        None
+    }
+
+    /// The managed fields as they should be, in the shape `read` reports
+    /// them. `None` when the stack was listed without its sources (destroy
+    /// needs none).
+    fn desired(&self) -> Option<Value>;
+
+    /// The live state, or `None` if it does not exist. `before` is the live
+    /// state of `read_after()`. Makes no mutating call.
+    async fn read(&self, ctx: &Ctx<'_>, before: Option<&Observed>) -> Result<Option<Observed>>;
+
+    /// Creates or updates it as `plan` says; returns the id AWS knows it by.
+    /// `known` holds the ids of what it needs.
+    async fn apply(
+        &self,
+        ctx: &Ctx<'_>,
+        plan: &ResourcePlan,
+        live: Option<&Observed>,
+        known: &Known,
+    ) -> Result<String>;
+
+    /// Deletes it (and whatever AWS requires to go first); gone is fine.
+    async fn delete(&self, ctx: &Ctx<'_>, live: &Observed) -> Result<()>;
+}
+
+/// The desired state a resource was listed with, for apply: a stack listed
+/// without its sources (for destroy) has none to apply.
+pub fn spec<'a, T>(spec: &'a Option<T>, id: &ResourceId) -> Result<&'a T> {
+    spec.as_ref()
+        .ok_or_else(|| anyhow::anyhow!("{id}: no desired state to apply (listed without sources)"))
+}
