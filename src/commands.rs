@@ -11,7 +11,6 @@ use crate::cli::Command;
 use crate::config::Settings;
 use crate::engine;
 use crate::output::{plan_text, Calls, Outputs, Printer, Report, ResourceReport};
-use crate::sources::Sources;
 use crate::stack::{DesiredStack, Names, RoleFor, FUNCTIONS};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,7 +79,7 @@ async fn deploy(
     printer: &Printer,
 ) -> Result<Status> {
     let started = Instant::now();
-    let sources = Sources::load(&settings.project_dir)?;
+    let sources = crate::checks::local(settings, outputs_file.as_deref(), printer)?;
     let (aws, names) = connect(settings).await?;
     printer.progress(&format!(
         "Deploying stack {} stage {} to account {} in {}",
@@ -135,10 +134,13 @@ async fn deploy(
         );
     }
     let outputs = outputs_for(&names, &aws, applied.api_id);
-    if let Some(path) = &outputs_file {
-        std::fs::write(path, serde_json::to_string_pretty(&outputs)? + "\n")
-            .with_context(|| format!("--outputs-file {}: cannot write it", path.display()))?;
-    }
+    // Checked before deploying; should writing still fail, the result is
+    // printed first, so nobody is left guessing whether the stack deployed.
+    let written = match &outputs_file {
+        Some(path) => std::fs::write(path, serde_json::to_string_pretty(&outputs)? + "\n")
+            .with_context(|| format!("the stack is deployed, but --outputs-file {} cannot be written; its outputs are on stdout", path.display())),
+        None => Ok(()),
+    };
     report.outputs = Some(outputs.clone());
     printer.progress(&format!(
         "Done in {:.1}s: {}.",
@@ -146,12 +148,13 @@ async fn deploy(
         report.aws_calls.summary()
     ));
     printer.result(&outputs.text(), &report);
+    written?;
     Ok(Status::Ok)
 }
 
 async fn plan(settings: &Settings, detailed_exitcode: bool, printer: &Printer) -> Result<Status> {
     let started = Instant::now();
-    let sources = Sources::load(&settings.project_dir)?;
+    let sources = crate::checks::local(settings, None, printer)?;
     let (aws, names) = connect(settings).await?;
     let desired = DesiredStack::build(settings, &sources, names.clone());
     let live = engine::observe(&aws, &names).await?;

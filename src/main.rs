@@ -6,6 +6,7 @@
 
 mod asl;
 mod aws;
+mod checks;
 mod cli;
 mod commands;
 mod config;

@@ -1,0 +1,67 @@
+//! Bad input never reaches AWS. Every class of input check in
+//! docs/errors.md has a table here; each case asserts the one error line,
+//! exit code 1 and that no connection at all was made to the endpoint (a
+//! `Sentinel` counts them), so none of these tests needs the emulator.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{error_lines, offline, project_copy, unique, Run, Sentinel};
+
+/// Runs stepgate against a fresh sentinel and asserts that it was refused
+/// with one error line containing every `expected` text, exit code 1, an
+/// empty stdout and no connection to the endpoint. Returns the error line.
+#[track_caller]
+fn refused(dir: &Path, args: &[&str], env: &[(&str, &str)], expected: &[&str]) -> String {
+    let sentinel = Sentinel::start();
+    let run = offline(dir, &sentinel.url, args, env);
+    check_refused(&run, args, expected);
+    assert_eq!(
+        sentinel.connections(),
+        0,
+        "{args:?} reached the endpoint:\n{}",
+        run.stderr
+    );
+    error_lines(&run)[0].to_string()
+}
+
+#[track_caller]
+fn check_refused(run: &Run, args: &[&str], expected: &[&str]) {
+    let errors = error_lines(run);
+    assert_eq!(run.code, 1, "{args:?}:\n{}", run.stderr);
+    assert_eq!(errors.len(), 1, "{args:?}: one error line:\n{}", run.stderr);
+    for text in expected {
+        assert!(
+            errors[0].contains(text),
+            "{args:?}: expected {text:?} in:\n{}",
+            run.stderr
+        );
+    }
+    assert!(run.stdout.is_empty(), "{args:?}: stdout:\n{}", run.stdout);
+}
+
+/// A copy of the project under a name of its own.
+fn project(name: &str) -> PathBuf {
+    project_copy(&unique(name))
+}
+
+#[test]
+fn an_unwritable_outputs_file_is_refused_before_deploying() {
+    let dir = project("out");
+    std::fs::create_dir_all(dir.join("a-directory")).unwrap();
+    let missing = "/nonexistent-dir/out.json";
+    let here = dir.join("a-directory");
+    let here = here.to_str().unwrap();
+    for (path, expected) in [
+        (
+            missing,
+            "--outputs-file /nonexistent-dir/out.json: the directory /nonexistent-dir does not exist; create it or name a file in an existing directory",
+        ),
+        (here, "is a directory; name a file"),
+    ] {
+        refused(&dir, &["deploy", "--outputs-file", path], &[], &[expected]);
+    }
+    // Nothing was left behind by the check.
+    assert!(!Path::new(missing).exists());
+}
