@@ -94,7 +94,8 @@ fn read(path: &Path) -> Result<String> {
 }
 
 /// A policy must be JSON with a Version and a Statement list, and must not
-/// grant everything: least privilege is part of what stepgate promises.
+/// grant everything (checks::policy): least privilege is part of what
+/// stepgate promises.
 fn parse_policy(text: &str) -> Result<Value> {
     let doc: Value = serde_json::from_str(text).context("not valid JSON")?;
     if doc.get("Version").and_then(Value::as_str) != Some("2012-10-17") {
@@ -104,16 +105,7 @@ fn parse_policy(text: &str) -> Result<Value> {
         .get("Statement")
         .and_then(Value::as_array)
         .context("\"Statement\" must be a list")?;
-    for (i, statement) in statements.iter().enumerate() {
-        let actions: Vec<&str> = match statement.get("Action") {
-            Some(Value::String(a)) => vec![a.as_str()],
-            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
-            _ => vec![],
-        };
-        if let Some(wild) = actions.iter().find(|a| **a == "*" || a.ends_with(":*")) {
-            bail!("statement {i} allows \"{wild}\"; name the actions the stack needs instead");
-        }
-    }
+    crate::checks::policy::check_statements(statements)?;
     Ok(doc)
 }
 

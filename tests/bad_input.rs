@@ -65,3 +65,84 @@ fn an_unwritable_outputs_file_is_refused_before_deploying() {
     // Nothing was left behind by the check.
     assert!(!Path::new(missing).exists());
 }
+
+/// Replaces `from` (which must be there) by `to` in a project file.
+fn edit(dir: &Path, file: &str, from: &str, to: &str) {
+    let path = dir.join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{from:?} not in {file}");
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+}
+
+#[test]
+fn policies_that_grant_everything_are_refused() {
+    let states = "policies/states-permissions.json";
+    let lambda = "policies/lambda-permissions.json";
+    let trust = "policies/lambda-trust.json";
+    let cases: [(&str, &str, &str, &[&str]); 9] = [
+        (
+            states,
+            r#""Resource": ["${completeOrderArn}", "${cancelOrderArn}"]"#,
+            r#""Resource": "*""#,
+            &[
+                "states-permissions.json: statement 0 grants lambda:InvokeFunction on Resource \"*\", which matches every resource",
+                "name the stack's own resources",
+            ],
+        ),
+        (
+            states,
+            r#""Resource": ["${completeOrderArn}", "${cancelOrderArn}"]"#,
+            r#""Resource": "arn:aws:lambda:*:*:function:*""#,
+            &["statement 0 grants lambda:InvokeFunction on Resource \"arn:aws:lambda:*:*:function:*\", which matches every resource"],
+        ),
+        (
+            lambda,
+            r#""Action": ["logs:CreateLogStream", "logs:PutLogEvents"]"#,
+            r#""NotAction": "iam:*""#,
+            &["lambda-permissions.json: statement 0 uses \"NotAction\", which allows every action it does not list; list the actions the stack needs under \"Action\" instead"],
+        ),
+        (
+            lambda,
+            r#""Resource": ["${completeOrderLogGroupArn}:*", "${cancelOrderLogGroupArn}:*"]"#,
+            r#""NotResource": "arn:aws:s3:::secrets""#,
+            &["statement 0 uses \"NotResource\", which allows every resource it does not list"],
+        ),
+        (
+            lambda,
+            r#""Action": ["logs:CreateLogStream", "logs:PutLogEvents"]"#,
+            r#""Action": "*""#,
+            &["statement 0 allows \"*\"; name the actions the stack needs instead"],
+        ),
+        (
+            trust,
+            r#""Principal": { "Service": "lambda.amazonaws.com" }"#,
+            r#""Principal": "*""#,
+            &["lambda-trust.json: statement 0 trusts Principal \"*\" (anyone); name the service that assumes the role"],
+        ),
+        (
+            trust,
+            r#""Principal": { "Service": "lambda.amazonaws.com" }"#,
+            r#""Principal": { "AWS": ["arn:aws:iam::123456789012:root", "*"] }"#,
+            &["statement 0 trusts Principal \"*\" (anyone)"],
+        ),
+        (
+            trust,
+            r#""Principal": { "Service": "lambda.amazonaws.com" }"#,
+            r#""NotPrincipal": { "Service": "lambda.amazonaws.com" }"#,
+            &["statement 0 uses \"NotPrincipal\", which trusts everyone it does not list"],
+        ),
+        (
+            trust,
+            r#""Effect": "Allow""#,
+            r#""Effect": "allow""#,
+            &["statement 0: \"Effect\" must be \"Allow\" or \"Deny\""],
+        ),
+    ];
+    for (file, from, to, expected) in cases {
+        let dir = project("policy");
+        edit(&dir, file, from, to);
+        for command in ["deploy", "plan"] {
+            refused(&dir, &[command], &[], expected);
+        }
+    }
+}

@@ -3,6 +3,8 @@
 //! asl.rs, package.rs). docs/errors.md lists every check with its message;
 //! each error is one line naming the file, flag or key and the fix.
 
+pub mod policy;
+
 use std::fs::OpenOptions;
 use std::path::Path;
 
