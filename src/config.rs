@@ -651,6 +651,13 @@ impl FileText<'_> {
                     "is reserved: tag keys may not start with \"aws:\" or \"stepgate:\"".to_owned(),
                 ));
             }
+            for (text, part) in [(key.get_ref(), "keys"), (value.get_ref(), "values")] {
+                if let Some(c) = crate::checks::tags::refused_char(text) {
+                    return Err(invalid(format!(
+                        "has a character AWS does not allow in tag {part} ({c:?}); use letters, digits, spaces and _ . : / = + - @"
+                    )));
+                }
+            }
             let value_chars = value.get_ref().chars().count();
             if value_chars > 256 {
                 return Err(invalid(format!(
@@ -1345,6 +1352,14 @@ rate_limit = 250
             (
                 "[stages.prod.tags]\n\"Stepgate:stack\" = \"x\"\n".to_owned(),
                 "line 2: tag \"Stepgate:stack\" is reserved",
+            ),
+            (
+                "[defaults.tags]\n\"cost#center\" = \"42\"\n".to_owned(),
+                "line 2: tag \"cost#center\" has a character AWS does not allow in tag keys ('#')",
+            ),
+            (
+                "[stages.prod.tags]\nteam = \"a|b\"\n".to_owned(),
+                "line 2: tag \"team\" has a character AWS does not allow in tag values ('|')",
             ),
             (
                 format!("[defaults.tags]\nnote = \"{}\"\n", "x".repeat(257)),

@@ -146,3 +146,30 @@ fn policies_that_grant_everything_are_refused() {
         }
     }
 }
+
+/// Writes `text` as the project's stepgate.toml.
+fn config(dir: &Path, text: &str) {
+    std::fs::write(dir.join("stepgate.toml"), text).unwrap();
+}
+
+#[test]
+fn tags_aws_would_refuse_are_refused_naming_the_line() {
+    for (text, expected) in [
+        (
+            "[defaults.tags]\n\"cost#center\" = \"42\"\n",
+            "stepgate.toml line 2: tag \"cost#center\" has a character AWS does not allow in tag keys ('#'); use letters, digits, spaces and _ . : / = + - @",
+        ),
+        (
+            "[stages.dev.tags]\nteam = \"pay|ments\"\n",
+            "stepgate.toml line 2: tag \"team\" has a character AWS does not allow in tag values ('|')",
+        ),
+        (
+            "[defaults.tags]\nnote = \"two\\nlines\"\n",
+            "tag \"note\" has a character AWS does not allow in tag values ('\\n')",
+        ),
+    ] {
+        let dir = project("tags");
+        config(&dir, text);
+        refused(&dir, &["deploy"], &[], &[expected]);
+    }
+}
