@@ -13,6 +13,8 @@ use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use crate::limits::{bytes, ReadError, DOCUMENT_BYTES};
+
 const CONFIG_FILE_NAME: &str = "stepgate.toml";
 const DEFAULT_STACK: &str = "orders";
 const DEFAULT_STAGE: &str = "dev";
@@ -98,6 +100,14 @@ pub enum ConfigError {
         path: PathBuf,
         error: std::io::Error,
     },
+    /// The config file is larger than any config file could be: the wrong
+    /// file, or a device or pipe.
+    #[error(
+        "{}: larger than {}, the most stepgate reads from a config file; check that it is the right file",
+        path.display(),
+        bytes(*limit)
+    )]
+    TooLarge { path: PathBuf, limit: u64 },
     /// The config file is not TOML, or not laid out as stepgate reads it.
     #[error("{location}: {message}")]
     Syntax { location: String, message: String },
@@ -538,9 +548,15 @@ impl ConfigFile {
     /// Reads and validates the whole file, every stage's section included,
     /// so a mistake is caught whichever stage runs.
     fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Unreadable {
-            path: path.to_owned(),
-            error,
+        let text = crate::limits::read_text(path, DOCUMENT_BYTES).map_err(|error| match error {
+            ReadError::TooLarge { limit } => ConfigError::TooLarge {
+                path: path.to_owned(),
+                limit,
+            },
+            ReadError::Io(error) => ConfigError::Unreadable {
+                path: path.to_owned(),
+                error,
+            },
         })?;
         let file = FileText { path, text: &text };
         let raw: RawFile = toml::from_str(&text).map_err(|error| file.syntax_error(&error))?;

@@ -1,8 +1,12 @@
 //! Places an order through the deployed API, as a client would: an HTTP POST
 //! of the order alone to the invoke URL.
 
+use std::path::Path;
+
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
+
+use crate::limits::{bytes, ReadError, ORDER_BYTES};
 
 pub const SAMPLE_ORDER: &str = r#"{"orderId":"O101","customerName":"Demo Customer","orderDate":"2022-01-15","orderAmount":1400,"paymentStatus":"SUCCESS"}"#;
 
@@ -10,10 +14,24 @@ pub const SAMPLE_ORDER: &str = r#"{"orderId":"O101","customerName":"Demo Custome
 /// another payment status.
 pub fn order_from_args(order: &str, payment_status: Option<&str>) -> Result<Value> {
     let text = match order.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("--order @{path}: cannot read the file"))?,
+        Some(path) => match crate::limits::read_text(Path::new(path), ORDER_BYTES) {
+            Ok(text) => text,
+            Err(ReadError::TooLarge { limit }) => bail!(
+                "--order @{path}: larger than {}, Step Functions' limit for an execution's input; send a smaller order",
+                bytes(limit)
+            ),
+            Err(ReadError::Io(e)) => {
+                return Err(e).with_context(|| format!("--order @{path}: cannot read the file"))
+            }
+        },
         None => order.to_string(),
     };
+    if text.len() as u64 > ORDER_BYTES {
+        bail!(
+            "--order is larger than {}, Step Functions' limit for an execution's input; send a smaller order",
+            bytes(ORDER_BYTES)
+        );
+    }
     let mut value: Value = serde_json::from_str(&text).context("--order is not valid JSON; pass the order object, e.g. --order '{\"orderId\":\"O1\",...}' or --order @order.json")?;
     if !value.is_object() {
         bail!("--order must be a JSON object");
@@ -64,6 +82,15 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("--order @order.json"));
+        assert!(order_from_args("@/dev/zero", None)
+            .unwrap_err()
+            .to_string()
+            .contains("larger than 262,144 bytes"));
+        let long = format!("{{\"note\":\"{}\"}}", "x".repeat(262_144));
+        assert!(order_from_args(&long, None)
+            .unwrap_err()
+            .to_string()
+            .contains("--order is larger than 262,144 bytes"));
         assert!(order_from_args("[1]", None)
             .unwrap_err()
             .to_string()

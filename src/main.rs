@@ -12,6 +12,7 @@ mod commands;
 mod config;
 mod engine;
 mod invoke;
+mod limits;
 mod output;
 mod package;
 mod plan;

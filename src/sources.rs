@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use crate::asl::Definition;
+use crate::limits::{self, ReadError};
 use crate::package::{package_dir, Package};
 use crate::stack::{Names, RoleFor, FUNCTIONS};
 use crate::template;
@@ -52,7 +53,7 @@ impl Sources {
         }
 
         let path = project_dir.join(DEFINITION_FILE);
-        let text = read(&path)?;
+        let text = read(&path, limits::DEFINITION_FILE_BYTES, "definition")?;
         let required: BTreeSet<String> = FUNCTIONS.iter().map(|k| format!("{k}Arn")).collect();
         let definition = Definition::parse(&text, &known, &required)
             .with_context(|| path.display().to_string())?;
@@ -63,8 +64,8 @@ impl Sources {
                 let path = project_dir
                     .join("policies")
                     .join(format!("{}-{suffix}.json", purpose.as_str()));
-                let doc =
-                    parse_policy(&read(&path)?).with_context(|| path.display().to_string())?;
+                let doc = parse_policy(&read(&path, limits::DOCUMENT_BYTES, "policy")?)
+                    .with_context(|| path.display().to_string())?;
                 template::check_known(&doc, &known).with_context(|| path.display().to_string())?;
                 Ok(doc)
             };
@@ -84,13 +85,28 @@ impl Sources {
     }
 }
 
-fn read(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "{}: cannot read it; run stepgate from the project directory or pass --project-dir",
+/// Reads a project file: a regular file of at most `limit` bytes.
+fn read(path: &Path, limit: u64, kind: &str) -> Result<String> {
+    if let Some(what) = limits::not_regular(path) {
+        bail!(
+            "{}: is {what}, not a regular file; put the {kind} file itself there",
             path.display()
-        )
-    })
+        );
+    }
+    match limits::read_text(path, limit) {
+        Ok(text) => Ok(text),
+        Err(ReadError::TooLarge { limit }) => bail!(
+            "{}: larger than {}, the most stepgate reads from a {kind} file; check that it is the right file",
+            path.display(),
+            limits::bytes(limit)
+        ),
+        Err(ReadError::Io(e)) => Err(e).with_context(|| {
+            format!(
+                "{}: cannot read it; run stepgate from the project directory or pass --project-dir",
+                path.display()
+            )
+        }),
+    }
 }
 
 /// A policy must be JSON with a Version and a Statement list, and must not

@@ -173,3 +173,80 @@ fn tags_aws_would_refuse_are_refused_naming_the_line() {
         refused(&dir, &["deploy"], &[], &[expected]);
     }
 }
+
+#[test]
+fn a_definition_over_the_step_functions_limit_is_refused() {
+    let dir = project("defsize");
+    let comment = "x".repeat(1_100_000);
+    edit(
+        &dir,
+        "definitions/OrderProcessor.asl.json",
+        "\"StartAt\"",
+        &format!("\"Comment\": \"{comment}\", \"StartAt\""),
+    );
+    refused(
+        &dir,
+        &["deploy"],
+        &[],
+        &[
+            "OrderProcessor.asl.json: the definition is 1,10",
+            "bytes as sent to Step Functions, over its limit of 1,048,576 bytes; make it smaller",
+        ],
+    );
+}
+
+#[test]
+fn every_file_stepgate_reads_is_read_with_a_bound() {
+    let dir = project("bounds");
+    let big = dir.join("big.json");
+    std::fs::write(&big, vec![b' '; 300_000]).unwrap();
+    let big = big.to_str().unwrap().to_string();
+    let order_file = format!("@{big}");
+    let huge_config = dir.join("huge.toml");
+    std::fs::File::create(&huge_config)
+        .unwrap()
+        .set_len(2 << 20)
+        .unwrap();
+    let huge_config = huge_config.to_str().unwrap().to_string();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["invoke", "--order", "@/dev/zero"],
+            "--order @/dev/zero: larger than 262,144 bytes, Step Functions' limit for an execution's input; send a smaller order",
+        ),
+        (
+            &["invoke", "--order", &order_file],
+            "larger than 262,144 bytes, Step Functions' limit for an execution's input",
+        ),
+        (
+            &["plan", "--config", "/dev/zero"],
+            "/dev/zero: larger than 1,048,576 bytes, the most stepgate reads from a config file; check that it is the right file",
+        ),
+        (
+            &["plan", "--config", &huge_config],
+            "huge.toml: larger than 1,048,576 bytes, the most stepgate reads from a config file",
+        ),
+    ];
+    for (args, expected) in cases {
+        refused(&dir, args, &[], &[expected]);
+    }
+    // A policy or definition file too large to be one.
+    for (file, expected) in [
+        (
+            "policies/lambda-trust.json",
+            "lambda-trust.json: larger than 1,048,576 bytes, the most stepgate reads from a policy file",
+        ),
+        (
+            "definitions/OrderProcessor.asl.json",
+            "OrderProcessor.asl.json: larger than 4,194,304 bytes, the most stepgate reads from a definition file",
+        ),
+    ] {
+        let dir = project("bigfile");
+        std::fs::File::options()
+            .write(true)
+            .open(dir.join(file))
+            .unwrap()
+            .set_len(5 << 20)
+            .unwrap();
+        refused(&dir, &["plan"], &[], &[expected]);
+    }
+}

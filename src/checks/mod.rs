@@ -12,8 +12,10 @@ use std::path::Path;
 use anyhow::{bail, Result};
 
 use crate::config::Settings;
+use crate::limits::{bytes, DEFINITION_BYTES};
 use crate::output::Printer;
-use crate::sources::Sources;
+use crate::sources::{Sources, DEFINITION_FILE};
+use crate::stack::Names;
 
 /// Runs every local check and returns the loaded sources: nothing that can
 /// be known without AWS is left to fail half-way through a deploy.
@@ -25,7 +27,31 @@ pub fn local(
     if let Some(path) = outputs_file {
         check_outputs_file(path)?;
     }
-    Sources::load(&settings.project_dir)
+    let sources = Sources::load(&settings.project_dir)?;
+    check_definition_size(settings, &sources)?;
+    Ok(sources)
+}
+
+/// The longest region name, for sizes when the region is left to the SDK.
+const LONGEST_REGION: &str = "ap-southeast-7";
+
+/// The definition as sent (placeholders filled in, as aws::sfn serializes
+/// it) must fit Step Functions' limit. The account is always 12 digits; the
+/// region, when the SDK will choose it, is counted at its longest.
+fn check_definition_size(settings: &Settings, sources: &Sources) -> Result<()> {
+    let region = settings.region.as_deref().unwrap_or(LONGEST_REGION);
+    let names = Names::new(&settings.stack, &settings.stage, region, "000000000000");
+    let sent = serde_json::to_string_pretty(&sources.definition.render(&names.placeholders()))?;
+    let size = sent.len() as u64;
+    if size > DEFINITION_BYTES {
+        bail!(
+            "{}: the definition is {} as sent to Step Functions, over its limit of {}; make it smaller",
+            settings.project_dir.join(DEFINITION_FILE).display(),
+            bytes(size),
+            bytes(DEFINITION_BYTES)
+        );
+    }
+    Ok(())
 }
 
 /// `--outputs-file` must name a file stepgate can write, so that a deploy
