@@ -16,6 +16,11 @@ pub const DEFINITION_FILE_BYTES: u64 = 4 * DEFINITION_BYTES;
 /// The largest config or policy file read; either is a few hundred bytes.
 pub const DOCUMENT_BYTES: u64 = 1_048_576;
 
+/// Lambda: the largest .zip uploaded directly (not through S3).
+pub const ZIPPED_BYTES: u64 = 50 * 1024 * 1024;
+/// Lambda: the largest package once unzipped.
+pub const UNZIPPED_BYTES: u64 = 250 * 1024 * 1024;
+
 /// `1048576` as `1,048,576 bytes`.
 pub fn bytes(n: u64) -> String {
     let digits = n.to_string();

@@ -250,3 +250,123 @@ fn every_file_stepgate_reads_is_read_with_a_bound() {
         refused(&dir, &["plan"], &[], &[expected]);
     }
 }
+
+/// Runs stepgate against a fresh sentinel and asserts that every local check
+/// passed: the run went on to call the endpoint.
+#[track_caller]
+fn accepted(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let sentinel = Sentinel::start();
+    let run = offline(dir, &sentinel.url, args, env);
+    assert!(
+        sentinel.connections() > 0,
+        "{args:?} was refused locally:\n{}",
+        run.stderr
+    );
+    run
+}
+
+/// What is wrong, how to make it so in a directory, and the error texts.
+type Case = (&'static str, fn(&Path), &'static [&'static str]);
+
+#[test]
+fn files_a_lambda_package_cannot_hold_are_refused() {
+    use std::os::unix::ffi::OsStrExt;
+
+    let function = "lambdas/completeOrder";
+    let cases: [Case; 5] = [
+        (
+            "a named pipe",
+            |f| {
+                let ok = std::process::Command::new("mkfifo")
+                    .arg(f.join("pipe"))
+                    .status()
+                    .unwrap();
+                assert!(ok.success());
+            },
+            &["lambdas/completeOrder/pipe: is a named pipe, not a regular file or directory; remove it from", "lambdas/completeOrder"],
+        ),
+        (
+            "a socket",
+            |f| {
+                std::mem::forget(std::os::unix::net::UnixListener::bind(f.join("sock")).unwrap());
+            },
+            &["lambdas/completeOrder/sock: is a socket, not a regular file or directory"],
+        ),
+        (
+            "a dangling symlink",
+            |f| std::os::unix::fs::symlink("/nonexistent/util.js", f.join("util.js")).unwrap(),
+            &["lambdas/completeOrder/util.js: a symlink to /nonexistent/util.js, which does not exist; fix or remove the link"],
+        ),
+        (
+            "a symlink loop",
+            |f| {
+                std::fs::create_dir(f.join("lib")).unwrap();
+                std::os::unix::fs::symlink("..", f.join("lib/up")).unwrap();
+            },
+            &["lambdas/completeOrder/lib/up: a symlink back to", "which contains it, so the package would never end; remove the link"],
+        ),
+        (
+            "a name that is not UTF-8",
+            |f| {
+                let name = std::ffi::OsStr::from_bytes(b"caf\xe9.js");
+                std::fs::write(f.join(name), "module.exports = 1;\n").unwrap();
+            },
+            &["lambdas/completeOrder/caf\u{fffd}.js: the file name is not valid UTF-8; rename it (a Lambda zip holds UTF-8 names)"],
+        ),
+    ];
+    for (what, setup, expected) in cases {
+        let dir = project("files");
+        setup(&dir.join(function));
+        let message = refused(&dir, &["plan"], &[], expected);
+        assert!(!message.contains("Duplicate"), "{what}: {message}");
+    }
+
+    // A symlinked directory is followed: its files are packaged under the
+    // link's name.
+    let dir = project("linkdir");
+    std::fs::create_dir(dir.join("shared")).unwrap();
+    std::fs::write(dir.join("shared/util.js"), "module.exports = 1;\n").unwrap();
+    std::os::unix::fs::symlink("../../shared", dir.join(function).join("lib")).unwrap();
+    accepted(&dir, &["plan"], &[]);
+}
+
+#[test]
+fn packages_over_lambdas_size_limits_are_refused_before_upload() {
+    // Sparse: 260 MB of files that take no disk space, refused before reading.
+    let dir = project("unzipped");
+    std::fs::File::create(dir.join("lambdas/cancelOrder/data.bin"))
+        .unwrap()
+        .set_len(260 * 1024 * 1024)
+        .unwrap();
+    refused(
+        &dir,
+        &["plan"],
+        &[],
+        &["lambdas/cancelOrder: its files come to 272,6", "over Lambda's limit of 262,144,000 bytes for a package once unzipped; remove what the function does not need"],
+    );
+
+    // 60 MB that does not compress: refused as soon as the zip passes 50 MB.
+    let dir = project("zipped");
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let noise: Vec<u8> = (0..60_000_000 / 8)
+        .flat_map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()
+        })
+        .collect();
+    std::fs::write(dir.join("lambdas/completeOrder/noise.bin"), noise).unwrap();
+    let started = std::time::Instant::now();
+    refused(
+        &dir,
+        &["plan"],
+        &[],
+        &["lambdas/completeOrder: the zip is over Lambda's limit of 52,428,800 bytes for a direct upload; remove what the function does not need"],
+    );
+    assert!(
+        started.elapsed().as_secs() < 30,
+        "took {:?}",
+        started.elapsed()
+    );
+}
