@@ -13,12 +13,13 @@ use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use crate::checks::runtime;
 use crate::limits::{bytes, ReadError, DOCUMENT_BYTES};
 
 const CONFIG_FILE_NAME: &str = "stepgate.toml";
 const DEFAULT_STACK: &str = "orders";
 const DEFAULT_STAGE: &str = "dev";
-const DEFAULT_RUNTIME: &str = "nodejs22.x";
+pub const DEFAULT_RUNTIME: &str = "nodejs22.x";
 const DEFAULT_MEMORY_MB: i32 = 128;
 const DEFAULT_TIMEOUT_S: i32 = 10;
 const DEFAULT_LOG_RETENTION_DAYS: i32 = 14;
@@ -299,14 +300,18 @@ impl Origin<'_> {
 struct Rule<T> {
     ok: fn(&T) -> bool,
     problem: &'static str,
+    /// A more specific problem for some values (a deprecated runtime).
+    detail: Option<fn(&T) -> Option<String>>,
 }
 
 impl<T: fmt::Debug> Rule<T> {
     fn check(&self, value: T, origin: &Origin) -> Result<T, ConfigError> {
         if (self.ok)(&value) {
-            Ok(value)
-        } else {
-            Err(origin.invalid(&value, self.problem))
+            return Ok(value);
+        }
+        match self.detail.and_then(|detail| detail(&value)) {
+            Some(problem) => Err(origin.invalid(&value, &problem)),
+            None => Err(origin.invalid(&value, self.problem)),
         }
     }
 }
@@ -374,6 +379,7 @@ const STACK: Field<String> = Field {
                 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         },
         problem: "is not valid: start with a letter, then use letters, digits or '-' (at most 24 characters)",
+        detail: None,
     },
 };
 
@@ -384,6 +390,7 @@ const STAGE: Field<String> = Field {
     rule: Rule {
         ok: |s| is_stage_name(s),
         problem: "is not valid: use letters, digits, '-' or '_' (at most 32 characters)",
+        detail: None,
     },
 };
 
@@ -403,6 +410,7 @@ const REGION: Field<String> = Field {
                 })
         },
         problem: "is not an AWS region: expected a name like us-east-1 or eu-central-2",
+        detail: None,
     },
 };
 
@@ -413,6 +421,7 @@ const PROFILE: Field<String> = Field {
     rule: Rule {
         ok: |s| !s.is_empty(),
         problem: "is empty: name a profile from the AWS config or credentials file",
+        detail: None,
     },
 };
 
@@ -427,6 +436,7 @@ const ENDPOINT_URL: Field<String> = Field {
                 .any(|scheme| s.strip_prefix(scheme).is_some_and(|rest| !rest.is_empty()))
         },
         problem: "is not a URL: it must start with http:// or https://",
+        detail: None,
     },
 };
 
@@ -437,6 +447,7 @@ const ACCOUNT: Field<String> = Field {
     rule: Rule {
         ok: |s| s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()),
         problem: "is not an AWS account ID: it must be exactly 12 digits",
+        detail: None,
     },
 };
 
@@ -445,15 +456,9 @@ const RUNTIME: Field<String> = Field {
     var: "STEPGATE_RUNTIME",
     key: "runtime",
     rule: Rule {
-        ok: |s| {
-            s.strip_prefix("nodejs")
-                .and_then(|rest| rest.strip_suffix(".x"))
-                .is_some_and(|version| {
-                    !version.is_empty() && version.bytes().all(|b| b.is_ascii_digit())
-                })
-        },
-        problem:
-            "is not supported: the handlers need a Node.js runtime such as nodejs20.x or nodejs22.x",
+        ok: |s| runtime::is_supported(s),
+        problem: runtime::UNSUPPORTED,
+        detail: Some(|s| runtime::deprecation(s)),
     },
 };
 
@@ -464,6 +469,7 @@ const MEMORY: Field<i32> = Field {
     rule: Rule {
         ok: |mb| (128..=10240).contains(mb),
         problem: "is out of range; Lambda memory must be 128..=10240 MB",
+        detail: None,
     },
 };
 
@@ -474,6 +480,7 @@ const TIMEOUT: Field<i32> = Field {
     rule: Rule {
         ok: |s| (1..=900).contains(s),
         problem: "is out of range; a Lambda timeout must be 1..=900 seconds",
+        detail: None,
     },
 };
 
@@ -484,17 +491,20 @@ const LOG_RETENTION: Field<i32> = Field {
     rule: Rule {
         ok: |days| LOG_RETENTION_DAYS.contains(days),
         problem: "is not a retention CloudWatch Logs allows; use one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653",
+        detail: None,
     },
 };
 
 const BURST_LIMIT: Rule<i32> = Rule {
     ok: |burst| *burst >= 0,
     problem: "is negative; burst_limit must be 0 or more",
+    detail: None,
 };
 
 const RATE_LIMIT: Rule<f64> = Rule {
     ok: |rate| rate.is_finite() && *rate >= 0.0,
     problem: "is not allowed; rate_limit must be a finite number, 0 or more",
+    detail: None,
 };
 
 fn is_stage_name(s: &str) -> bool {
@@ -949,7 +959,7 @@ stack = "file-stack"
 [defaults]
 region = "eu-west-1"
 account = "111111111111"
-runtime = "nodejs18.x"
+runtime = "nodejs22.x"
 memory = 256
 timeout = 20
 log_retention_days = 30
@@ -958,7 +968,7 @@ log_retention_days = 30
         let cli = Overrides {
             region: Some("eu-west-3".into()),
             profile: Some("cli-profile".into()),
-            runtime: Some("nodejs20.x".into()),
+            runtime: Some("nodejs24.x".into()),
             memory_mb: Some(1024),
             ..Overrides::default()
         };
@@ -975,7 +985,7 @@ log_retention_days = 30
         assert_eq!(settings.region.as_deref(), Some("eu-west-3"));
         assert_eq!(settings.lambda.memory_mb, 1024);
         // Command line over file.
-        assert_eq!(settings.lambda.runtime, "nodejs20.x");
+        assert_eq!(settings.lambda.runtime, "nodejs24.x");
         // Command line over environment.
         assert_eq!(settings.profile.as_deref(), Some("cli-profile"));
         // Environment over file.
@@ -1331,7 +1341,11 @@ rate_limit = 250
             (account("012345678901"), true),
             (account("12345678901"), false),
             (account("12345678901a"), false),
-            (runtime("nodejs20.x"), true),
+            (runtime("nodejs22.x"), true),
+            (runtime("nodejs24.x"), true),
+            (runtime("nodejs20.x"), false),
+            (runtime("nodejs14.x"), false),
+            (runtime("nodejs999.x"), false),
             (runtime("python3.12"), false),
             (runtime("nodejs.x"), false),
             (runtime("nodejs22"), false),

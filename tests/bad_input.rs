@@ -370,3 +370,34 @@ fn packages_over_lambdas_size_limits_are_refused_before_upload() {
         started.elapsed()
     );
 }
+
+#[test]
+fn runtimes_lambda_no_longer_accepts_are_refused_with_the_replacement() {
+    let dir = project("runtime");
+    for (args, env, expected) in [
+        (
+            &["deploy", "--runtime", "nodejs14.x"][..],
+            &[][..],
+            "--runtime \"nodejs14.x\" is deprecated: Lambda deprecated it on 2023-12-04; use nodejs22.x",
+        ),
+        (
+            &["deploy", "--runtime", "nodejs999.x"],
+            &[],
+            "--runtime \"nodejs999.x\" is not supported: the handlers need a Node.js runtime that Lambda accepts: nodejs22.x or nodejs24.x",
+        ),
+        (
+            &["plan"],
+            &[("STEPGATE_RUNTIME", "nodejs20.x")],
+            "STEPGATE_RUNTIME=nodejs20.x is deprecated: Lambda deprecated it on 2026-04-30; use nodejs22.x",
+        ),
+    ] {
+        refused(&dir, args, env, &[expected, "(Lambda's runtimes as checked on 2026-11-22)"]);
+    }
+    config(&dir, "[defaults]\nruntime = \"nodejs18.x\"\n");
+    refused(
+        &dir,
+        &["plan"],
+        &[],
+        &["stepgate.toml line 2: runtime = \"nodejs18.x\" is deprecated: Lambda deprecated it on 2025-09-01; use nodejs22.x"],
+    );
+}

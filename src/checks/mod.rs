@@ -4,6 +4,7 @@
 //! each error is one line naming the file, flag or key and the fix.
 
 pub mod policy;
+pub mod runtime;
 pub mod tags;
 
 use std::fs::OpenOptions;
