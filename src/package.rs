@@ -19,6 +19,8 @@ pub struct Package {
     pub zip: Vec<u8>,
     /// base64(sha256(zip)): the form Lambda reports as CodeSha256.
     pub sha256: String,
+    /// The files in the zip, by name (relative to the function directory).
+    pub files: Vec<String>,
 }
 
 /// A file to package: its name in the zip and where to read it.
@@ -83,7 +85,8 @@ pub fn package_dir(dir: &Path) -> Result<Package> {
         .0
         .into_inner();
     let sha256 = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&zip));
-    Ok(Package { zip, sha256 })
+    let files = files.into_iter().map(|file| file.name).collect();
+    Ok(Package { zip, sha256, files })
 }
 
 fn unzipped_too_big(dir: &Path, size: u64) -> String {

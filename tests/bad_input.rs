@@ -401,3 +401,104 @@ fn runtimes_lambda_no_longer_accepts_are_refused_with_the_replacement() {
         &["stepgate.toml line 2: runtime = \"nodejs18.x\" is deprecated: Lambda deprecated it on 2025-09-01; use nodejs22.x"],
     );
 }
+
+#[test]
+fn handlers_that_would_fail_on_the_first_order_are_refused() {
+    let index = "lambdas/completeOrder/index.js";
+    let cases: [(&str, &str, &str, &[&str]); 5] = [
+        (
+            index,
+            "status: 'Approved',\n  },",
+            "status: 'Approved',\n  ",
+            &["lambdas/completeOrder/index.js:13: SyntaxError: Unexpected token ')'", "; fix it (node --check ./lambdas/completeOrder/index.js shows where)"],
+        ),
+        (
+            index,
+            "exports.completeOrder =",
+            "exports.completeOrdr =",
+            &["lambdas/completeOrder/index.js does not export a function named completeOrder, which the handler index.completeOrder needs; export it, e.g. exports.completeOrder = async (event) => ..."],
+        ),
+        (
+            index,
+            "exports.completeOrder = async (event) => ({",
+            "exports.completeOrder = 42; const unused = (event) => ({",
+            &["lambdas/completeOrder/index.js exports completeOrder as a number, not a function"],
+        ),
+        (
+            index,
+            "'use strict';",
+            "'use strict'; require('./no-such-module');",
+            &["lambdas/completeOrder/index.js: loading it failed: Error: Cannot find module './no-such-module'"],
+        ),
+        (
+            "lambdas/cancelOrder/index.js",
+            "'use strict';",
+            "'use strict';\nfunction (",
+            &["lambdas/cancelOrder/index.js:2: SyntaxError: "],
+        ),
+    ];
+    for (file, from, to, expected) in cases {
+        let dir = project("handler");
+        edit(&dir, file, from, to);
+        refused(&dir, &["deploy"], &[], expected);
+    }
+
+    // Every packaged file is checked, not only the handler's.
+    let dir = project("handler");
+    std::fs::write(
+        dir.join("lambdas/completeOrder/util.js"),
+        "module.exports = {;\n",
+    )
+    .unwrap();
+    refused(
+        &dir,
+        &["plan"],
+        &[],
+        &["lambdas/completeOrder/util.js:1: SyntaxError: "],
+    );
+
+    // An ES module handler passes, and is checked the same way.
+    let dir = project("esm");
+    let function = dir.join("lambdas/cancelOrder");
+    std::fs::remove_file(function.join("index.js")).unwrap();
+    std::fs::write(
+        function.join("index.mjs"),
+        "export const cancelOrder = async () => ({});\n",
+    )
+    .unwrap();
+    accepted(&dir, &["plan"], &[]);
+    std::fs::write(
+        function.join("index.mjs"),
+        "export const cancel = async () => ({});\n",
+    )
+    .unwrap();
+    refused(
+        &dir,
+        &["plan"],
+        &[],
+        &["lambdas/cancelOrder/index.mjs does not export a function named cancelOrder"],
+    );
+}
+
+#[test]
+fn without_node_the_handler_check_is_skipped_with_one_note() {
+    let dir = project("nonode");
+    edit(
+        &dir,
+        "lambdas/completeOrder/index.js",
+        "exports.completeOrder =",
+        "exports.x =",
+    );
+    let run = accepted(&dir, &["plan"], &[("PATH", "/nonexistent")]);
+    let notes = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("node is not on the PATH"))
+        .count();
+    assert_eq!(notes, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("so the handlers were not checked before upload (syntax, exports); install Node.js to check them"),
+        "{}",
+        run.stderr
+    );
+}

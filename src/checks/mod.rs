@@ -3,6 +3,7 @@
 //! asl.rs, package.rs). docs/errors.md lists every check with its message;
 //! each error is one line naming the file, flag or key and the fix.
 
+pub mod handlers;
 pub mod policy;
 pub mod runtime;
 pub mod tags;
@@ -16,20 +17,31 @@ use crate::config::Settings;
 use crate::limits::{bytes, DEFINITION_BYTES};
 use crate::output::Printer;
 use crate::sources::{Sources, DEFINITION_FILE};
-use crate::stack::Names;
+use crate::stack::{Names, FUNCTIONS};
 
 /// Runs every local check and returns the loaded sources: nothing that can
 /// be known without AWS is left to fail half-way through a deploy.
 pub fn local(
     settings: &Settings,
     outputs_file: Option<&Path>,
-    _printer: &Printer,
+    printer: &Printer,
 ) -> Result<Sources> {
     if let Some(path) = outputs_file {
         check_outputs_file(path)?;
     }
     let sources = Sources::load(&settings.project_dir)?;
     check_definition_size(settings, &sources)?;
+    let functions: Vec<handlers::Function> = FUNCTIONS
+        .iter()
+        .map(|key| handlers::Function {
+            dir: settings.project_dir.join("lambdas").join(key),
+            files: &sources.functions[key].files,
+            export: key,
+        })
+        .collect();
+    if !handlers::check(&functions)? {
+        printer.progress(handlers::SKIPPED);
+    }
     Ok(sources)
 }
 
