@@ -122,6 +122,9 @@ pub struct Common {
     /// No progress lines on stderr
     #[arg(long, short)]
     pub quiet: bool,
+    /// More detail on stderr (-v: where the AWS credentials come from)
+    #[arg(long, short, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 impl Common {

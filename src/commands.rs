@@ -25,6 +25,7 @@ pub async fn run(command: Command, printer: &Printer) -> Result<Status> {
     let settings = Settings::resolve(&command.common().overrides(), &|name| {
         std::env::var(name).ok()
     })?;
+    printer.detail(&crate::credentials::check(&settings).await?);
     match command {
         Command::Deploy { outputs_file, .. } => deploy(&settings, outputs_file, printer).await,
         Command::Plan {

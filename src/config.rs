@@ -61,8 +61,13 @@ pub struct Settings {
     pub stage: String,
     /// `None`: left to the AWS SDK's default chain (AWS_REGION, profile).
     pub region: Option<String>,
-    /// `None`: the AWS SDK's default chain.
+    /// `None`: the AWS SDK's default chain. A profile named here is used for
+    /// credentials even when AWS_ACCESS_KEY_ID is set, as the AWS CLI does.
     pub profile: Option<String>,
+    /// Where `profile` was given (`--profile "p"`, `STEPGATE_PROFILE=p` or
+    /// `stepgate.toml line 3: profile = "p"`), for errors about it.
+    #[serde(skip)]
+    pub profile_origin: Option<String>,
     /// `None`: the AWS SDK's default chain (AWS_ENDPOINT_URL).
     pub endpoint_url: Option<String>,
     /// If set, stepgate refuses to run against any other account.
@@ -175,6 +180,7 @@ impl Settings {
             stage,
             region: merged.region,
             profile: merged.profile,
+            profile_origin: merged.profile_origin,
             endpoint_url: merged.endpoint_url,
             account: merged.account,
             lambda: LambdaSettings {
@@ -210,6 +216,8 @@ struct Layer {
     stack: Option<String>,
     region: Option<String>,
     profile: Option<String>,
+    /// Where `profile` came from, shown as in errors.
+    profile_origin: Option<String>,
     endpoint_url: Option<String>,
     account: Option<String>,
     runtime: Option<String>,
@@ -225,10 +233,15 @@ impl Layer {
     fn over(self, below: Layer) -> Layer {
         let mut tags = below.tags;
         tags.extend(self.tags);
+        let (profile, profile_origin) = match self.profile {
+            Some(profile) => (Some(profile), self.profile_origin),
+            None => (below.profile, below.profile_origin),
+        };
         Layer {
             stack: self.stack.or(below.stack),
             region: self.region.or(below.region),
-            profile: self.profile.or(below.profile),
+            profile,
+            profile_origin,
             endpoint_url: self.endpoint_url.or(below.endpoint_url),
             account: self.account.or(below.account),
             runtime: self.runtime.or(below.runtime),
@@ -245,6 +258,10 @@ impl Layer {
             stack: STACK.check_flag(cli.stack.clone())?,
             region: REGION.check_flag(cli.region.clone())?,
             profile: PROFILE.check_flag(cli.profile.clone())?,
+            profile_origin: cli
+                .profile
+                .as_ref()
+                .map(|p| Origin::Flag(PROFILE.flag).show(p)),
             endpoint_url: ENDPOINT_URL.check_flag(cli.endpoint_url.clone())?,
             account: ACCOUNT.check_flag(cli.account.clone())?,
             runtime: RUNTIME.check_flag(cli.runtime.clone())?,
@@ -260,6 +277,7 @@ impl Layer {
             stack: STACK.check_env(env)?,
             region: REGION.check_env(env)?,
             profile: PROFILE.check_env(env)?,
+            profile_origin: env(PROFILE.var).map(|raw| format!("{}={raw}", PROFILE.var)),
             endpoint_url: ENDPOINT_URL.check_env(env)?,
             account: ACCOUNT.check_env(env)?,
             runtime: RUNTIME.check_env(env)?,
@@ -417,7 +435,7 @@ const REGION: Field<String> = Field {
 const PROFILE: Field<String> = Field {
     flag: "--profile",
     var: "STEPGATE_PROFILE",
-    key: "",
+    key: "profile",
     rule: Rule {
         ok: |s| !s.is_empty(),
         problem: "is empty: name a profile from the AWS config or credentials file",
@@ -537,6 +555,7 @@ struct RawSection {
     #[serde(default)]
     tags: BTreeMap<Spanned<String>, Spanned<String>>,
     throttling: Option<RawThrottling>,
+    profile: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -632,6 +651,11 @@ impl FileText<'_> {
             log_retention_days: LOG_RETENTION.check_file(self, raw.log_retention_days)?,
             tags: self.tags(raw.tags, table, inherited_tags)?,
             throttling: raw.throttling.map(|raw| self.throttling(raw)).transpose()?,
+            profile_origin: raw
+                .profile
+                .as_ref()
+                .map(|p| self.origin(p.span(), PROFILE.key).show(p.get_ref())),
+            profile: PROFILE.check_file(self, raw.profile)?,
             ..Layer::default()
         })
     }
@@ -935,6 +959,7 @@ mod tests {
                 stage: "dev".into(),
                 region: None,
                 profile: None,
+                profile_origin: None,
                 endpoint_url: None,
                 account: None,
                 lambda: LambdaSettings {
@@ -1069,6 +1094,52 @@ rate_limit = 250
     }
 
     #[test]
+    fn the_profile_comes_from_any_layer_and_knows_where() {
+        let dir = TempDir::new();
+        let path = dir.write(
+            "stepgate.toml",
+            "[defaults]\nprofile = \"dev-account\"\n[stages.prod]\nprofile = \"prod-account\"\n",
+        );
+        let shown = path.display();
+        for (cli, vars, profile, origin) in [
+            (
+                stage("dev"),
+                &[][..],
+                "dev-account",
+                format!("{shown} line 2: profile = \"dev-account\""),
+            ),
+            (
+                stage("prod"),
+                &[],
+                "prod-account",
+                format!("{shown} line 4: profile = \"prod-account\""),
+            ),
+            (
+                stage("prod"),
+                &[("STEPGATE_PROFILE", "ops")],
+                "ops",
+                "STEPGATE_PROFILE=ops".to_string(),
+            ),
+            (
+                Overrides {
+                    profile: Some("mine".into()),
+                    ..stage("prod")
+                },
+                &[("STEPGATE_PROFILE", "ops")],
+                "mine",
+                "--profile \"mine\"".to_string(),
+            ),
+        ] {
+            let settings = resolve_in(&dir, cli, vars).unwrap();
+            assert_eq!(settings.profile.as_deref(), Some(profile));
+            assert_eq!(settings.profile_origin, Some(origin));
+        }
+        dir.write("stepgate.toml", "[stages.qa]\nprofile = \"\"\n");
+        assert!(error_in(&dir, Overrides::default(), &[])
+            .ends_with("line 2: profile = \"\" is empty: name a profile from the AWS config or credentials file"));
+    }
+
+    #[test]
     fn unknown_key_names_file_line_and_table() {
         let dir = TempDir::new();
         let path = dir.write(
@@ -1081,7 +1152,7 @@ rate_limit = 250
             error.to_string(),
             format!(
                 "{} line 7: unknown key `memroy` in [stages.prod]; expected one of: \
-                 region, account, runtime, memory, timeout, log_retention_days, tags, throttling",
+                 region, account, runtime, memory, timeout, log_retention_days, tags, throttling, profile",
                 path.display()
             )
         );

@@ -10,12 +10,14 @@ mod checks;
 mod cli;
 mod commands;
 mod config;
+mod credentials;
 mod engine;
 mod invoke;
 mod limits;
 mod output;
 mod package;
 mod plan;
+mod reach;
 mod sources;
 mod stack;
 mod template;
@@ -43,7 +45,7 @@ fn main() -> ExitCode {
         .build()
         .expect("start the async runtime");
     let common = cli.command.common().clone();
-    let printer = output::Printer::new(common.output, common.quiet);
+    let printer = output::Printer::new(common.output, common.quiet).verbose(common.verbose);
     match runtime.block_on(commands::run(cli.command, &printer)) {
         Ok(status) => ExitCode::from(status as u8),
         Err(e) => {

@@ -39,6 +39,14 @@ fn check_refused(run: &Run, args: &[&str], expected: &[&str]) {
         );
     }
     assert!(run.stdout.is_empty(), "{args:?}: stdout:\n{}", run.stdout);
+    // Nothing else: no progress, and no error running on to more lines.
+    for line in run.stderr.lines() {
+        assert!(
+            line.starts_with("error: ") || line.starts_with("note: "),
+            "{args:?}: stray line {line:?} in:\n{}",
+            run.stderr
+        );
+    }
 }
 
 /// A copy of the project under a name of its own.
@@ -501,4 +509,82 @@ fn without_node_the_handler_check_is_skipped_with_one_note() {
         "{}",
         run.stderr
     );
+}
+
+/// An AWS config file with profile `work` (static keys) and `broken`
+/// (a credential process that fails); returns its path.
+fn aws_config(dir: &Path) -> String {
+    let path = dir.join("aws-config");
+    std::fs::write(
+        &path,
+        "[profile work]\naws_access_key_id = AKIDEXAMPLE\naws_secret_access_key = secret\n\n\
+         [profile broken]\ncredential_process = /bin/false\n",
+    )
+    .unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn an_unknown_profile_is_refused_before_any_call() {
+    let dir = project("profile");
+    let file = aws_config(&dir);
+    let env = [("AWS_CONFIG_FILE", file.as_str())];
+    let known = "is not a profile in the AWS config files; profiles there: broken, work. Name one of them, or create it (aws configure --profile nosuch)";
+    refused(
+        &dir,
+        &["deploy", "--profile", "nosuch"],
+        &env,
+        &[&format!("--profile \"nosuch\" {known}")],
+    );
+    let env_var = [
+        ("AWS_CONFIG_FILE", file.as_str()),
+        ("STEPGATE_PROFILE", "nosuch"),
+    ];
+    refused(
+        &dir,
+        &["outputs"],
+        &env_var,
+        &[&format!("STEPGATE_PROFILE=nosuch {known}")],
+    );
+    config(&dir, "[stages.dev]\nprofile = \"nosuch\"\n");
+    refused(
+        &dir,
+        &["destroy", "--yes"],
+        &env,
+        &[&format!(
+            "stepgate.toml line 2: profile = \"nosuch\" {known}"
+        )],
+    );
+    // Without any config file.
+    std::fs::remove_file(dir.join("stepgate.toml")).unwrap();
+    refused(
+        &dir,
+        &["plan", "--profile", "nosuch"],
+        &[],
+        &[
+            "--profile \"nosuch\" is not a profile in the AWS config files, which have none (",
+            "no-aws-config, ",
+            "); create it (aws configure --profile nosuch) or point AWS_CONFIG_FILE at the file that has it",
+        ],
+    );
+}
+
+#[test]
+fn credential_errors_are_one_line_with_a_hint() {
+    let dir = project("nocreds");
+    let file = aws_config(&dir);
+    let no_keys = [("AWS_ACCESS_KEY_ID", ""), ("AWS_SECRET_ACCESS_KEY", "")];
+    refused(
+        &dir,
+        &["plan"],
+        &no_keys,
+        &["error: no AWS credentials found (the AWS chain looked in environment variables, the AWS config files, web identity, container and instance metadata); pass --profile or set AWS_PROFILE, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"],
+    );
+    let message = refused(
+        &dir,
+        &["plan", "--profile", "broken"],
+        &[("AWS_CONFIG_FILE", file.as_str())],
+        &["error: cannot get AWS credentials from profile \"broken\": ", "; fix the profile in the AWS config files (stepgate -v shows where the credentials come from)"],
+    );
+    assert!(!message.contains("Attempted"), "{message}");
 }

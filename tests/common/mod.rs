@@ -293,7 +293,8 @@ impl Drop for Sentinel {
 
 /// Runs stepgate in `dir` with every AWS setting pointing at `endpoint`,
 /// dummy keys, no shared config files and nothing from the developer's own
-/// environment; `env` adds or overrides variables. Needs no emulator.
+/// environment; `env` adds or overrides variables (an empty value removes
+/// one). Needs no emulator.
 pub fn offline(dir: &std::path::Path, endpoint: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_stepgate"));
     for (key, _) in std::env::vars() {
@@ -313,8 +314,13 @@ pub fn offline(dir: &std::path::Path, endpoint: &str, args: &[&str], env: &[(&st
             "AWS_SHARED_CREDENTIALS_FILE",
             dir.join("no-aws-credentials"),
         );
+    // An empty value removes the variable.
     for (key, value) in env {
-        cmd.env(key, value);
+        if value.is_empty() {
+            cmd.env_remove(key);
+        } else {
+            cmd.env(key, value);
+        }
     }
     let out = cmd
         .stdin(std::process::Stdio::null())
