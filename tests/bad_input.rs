@@ -588,3 +588,28 @@ fn credential_errors_are_one_line_with_a_hint() {
     );
     assert!(!message.contains("Attempted"), "{message}");
 }
+
+#[test]
+fn a_closed_or_wrong_endpoint_is_named_in_one_line() {
+    let dir = project("endpoint");
+    let closed = offline(&dir, "http://127.0.0.1:9", &["plan"], &[]);
+    check_refused(
+        &closed,
+        &["plan"],
+        &[
+            "error: cannot reach AWS at http://127.0.0.1:9 (STS GetCallerIdentity): ",
+            "Connection refused",
+            "; check --endpoint-url or AWS_ENDPOINT_URL, and that the endpoint is up",
+        ],
+    );
+    let sentinel = Sentinel::start();
+    let wrong = offline(&dir, &sentinel.url, &["outputs"], &[]);
+    check_refused(
+        &wrong,
+        &["outputs"],
+        &[&format!(
+            "error: {} answered STS GetCallerIdentity with HTTP 404, which is not an AWS answer; check --endpoint-url or AWS_ENDPOINT_URL",
+            sentinel.url
+        )],
+    );
+}

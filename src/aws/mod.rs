@@ -88,7 +88,7 @@ impl Aws {
             .get_caller_identity()
             .send()
             .await
-            .map_err(crate::reach::first_call_error)?;
+            .map_err(|e| crate::reach::first_call_error(e, self))?;
         out.account
             .ok_or_else(|| anyhow::anyhow!("STS GetCallerIdentity returned no account"))
     }
