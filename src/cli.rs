@@ -108,13 +108,13 @@ pub struct Common {
     #[arg(long)]
     pub runtime: Option<String>,
     /// Lambda memory in MB [default: 128]
-    #[arg(long, value_name = "MB")]
+    #[arg(long, value_name = "MB", allow_negative_numbers = true)]
     pub memory: Option<i32>,
     /// Lambda timeout in seconds [default: 10]
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub timeout: Option<i32>,
     /// Retention of the stack's log groups, in days [default: 14]
-    #[arg(long, value_name = "DAYS")]
+    #[arg(long, value_name = "DAYS", allow_negative_numbers = true)]
     pub log_retention_days: Option<i32>,
     /// Result format on stdout
     #[arg(long, value_enum, default_value = "text")]

@@ -55,6 +55,10 @@ pub struct Overrides {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Settings {
     pub project_dir: PathBuf,
+    /// How the project directory was named (`--project-dir DIR` or
+    /// `STEPGATE_PROJECT_DIR=DIR`); `None`: the current directory, by default.
+    #[serde(skip)]
+    pub project_dir_origin: Option<String>,
     /// The config file actually read, if any.
     pub config_file: Option<PathBuf>,
     pub stack: String,
@@ -132,7 +136,7 @@ impl Settings {
         // `STEPGATE_X= stepgate ...` is how a shell user unsets a variable.
         let env = |name: &str| env(name).filter(|value| !value.is_empty());
 
-        let project_dir = match explicit_path(
+        let (project_dir, project_dir_origin) = match explicit_path(
             &cli.project_dir,
             "--project-dir",
             "STEPGATE_PROJECT_DIR",
@@ -144,8 +148,8 @@ impl Settings {
                     what: "directory",
                 })
             }
-            Some((dir, _)) => dir,
-            None => PathBuf::from("."),
+            Some((dir, origin)) => (dir, Some(origin)),
+            None => (PathBuf::from("."), None),
         };
         let config_file = match explicit_path(&cli.config, "--config", "STEPGATE_CONFIG", &env) {
             Some((file, origin)) if !file.exists() => {
@@ -175,6 +179,7 @@ impl Settings {
         let merged = flags.over(vars.over(file.for_stage(&stage)));
         Ok(Settings {
             project_dir,
+            project_dir_origin,
             config_file,
             stack: merged.stack.unwrap_or_else(|| DEFAULT_STACK.to_owned()),
             stage,
@@ -954,6 +959,7 @@ mod tests {
             settings,
             Settings {
                 project_dir: dir.0.clone(),
+                project_dir_origin: Some(format!("--project-dir {}", dir.0.display())),
                 config_file: None,
                 stack: "orders".into(),
                 stage: "dev".into(),

@@ -613,3 +613,71 @@ fn a_closed_or_wrong_endpoint_is_named_in_one_line() {
         )],
     );
 }
+
+#[test]
+fn negative_numbers_are_values_and_checked_as_such() {
+    let dir = project("negative");
+    for (flag, value, expected) in [
+        (
+            "--memory",
+            "-5",
+            "--memory -5 is out of range; Lambda memory must be 128..=10240 MB",
+        ),
+        (
+            "--timeout",
+            "-1",
+            "--timeout -1 is out of range; a Lambda timeout must be 1..=900 seconds",
+        ),
+        (
+            "--log-retention-days",
+            "-7",
+            "--log-retention-days -7 is not a retention CloudWatch Logs allows",
+        ),
+    ] {
+        refused(&dir, &["plan", flag, value], &[], &[expected]);
+    }
+}
+
+#[test]
+fn the_project_dir_hint_appears_only_when_it_applies() {
+    let empty = std::env::temp_dir().join(unique("stepgate-empty-"));
+    std::fs::create_dir_all(&empty).unwrap();
+    let shown = empty.to_str().unwrap();
+    let dir = project("hint");
+    // Named explicitly: the hint is about the directory named, not "pass it".
+    for (args, env) in [
+        (vec!["plan", "--project-dir", shown], vec![]),
+        (vec!["plan"], vec![("STEPGATE_PROJECT_DIR", shown)]),
+    ] {
+        let message = refused(
+            &dir,
+            &args,
+            &env,
+            &[
+                "lambdas/completeOrder: no index.js or index.mjs; the handler index.completeOrder is loaded from there",
+                &format!("{shown} holds no lambdas/completeOrder; name the directory that holds lambdas/, definitions/ and policies/"),
+            ],
+        );
+        assert!(!message.contains("pass --project-dir"), "{message}");
+    }
+    // A missing policy file, with the project named.
+    std::fs::remove_file(dir.join("policies/lambda-trust.json")).unwrap();
+    let project_dir = dir.to_str().unwrap();
+    let message = refused(
+        &empty,
+        &["plan", "--project-dir", project_dir],
+        &[],
+        &[
+            "lambda-trust.json: cannot read it",
+            &format!("{project_dir} holds no policies/lambda-trust.json"),
+        ],
+    );
+    assert!(!message.contains("pass --project-dir"), "{message}");
+    // Not named: run from the project directory, or name it.
+    refused(
+        &empty,
+        &["plan"],
+        &[],
+        &["run stepgate from the project directory or pass --project-dir"],
+    );
+}

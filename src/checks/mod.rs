@@ -29,7 +29,8 @@ pub fn local(
     if let Some(path) = outputs_file {
         check_outputs_file(path)?;
     }
-    let sources = Sources::load(&settings.project_dir)?;
+    let origin = settings.project_dir_origin.as_deref();
+    let sources = Sources::load(&settings.project_dir, origin)?;
     check_definition_size(settings, &sources)?;
     let functions: Vec<handlers::Function> = FUNCTIONS
         .iter()
