@@ -150,9 +150,10 @@ pub async fn apply(
 ) -> Result<Applied> {
     if let Some(first) = plan.conflicts().first() {
         return Err(anyhow!(
-            "{first} already exists but is not owned by stepgate stack {} stage {} (it lacks the stepgate:stack/stepgate:stage tags); remove it, or deploy under another --stack or --stage",
+            "{first} already exists but is not owned by stepgate stack {} stage {} ({}); remove it, or deploy under another --stack or --stage",
             desired.names.stack,
-            desired.names.stage
+            desired.names.stage,
+            Names::foreign_owner(live.get(*first).and_then(Option::as_ref))
         ));
     }
     let mut applied = Applied {
