@@ -1,14 +1,16 @@
 //! The handlers, checked with the local `node` before anything is uploaded:
-//! `node --check` on every packaged JavaScript file, then the handler module
-//! is loaded to confirm that it exports a function under the configured
-//! name. A syntax error or a renamed export otherwise deploys fine and fails
-//! only when the first order arrives.
+//! every packaged JavaScript file must parse (what `node --check` checks),
+//! then each handler module is loaded to confirm that it exports a function
+//! under the configured name. A syntax error or a renamed export otherwise
+//! deploys fine and fails only when the first order arrives.
 //!
-//! Loading a module runs its top-level code, as Lambda does on a cold start.
-//! Each node process is given `NODE_TIMEOUT`; files under `node_modules/` are
-//! not syntax-checked one by one (they are published packages, and whatever
-//! the handler requires is loaded anyway). Without `node` on the PATH the
-//! check is skipped, and the caller says so once.
+//! One node process does it all (handlers.js), so the check costs one node
+//! start; a file it finds does not parse is confirmed with `node --check`,
+//! which also gives the line. Loading a module runs its top-level code, as
+//! Lambda does on a cold start; the check is given `NODE_TIMEOUT`. Files
+//! under `node_modules/` are not parsed one by one (they are published
+//! packages, and whatever the handler requires is loaded anyway). Without
+//! `node` on the PATH the check is skipped, and the caller says so once.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -16,32 +18,16 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use serde_json::json;
 
-/// How long one node process may take.
-const NODE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the check may take, loading included.
+const NODE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Said once when there is no `node` to check with.
 pub const SKIPPED: &str = "note: node is not on the PATH, so the handlers were not checked before upload (syntax, exports); install Node.js to check them";
 
-/// Loads the module named by argv[1] and checks its export argv[2]. Exit 0:
-/// a function; 3: something else (its type on stdout); 4: loading failed
-/// (the error's first line on stdout).
-const LOAD: &str = r#"
-const [file, name] = process.argv.slice(1);
-import(require("node:url").pathToFileURL(file).href).then(
-  (m) => {
-    let f = m[name];
-    if (f === undefined && m.default != null && typeof m.default === "object") f = m.default[name];
-    if (typeof f === "function") process.exit(0);
-    process.stdout.write(f === undefined ? "undefined" : f === null ? "null" : typeof f);
-    process.exit(3);
-  },
-  (e) => {
-    process.stdout.write(String((e && e.stack) || e).split("\n")[0]);
-    process.exit(4);
-  },
-);
-"#;
+const SCRIPT: &str = include_str!("handlers.js");
 
 /// A function to check: its directory, the files it packages (relative)
 /// and the export its handler `index.<export>` names.
@@ -51,48 +37,107 @@ pub struct Function<'a> {
     pub export: &'a str,
 }
 
-/// Checks every function, concurrently. `Ok(false)`: no node, not checked.
+/// What handlers.js found.
+#[derive(Deserialize)]
+struct Found {
+    suspects: Vec<PathBuf>,
+    problem: Option<Problem>,
+}
+
+#[derive(Deserialize)]
+struct Problem {
+    file: PathBuf,
+    /// The export's type when it is not a function.
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    /// Loading failed: the error's first line.
+    load: Option<String>,
+}
+
+/// Checks every function. `Ok(false)`: no node, nothing was checked.
 pub fn check(functions: &[Function]) -> Result<bool> {
     let Some(node) = find_node() else {
         return Ok(false);
     };
-    std::thread::scope(|scope| {
-        let checks: Vec<_> = functions
-            .iter()
-            .map(|function| scope.spawn(|| check_function(&node, function)))
-            .collect();
-        for check in checks {
-            check.join().expect("handler check thread")?;
+    // Paths as shown in errors, by the absolute path node is given.
+    let mut shown = std::collections::BTreeMap::new();
+    let mut check = Vec::new();
+    let mut load = Vec::new();
+    for function in functions {
+        let dir = std::path::absolute(&function.dir)?;
+        for file in function.files {
+            let is_js = [".js", ".mjs", ".cjs"]
+                .iter()
+                .any(|ext| file.ends_with(ext));
+            if is_js && !file.split('/').any(|part| part == "node_modules") {
+                shown.insert(dir.join(file), function.dir.join(file));
+                check.push(dir.join(file));
+            }
         }
-        Ok(true)
-    })
-}
-
-fn check_function(node: &Path, function: &Function) -> Result<()> {
-    for file in function.files {
-        let is_js = [".js", ".mjs", ".cjs"]
+        let entry = if function.dir.join("index.js").is_file() {
+            "index.js"
+        } else {
+            "index.mjs"
+        };
+        shown.insert(dir.join(entry), function.dir.join(entry));
+        load.push(json!([dir, dir.join(entry), function.export]));
+    }
+    let input = json!({ "check": check, "load": load }).to_string();
+    let args = [
+        "--experimental-vm-modules",
+        "--no-warnings",
+        "-e",
+        SCRIPT,
+        "--",
+        &input,
+    ];
+    let out = run(&node, &args)?;
+    let found: Found = serde_json::from_str(&out.stdout).map_err(|_| {
+        anyhow::anyhow!(
+            "node could not check the handlers: {}; run with node 18 or later, or take node off the PATH to skip the check",
+            out.stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("no output")
+        )
+    })?;
+    let show = |file: &Path| {
+        shown
+            .get(file)
+            .cloned()
+            .unwrap_or_else(|| file.to_path_buf())
+    };
+    for suspect in &found.suspects {
+        check_syntax(&node, suspect, &show(suspect))?;
+    }
+    if let Some(problem) = found.problem {
+        let file = show(&problem.file);
+        let export = functions
             .iter()
-            .any(|ext| file.ends_with(ext));
-        if is_js && !file.split('/').any(|part| part == "node_modules") {
-            check_syntax(node, &function.dir, file)?;
+            .find(|f| file.starts_with(&f.dir))
+            .map_or("handler", |f| f.export);
+        let entry = file.file_stem().unwrap_or_default().to_string_lossy();
+        match (problem.load, problem.kind.as_deref()) {
+            (Some(error), _) => bail!(
+                "{}: loading it failed: {error}; fix it so that the module loads (node {} shows the whole error)",
+                file.display(),
+                file.display()
+            ),
+            (None, Some("undefined")) => bail!(
+                "{} does not export a function named {export}, which the handler {entry}.{export} needs; export it, e.g. exports.{export} = async (event) => ...",
+                file.display()
+            ),
+            (None, kind) => bail!(
+                "{} exports {export} as {}, not a function; the handler {entry}.{export} must be a function",
+                file.display(),
+                a_type(kind.unwrap_or("something else"))
+            ),
         }
     }
-    let entry = if function.dir.join("index.js").is_file() {
-        "index.js"
-    } else {
-        "index.mjs"
-    };
-    check_export(node, &function.dir, entry, function.export)
+    Ok(true)
 }
 
-fn check_syntax(node: &Path, dir: &Path, file: &str) -> Result<()> {
-    let shown = dir.join(file);
-    let absolute = std::path::absolute(&shown)?;
-    let out = run(
-        node,
-        &[OsArg::from("--check"), absolute.clone().into()],
-        dir,
-    )?;
+/// Confirms that `file` does not parse, with `node --check`, and says where.
+/// A file node --check accepts passes.
+fn check_syntax(node: &Path, file: &Path, shown: &Path) -> Result<()> {
+    let out = run(node, &[std::ffi::OsStr::new("--check"), file.as_os_str()])?;
     if out.code == Some(0) {
         return Ok(());
     }
@@ -102,7 +147,7 @@ fn check_syntax(node: &Path, dir: &Path, file: &str) -> Result<()> {
         .lines()
         .find_map(|l| {
             l.rsplit_once(':')
-                .filter(|(path, _)| Path::new(path) == absolute)
+                .filter(|(path, _)| Path::new(path) == file)
         })
         .map(|(_, line)| format!(":{line}"))
         .unwrap_or_default();
@@ -117,45 +162,6 @@ fn check_syntax(node: &Path, dir: &Path, file: &str) -> Result<()> {
         error.trim(),
         shown.display()
     )
-}
-
-fn check_export(node: &Path, dir: &Path, entry: &str, export: &str) -> Result<()> {
-    let shown = dir.join(entry);
-    let out = run(
-        node,
-        &[
-            OsArg::from("-e"),
-            OsArg::from(LOAD),
-            OsArg::from("--"),
-            std::path::absolute(&shown)?.into(),
-            OsArg::from(export),
-        ],
-        dir,
-    )?;
-    let entry_name = entry.trim_end_matches(".js").trim_end_matches(".mjs");
-    match out.code {
-        Some(0) => Ok(()),
-        Some(3) if out.stdout == "undefined" => bail!(
-            "{} does not export a function named {export}, which the handler {entry_name}.{export} needs; export it, e.g. exports.{export} = async (event) => ...",
-            shown.display()
-        ),
-        Some(3) => bail!(
-            "{} exports {export} as {}, not a function; the handler {entry_name}.{export} must be a function",
-            shown.display(),
-            a_type(&out.stdout)
-        ),
-        Some(4) => bail!(
-            "{}: loading it failed: {}; fix it so that the module loads (node {} shows the whole error)",
-            shown.display(),
-            out.stdout.trim(),
-            shown.display()
-        ),
-        _ => bail!(
-            "{}: loading it with node failed: {}",
-            shown.display(),
-            out.stderr.lines().next().unwrap_or("no output")
-        ),
-    }
 }
 
 /// "a number", "an object", ...
@@ -176,21 +182,18 @@ fn find_node() -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-type OsArg = std::ffi::OsString;
-
 struct Output {
     code: Option<i32>,
     stdout: String,
     stderr: String,
 }
 
-/// Runs node in `dir`, killing it after `NODE_TIMEOUT`. Output is read
-/// concurrently (so a chatty module cannot block on a full pipe) and kept
-/// to 64 KiB per stream.
-fn run(node: &Path, args: &[OsArg], dir: &Path) -> Result<Output> {
+/// Runs node, killing it after `NODE_TIMEOUT`. Output is read concurrently
+/// (so a chatty module cannot block on a full pipe) and kept to 64 KiB per
+/// stream.
+fn run<S: AsRef<std::ffi::OsStr>>(node: &Path, args: &[S]) -> Result<Output> {
     let mut child = Command::new(node)
         .args(args)
-        .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -217,8 +220,7 @@ fn run(node: &Path, args: &[OsArg], dir: &Path) -> Result<Output> {
             let _ = child.kill();
             let _ = child.wait();
             bail!(
-                "{}: node did not finish checking it within {} s (does loading it wait for something?)",
-                dir.display(),
+                "node did not finish checking the handlers within {} s; does loading one of them wait for something? (take node off the PATH to skip the check)",
                 NODE_TIMEOUT.as_secs()
             );
         }
@@ -229,4 +231,100 @@ fn run(node: &Path, args: &[OsArg], dir: &Path) -> Result<Output> {
         stdout: stdout.join().unwrap_or_default(),
         stderr: stderr.join().unwrap_or_default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A function directory with `files` (name, text); returns it and the
+    /// names, as a package lists them.
+    fn function(name: &str, files: &[(&str, &str)]) -> (PathBuf, Vec<String>) {
+        let dir =
+            std::env::temp_dir().join(format!("stepgate-handlers-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for (file, text) in files {
+            let path = dir.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        (dir, files.iter().map(|(f, _)| f.to_string()).collect())
+    }
+
+    fn check_one(dir: &Path, files: &[String], export: &str) -> Result<bool> {
+        assert!(find_node().is_some(), "these tests need node on the PATH");
+        check(&[Function {
+            dir: dir.to_path_buf(),
+            files,
+            export,
+        }])
+    }
+
+    #[test]
+    fn commonjs_es_modules_and_shebangs_pass() {
+        let (dir, files) = function(
+            "good",
+            &[
+                ("index.js", "#!/usr/bin/env node\nconst u = require('./lib/util.cjs');\nexports.go = async () => u;\n"),
+                ("lib/util.cjs", "module.exports = 1;\n"),
+                ("lib/esm.mjs", "import fs from 'node:fs';\nexport const x = await Promise.resolve(fs);\n"),
+                ("lib/detected.js", "export const y = 2;\n"),
+                ("node_modules/dep/broken.js", "this is not checked (\n"),
+            ],
+        );
+        assert!(check_one(&dir, &files, "go").unwrap());
+        let (dir, files) = function("esm", &[("index.mjs", "export async function go() {}\n")]);
+        assert!(check_one(&dir, &files, "go").unwrap());
+    }
+
+    #[test]
+    fn a_file_that_does_not_parse_is_named_with_its_line() {
+        let (dir, files) = function(
+            "syntax",
+            &[
+                ("index.js", "exports.go = async () => 1;\n"),
+                ("lib/util.js", "const a = 1;\n\nconst b = ;\n"),
+            ],
+        );
+        let message = check_one(&dir, &files, "go").unwrap_err().to_string();
+        assert!(
+            message.starts_with(&format!(
+                "{}:3: SyntaxError: Unexpected token ';'",
+                dir.join("lib/util.js").display()
+            )),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn exports_are_checked_by_name_and_type() {
+        for (text, expected) in [
+            (
+                "exports.other = async () => 1;\n",
+                "does not export a function named go, which the handler index.go needs",
+            ),
+            (
+                "exports.go = 'text';\n",
+                "exports go as a string, not a function",
+            ),
+            (
+                "exports.go = {};\n",
+                "exports go as an object, not a function",
+            ),
+            (
+                "throw new Error('no config');\n",
+                "index.js: loading it failed: Error: no config",
+            ),
+        ] {
+            let (dir, files) = function("exports", &[("index.js", text)]);
+            let message = check_one(&dir, &files, "go").unwrap_err().to_string();
+            assert!(message.contains(expected), "{text:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn type_names_take_their_article() {
+        assert_eq!(a_type("object"), "an object");
+        assert_eq!(a_type("number"), "a number");
+    }
 }
