@@ -352,6 +352,7 @@ fn packages_over_lambdas_size_limits_are_refused_before_upload() {
         &[],
         &["lambdas/cancelOrder: its files come to 272,6", "over Lambda's limit of 262,144,000 bytes for a package once unzipped; remove what the function does not need"],
     );
+    std::fs::remove_dir_all(&dir).unwrap();
 
     // 60 MB that does not compress: refused as soon as the zip passes 50 MB.
     let dir = project("zipped");
@@ -377,6 +378,7 @@ fn packages_over_lambdas_size_limits_are_refused_before_upload() {
         "took {:?}",
         started.elapsed()
     );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
