@@ -132,13 +132,13 @@ pub struct Common {
     #[arg(long)]
     pub runtime: Option<String>,
     /// Lambda memory in MB [default: 128]
-    #[arg(long, value_name = "MB")]
+    #[arg(long, value_name = "MB", allow_negative_numbers = true)]
     pub memory: Option<i32>,
     /// Lambda timeout in seconds [default: 10]
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub timeout: Option<i32>,
     /// Retention of the stack's log groups, in days [default: 14]
-    #[arg(long, value_name = "DAYS")]
+    #[arg(long, value_name = "DAYS", allow_negative_numbers = true)]
     pub log_retention_days: Option<i32>,
     /// Result format on stdout
     #[arg(long, value_enum, default_value = "text")]
@@ -146,6 +146,9 @@ pub struct Common {
     /// No progress lines on stderr
     #[arg(long, short)]
     pub quiet: bool,
+    /// More detail on stderr (-v: where the AWS credentials come from)
+    #[arg(long, short, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 impl Common {

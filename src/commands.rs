@@ -29,6 +29,7 @@ pub async fn run(command: Command, printer: &Printer) -> Result<Status> {
     let settings = Settings::resolve(&command.common().overrides(), &|name| {
         std::env::var(name).ok()
     })?;
+    printer.detail(&crate::credentials::check(&settings).await?);
     match command {
         Command::Deploy {
             outputs_file, lock, ..
@@ -109,7 +110,7 @@ async fn deploy(
     printer: &Printer,
 ) -> Result<Status> {
     let started = Instant::now();
-    let sources = Sources::load(&settings.project_dir)?;
+    let sources = crate::checks::local(settings, outputs_file.as_deref(), printer)?;
     let (aws, names) = connect(settings).await?;
     let lock = lock::acquire(&aws, &names, "deploy", lock_timeout, printer).await?;
     let result = deploy_locked(
@@ -198,10 +199,13 @@ async fn deploy_locked(
         );
     }
     let outputs = outputs_for(names, aws, api_id);
-    if let Some(path) = &outputs_file {
-        std::fs::write(path, serde_json::to_string_pretty(&outputs)? + "\n")
-            .with_context(|| format!("--outputs-file {}: cannot write it", path.display()))?;
-    }
+    // Checked before deploying; should writing still fail, the result is
+    // printed first, so nobody is left guessing whether the stack deployed.
+    let written = match &outputs_file {
+        Some(path) => std::fs::write(path, serde_json::to_string_pretty(&outputs)? + "\n")
+            .with_context(|| format!("the stack is deployed, but --outputs-file {} cannot be written; its outputs are on stdout", path.display())),
+        None => Ok(()),
+    };
     report.outputs = Some(outputs.clone());
     printer.progress(&format!(
         "Done in {:.1}s: {}.",
@@ -209,12 +213,13 @@ async fn deploy_locked(
         report.aws_calls.summary()
     ));
     printer.result(&outputs.text(), &report);
+    written?;
     Ok(Status::Ok)
 }
 
 async fn plan(settings: &Settings, detailed_exitcode: bool, printer: &Printer) -> Result<Status> {
     let started = Instant::now();
-    let sources = Sources::load(&settings.project_dir)?;
+    let sources = crate::checks::local(settings, None, printer)?;
     let (aws, names) = connect(settings).await?;
     let stack = Stack::desired(settings, &sources, names.clone());
     // plan takes no lock, but says when a deploy or destroy holds one.

@@ -13,10 +13,13 @@ use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use crate::checks::runtime;
+use crate::limits::{bytes, ReadError, DOCUMENT_BYTES};
+
 const CONFIG_FILE_NAME: &str = "stepgate.toml";
 const DEFAULT_STACK: &str = "orders";
 const DEFAULT_STAGE: &str = "dev";
-const DEFAULT_RUNTIME: &str = "nodejs22.x";
+pub const DEFAULT_RUNTIME: &str = "nodejs22.x";
 const DEFAULT_MEMORY_MB: i32 = 128;
 const DEFAULT_TIMEOUT_S: i32 = 10;
 const DEFAULT_LOG_RETENTION_DAYS: i32 = 14;
@@ -52,14 +55,23 @@ pub struct Overrides {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Settings {
     pub project_dir: PathBuf,
+    /// How the project directory was named (`--project-dir DIR` or
+    /// `STEPGATE_PROJECT_DIR=DIR`); `None`: the current directory, by default.
+    #[serde(skip)]
+    pub project_dir_origin: Option<String>,
     /// The config file actually read, if any.
     pub config_file: Option<PathBuf>,
     pub stack: String,
     pub stage: String,
     /// `None`: left to the AWS SDK's default chain (AWS_REGION, profile).
     pub region: Option<String>,
-    /// `None`: the AWS SDK's default chain.
+    /// `None`: the AWS SDK's default chain. A profile named here is used for
+    /// credentials even when AWS_ACCESS_KEY_ID is set, as the AWS CLI does.
     pub profile: Option<String>,
+    /// Where `profile` was given (`--profile "p"`, `STEPGATE_PROFILE=p` or
+    /// `stepgate.toml line 3: profile = "p"`), for errors about it.
+    #[serde(skip)]
+    pub profile_origin: Option<String>,
     /// `None`: the AWS SDK's default chain (AWS_ENDPOINT_URL).
     pub endpoint_url: Option<String>,
     /// If set, stepgate refuses to run against any other account.
@@ -98,6 +110,14 @@ pub enum ConfigError {
         path: PathBuf,
         error: std::io::Error,
     },
+    /// The config file is larger than any config file could be: the wrong
+    /// file, or a device or pipe.
+    #[error(
+        "{}: larger than {}, the most stepgate reads from a config file; check that it is the right file",
+        path.display(),
+        bytes(*limit)
+    )]
+    TooLarge { path: PathBuf, limit: u64 },
     /// The config file is not TOML, or not laid out as stepgate reads it.
     #[error("{location}: {message}")]
     Syntax { location: String, message: String },
@@ -116,7 +136,7 @@ impl Settings {
         // `STEPGATE_X= stepgate ...` is how a shell user unsets a variable.
         let env = |name: &str| env(name).filter(|value| !value.is_empty());
 
-        let project_dir = match explicit_path(
+        let (project_dir, project_dir_origin) = match explicit_path(
             &cli.project_dir,
             "--project-dir",
             "STEPGATE_PROJECT_DIR",
@@ -128,8 +148,8 @@ impl Settings {
                     what: "directory",
                 })
             }
-            Some((dir, _)) => dir,
-            None => PathBuf::from("."),
+            Some((dir, origin)) => (dir, Some(origin)),
+            None => (PathBuf::from("."), None),
         };
         let config_file = match explicit_path(&cli.config, "--config", "STEPGATE_CONFIG", &env) {
             Some((file, origin)) if !file.exists() => {
@@ -159,11 +179,13 @@ impl Settings {
         let merged = flags.over(vars.over(file.for_stage(&stage)));
         Ok(Settings {
             project_dir,
+            project_dir_origin,
             config_file,
             stack: merged.stack.unwrap_or_else(|| DEFAULT_STACK.to_owned()),
             stage,
             region: merged.region,
             profile: merged.profile,
+            profile_origin: merged.profile_origin,
             endpoint_url: merged.endpoint_url,
             account: merged.account,
             lambda: LambdaSettings {
@@ -199,6 +221,8 @@ struct Layer {
     stack: Option<String>,
     region: Option<String>,
     profile: Option<String>,
+    /// Where `profile` came from, shown as in errors.
+    profile_origin: Option<String>,
     endpoint_url: Option<String>,
     account: Option<String>,
     runtime: Option<String>,
@@ -214,10 +238,15 @@ impl Layer {
     fn over(self, below: Layer) -> Layer {
         let mut tags = below.tags;
         tags.extend(self.tags);
+        let (profile, profile_origin) = match self.profile {
+            Some(profile) => (Some(profile), self.profile_origin),
+            None => (below.profile, below.profile_origin),
+        };
         Layer {
             stack: self.stack.or(below.stack),
             region: self.region.or(below.region),
-            profile: self.profile.or(below.profile),
+            profile,
+            profile_origin,
             endpoint_url: self.endpoint_url.or(below.endpoint_url),
             account: self.account.or(below.account),
             runtime: self.runtime.or(below.runtime),
@@ -234,6 +263,10 @@ impl Layer {
             stack: STACK.check_flag(cli.stack.clone())?,
             region: REGION.check_flag(cli.region.clone())?,
             profile: PROFILE.check_flag(cli.profile.clone())?,
+            profile_origin: cli
+                .profile
+                .as_ref()
+                .map(|p| Origin::Flag(PROFILE.flag).show(p)),
             endpoint_url: ENDPOINT_URL.check_flag(cli.endpoint_url.clone())?,
             account: ACCOUNT.check_flag(cli.account.clone())?,
             runtime: RUNTIME.check_flag(cli.runtime.clone())?,
@@ -249,6 +282,7 @@ impl Layer {
             stack: STACK.check_env(env)?,
             region: REGION.check_env(env)?,
             profile: PROFILE.check_env(env)?,
+            profile_origin: env(PROFILE.var).map(|raw| format!("{}={raw}", PROFILE.var)),
             endpoint_url: ENDPOINT_URL.check_env(env)?,
             account: ACCOUNT.check_env(env)?,
             runtime: RUNTIME.check_env(env)?,
@@ -289,14 +323,18 @@ impl Origin<'_> {
 struct Rule<T> {
     ok: fn(&T) -> bool,
     problem: &'static str,
+    /// A more specific problem for some values (a deprecated runtime).
+    detail: Option<fn(&T) -> Option<String>>,
 }
 
 impl<T: fmt::Debug> Rule<T> {
     fn check(&self, value: T, origin: &Origin) -> Result<T, ConfigError> {
         if (self.ok)(&value) {
-            Ok(value)
-        } else {
-            Err(origin.invalid(&value, self.problem))
+            return Ok(value);
+        }
+        match self.detail.and_then(|detail| detail(&value)) {
+            Some(problem) => Err(origin.invalid(&value, &problem)),
+            None => Err(origin.invalid(&value, self.problem)),
         }
     }
 }
@@ -364,6 +402,7 @@ const STACK: Field<String> = Field {
                 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         },
         problem: "is not valid: start with a letter, then use letters, digits or '-' (at most 24 characters)",
+        detail: None,
     },
 };
 
@@ -374,6 +413,7 @@ const STAGE: Field<String> = Field {
     rule: Rule {
         ok: |s| is_stage_name(s),
         problem: "is not valid: use letters, digits, '-' or '_' (at most 32 characters)",
+        detail: None,
     },
 };
 
@@ -393,16 +433,18 @@ const REGION: Field<String> = Field {
                 })
         },
         problem: "is not an AWS region: expected a name like us-east-1 or eu-central-2",
+        detail: None,
     },
 };
 
 const PROFILE: Field<String> = Field {
     flag: "--profile",
     var: "STEPGATE_PROFILE",
-    key: "",
+    key: "profile",
     rule: Rule {
         ok: |s| !s.is_empty(),
         problem: "is empty: name a profile from the AWS config or credentials file",
+        detail: None,
     },
 };
 
@@ -417,6 +459,7 @@ const ENDPOINT_URL: Field<String> = Field {
                 .any(|scheme| s.strip_prefix(scheme).is_some_and(|rest| !rest.is_empty()))
         },
         problem: "is not a URL: it must start with http:// or https://",
+        detail: None,
     },
 };
 
@@ -427,6 +470,7 @@ const ACCOUNT: Field<String> = Field {
     rule: Rule {
         ok: |s| s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()),
         problem: "is not an AWS account ID: it must be exactly 12 digits",
+        detail: None,
     },
 };
 
@@ -435,15 +479,9 @@ const RUNTIME: Field<String> = Field {
     var: "STEPGATE_RUNTIME",
     key: "runtime",
     rule: Rule {
-        ok: |s| {
-            s.strip_prefix("nodejs")
-                .and_then(|rest| rest.strip_suffix(".x"))
-                .is_some_and(|version| {
-                    !version.is_empty() && version.bytes().all(|b| b.is_ascii_digit())
-                })
-        },
-        problem:
-            "is not supported: the handlers need a Node.js runtime such as nodejs20.x or nodejs22.x",
+        ok: |s| runtime::is_supported(s),
+        problem: runtime::UNSUPPORTED,
+        detail: Some(|s| runtime::deprecation(s)),
     },
 };
 
@@ -454,6 +492,7 @@ const MEMORY: Field<i32> = Field {
     rule: Rule {
         ok: |mb| (128..=10240).contains(mb),
         problem: "is out of range; Lambda memory must be 128..=10240 MB",
+        detail: None,
     },
 };
 
@@ -464,6 +503,7 @@ const TIMEOUT: Field<i32> = Field {
     rule: Rule {
         ok: |s| (1..=900).contains(s),
         problem: "is out of range; a Lambda timeout must be 1..=900 seconds",
+        detail: None,
     },
 };
 
@@ -474,17 +514,20 @@ const LOG_RETENTION: Field<i32> = Field {
     rule: Rule {
         ok: |days| LOG_RETENTION_DAYS.contains(days),
         problem: "is not a retention CloudWatch Logs allows; use one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653",
+        detail: None,
     },
 };
 
 const BURST_LIMIT: Rule<i32> = Rule {
     ok: |burst| *burst >= 0,
     problem: "is negative; burst_limit must be 0 or more",
+    detail: None,
 };
 
 const RATE_LIMIT: Rule<f64> = Rule {
     ok: |rate| rate.is_finite() && *rate >= 0.0,
     problem: "is not allowed; rate_limit must be a finite number, 0 or more",
+    detail: None,
 };
 
 fn is_stage_name(s: &str) -> bool {
@@ -517,6 +560,7 @@ struct RawSection {
     #[serde(default)]
     tags: BTreeMap<Spanned<String>, Spanned<String>>,
     throttling: Option<RawThrottling>,
+    profile: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -538,9 +582,15 @@ impl ConfigFile {
     /// Reads and validates the whole file, every stage's section included,
     /// so a mistake is caught whichever stage runs.
     fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Unreadable {
-            path: path.to_owned(),
-            error,
+        let text = crate::limits::read_text(path, DOCUMENT_BYTES).map_err(|error| match error {
+            ReadError::TooLarge { limit } => ConfigError::TooLarge {
+                path: path.to_owned(),
+                limit,
+            },
+            ReadError::Io(error) => ConfigError::Unreadable {
+                path: path.to_owned(),
+                error,
+            },
         })?;
         let file = FileText { path, text: &text };
         let raw: RawFile = toml::from_str(&text).map_err(|error| file.syntax_error(&error))?;
@@ -606,6 +656,11 @@ impl FileText<'_> {
             log_retention_days: LOG_RETENTION.check_file(self, raw.log_retention_days)?,
             tags: self.tags(raw.tags, table, inherited_tags)?,
             throttling: raw.throttling.map(|raw| self.throttling(raw)).transpose()?,
+            profile_origin: raw
+                .profile
+                .as_ref()
+                .map(|p| self.origin(p.span(), PROFILE.key).show(p.get_ref())),
+            profile: PROFILE.check_file(self, raw.profile)?,
             ..Layer::default()
         })
     }
@@ -650,6 +705,13 @@ impl FileText<'_> {
                 return Err(invalid(
                     "is reserved: tag keys may not start with \"aws:\" or \"stepgate:\"".to_owned(),
                 ));
+            }
+            for (text, part) in [(key.get_ref(), "keys"), (value.get_ref(), "values")] {
+                if let Some(c) = crate::checks::tags::refused_char(text) {
+                    return Err(invalid(format!(
+                        "has a character AWS does not allow in tag {part} ({c:?}); use letters, digits, spaces and _ . : / = + - @"
+                    )));
+                }
             }
             let value_chars = value.get_ref().chars().count();
             if value_chars > 256 {
@@ -897,11 +959,13 @@ mod tests {
             settings,
             Settings {
                 project_dir: dir.0.clone(),
+                project_dir_origin: Some(format!("--project-dir {}", dir.0.display())),
                 config_file: None,
                 stack: "orders".into(),
                 stage: "dev".into(),
                 region: None,
                 profile: None,
+                profile_origin: None,
                 endpoint_url: None,
                 account: None,
                 lambda: LambdaSettings {
@@ -926,7 +990,7 @@ stack = "file-stack"
 [defaults]
 region = "eu-west-1"
 account = "111111111111"
-runtime = "nodejs18.x"
+runtime = "nodejs22.x"
 memory = 256
 timeout = 20
 log_retention_days = 30
@@ -935,7 +999,7 @@ log_retention_days = 30
         let cli = Overrides {
             region: Some("eu-west-3".into()),
             profile: Some("cli-profile".into()),
-            runtime: Some("nodejs20.x".into()),
+            runtime: Some("nodejs24.x".into()),
             memory_mb: Some(1024),
             ..Overrides::default()
         };
@@ -952,7 +1016,7 @@ log_retention_days = 30
         assert_eq!(settings.region.as_deref(), Some("eu-west-3"));
         assert_eq!(settings.lambda.memory_mb, 1024);
         // Command line over file.
-        assert_eq!(settings.lambda.runtime, "nodejs20.x");
+        assert_eq!(settings.lambda.runtime, "nodejs24.x");
         // Command line over environment.
         assert_eq!(settings.profile.as_deref(), Some("cli-profile"));
         // Environment over file.
@@ -1036,6 +1100,52 @@ rate_limit = 250
     }
 
     #[test]
+    fn the_profile_comes_from_any_layer_and_knows_where() {
+        let dir = TempDir::new();
+        let path = dir.write(
+            "stepgate.toml",
+            "[defaults]\nprofile = \"dev-account\"\n[stages.prod]\nprofile = \"prod-account\"\n",
+        );
+        let shown = path.display();
+        for (cli, vars, profile, origin) in [
+            (
+                stage("dev"),
+                &[][..],
+                "dev-account",
+                format!("{shown} line 2: profile = \"dev-account\""),
+            ),
+            (
+                stage("prod"),
+                &[],
+                "prod-account",
+                format!("{shown} line 4: profile = \"prod-account\""),
+            ),
+            (
+                stage("prod"),
+                &[("STEPGATE_PROFILE", "ops")],
+                "ops",
+                "STEPGATE_PROFILE=ops".to_string(),
+            ),
+            (
+                Overrides {
+                    profile: Some("mine".into()),
+                    ..stage("prod")
+                },
+                &[("STEPGATE_PROFILE", "ops")],
+                "mine",
+                "--profile \"mine\"".to_string(),
+            ),
+        ] {
+            let settings = resolve_in(&dir, cli, vars).unwrap();
+            assert_eq!(settings.profile.as_deref(), Some(profile));
+            assert_eq!(settings.profile_origin, Some(origin));
+        }
+        dir.write("stepgate.toml", "[stages.qa]\nprofile = \"\"\n");
+        assert!(error_in(&dir, Overrides::default(), &[])
+            .ends_with("line 2: profile = \"\" is empty: name a profile from the AWS config or credentials file"));
+    }
+
+    #[test]
     fn unknown_key_names_file_line_and_table() {
         let dir = TempDir::new();
         let path = dir.write(
@@ -1048,7 +1158,7 @@ rate_limit = 250
             error.to_string(),
             format!(
                 "{} line 7: unknown key `memroy` in [stages.prod]; expected one of: \
-                 region, account, runtime, memory, timeout, log_retention_days, tags, throttling",
+                 region, account, runtime, memory, timeout, log_retention_days, tags, throttling, profile",
                 path.display()
             )
         );
@@ -1308,7 +1418,11 @@ rate_limit = 250
             (account("012345678901"), true),
             (account("12345678901"), false),
             (account("12345678901a"), false),
-            (runtime("nodejs20.x"), true),
+            (runtime("nodejs22.x"), true),
+            (runtime("nodejs24.x"), true),
+            (runtime("nodejs20.x"), false),
+            (runtime("nodejs14.x"), false),
+            (runtime("nodejs999.x"), false),
             (runtime("python3.12"), false),
             (runtime("nodejs.x"), false),
             (runtime("nodejs22"), false),
@@ -1345,6 +1459,14 @@ rate_limit = 250
             (
                 "[stages.prod.tags]\n\"Stepgate:stack\" = \"x\"\n".to_owned(),
                 "line 2: tag \"Stepgate:stack\" is reserved",
+            ),
+            (
+                "[defaults.tags]\n\"cost#center\" = \"42\"\n".to_owned(),
+                "line 2: tag \"cost#center\" has a character AWS does not allow in tag keys ('#')",
+            ),
+            (
+                "[stages.prod.tags]\nteam = \"a|b\"\n".to_owned(),
+                "line 2: tag \"team\" has a character AWS does not allow in tag values ('|')",
             ),
             (
                 format!("[defaults.tags]\nnote = \"{}\"\n", "x".repeat(257)),

@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::aws::calls::in_resource;
 use crate::aws::Aws;
 use crate::model::{Observed, ResourceId};
+use crate::names::Names;
 use crate::output::Printer;
 use crate::plan::{plan_resource, waves, Action, ResourcePlan};
 use crate::resource::{Known, Resource};
@@ -176,9 +177,10 @@ pub async fn apply(
 ) -> Result<Applied> {
     if let Some(first) = plan.conflicts().first() {
         return Err(anyhow!(
-            "{first} already exists but is not owned by stepgate stack {} stage {} (it lacks the stepgate:stack/stepgate:stage tags); remove it, or deploy under another --stack or --stage",
+            "{first} already exists but is not owned by stepgate stack {} stage {} ({}); remove it, or deploy under another --stack or --stage",
             stack.names.stack,
-            stack.names.stage
+            stack.names.stage,
+            Names::foreign_owner(live.get(*first).and_then(Option::as_ref))
         ));
     }
     let ctx = stack.ctx(aws);

@@ -1,8 +1,12 @@
 //! Places an order through the deployed API, as a client would: an HTTP POST
 //! of the order alone to the invoke URL.
 
+use std::path::Path;
+
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
+
+use crate::limits::{bytes, ReadError, ORDER_BYTES};
 
 pub const SAMPLE_ORDER: &str = r#"{"orderId":"O101","customerName":"Demo Customer","orderDate":"2022-01-15","orderAmount":1400,"paymentStatus":"SUCCESS"}"#;
 
@@ -10,10 +14,24 @@ pub const SAMPLE_ORDER: &str = r#"{"orderId":"O101","customerName":"Demo Custome
 /// another payment status.
 pub fn order_from_args(order: &str, payment_status: Option<&str>) -> Result<Value> {
     let text = match order.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("--order @{path}: cannot read the file"))?,
+        Some(path) => match crate::limits::read_text(Path::new(path), ORDER_BYTES) {
+            Ok(text) => text,
+            Err(ReadError::TooLarge { limit }) => bail!(
+                "--order @{path}: larger than {}, Step Functions' limit for an execution's input; send a smaller order",
+                bytes(limit)
+            ),
+            Err(ReadError::Io(e)) => {
+                return Err(e).with_context(|| format!("--order @{path}: cannot read the file"))
+            }
+        },
         None => order.to_string(),
     };
+    if text.len() as u64 > ORDER_BYTES {
+        bail!(
+            "--order is larger than {}, Step Functions' limit for an execution's input; send a smaller order",
+            bytes(ORDER_BYTES)
+        );
+    }
     let mut value: Value = serde_json::from_str(&text).context("--order is not valid JSON; pass the order object, e.g. --order '{\"orderId\":\"O1\",...}' or --order @order.json")?;
     if !value.is_object() {
         bail!("--order must be a JSON object");
@@ -35,21 +53,118 @@ pub fn post_order(url: &str, order: &Value) -> Result<String> {
         Ok(r) => r.into_string().context("read the API's response")?,
         Err(ureq::Error::Status(code, r)) => {
             let body = r.into_string().unwrap_or_default();
-            bail!("POST {url}: HTTP {code}: {body}");
+            bail!("POST {url}: HTTP {code}: {}", one_line(&body));
         }
         Err(e) => bail!("POST {url}: {e}"),
     };
     let parsed: Value = serde_json::from_str(&body)
-        .with_context(|| format!("POST {url}: the answer is not JSON: {body}"))?;
+        .with_context(|| format!("POST {url}: the answer is not JSON: {}", one_line(&body)))?;
     parsed["executionArn"]
         .as_str()
         .map(str::to_string)
-        .with_context(|| format!("POST {url}: no executionArn in the answer: {body}"))
+        .with_context(|| {
+            format!(
+                "POST {url}: no executionArn in the answer: {}",
+                one_line(&body)
+            )
+        })
+}
+
+/// An HTTP body as one short line for an error message: an HTML page's
+/// title (or its text without tags), whitespace collapsed, at most 200
+/// characters. API Gateway, a proxy or a load balancer may answer with a
+/// whole page.
+fn one_line(body: &str) -> String {
+    const MAX: usize = 200;
+    let lower = body.to_ascii_lowercase();
+    let title = lower
+        .find("<title>")
+        .map(|start| start + "<title>".len())
+        .and_then(|start| Some(start..start + lower[start..].find("</title>")?))
+        .map(|range| &body[range]);
+    let text = match title {
+        Some(title) => title.to_string(),
+        None if body.trim_start().starts_with('<') => {
+            let mut text = String::new();
+            let mut in_tag = false;
+            for c in body.chars() {
+                match c {
+                    '<' => in_tag = true,
+                    '>' if in_tag => {
+                        in_tag = false;
+                        text.push(' ');
+                    }
+                    c if !in_tag => text.push(c),
+                    _ => {}
+                }
+            }
+            text
+        }
+        None => body.to_string(),
+    };
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if text.is_empty() {
+        return "(empty)".into();
+    }
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Serves one HTTP exchange on loopback, answering with `response`.
+    fn answer_once(response: &'static str) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/orderprocess", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            stream.write_all(response.as_bytes()).unwrap();
+        });
+        url
+    }
+
+    #[test]
+    fn an_http_error_page_is_cut_to_one_line() {
+        let url = answer_once(
+            "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n\
+             <html>\n<head><title>502 Bad Gateway</title></head>\n<body>\n<center><h1>502 Bad Gateway</h1></center>\n\
+             <hr><center>nginx</center>\n</body>\n</html>\n",
+        );
+        let message = post_order(&url, &serde_json::json!({}))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(message, format!("POST {url}: HTTP 502: 502 Bad Gateway"));
+
+        let url = answer_once(
+            "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n{\"message\":\n  \"Invalid request body\"}\n",
+        );
+        let message = post_order(&url, &serde_json::json!({}))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            message,
+            format!("POST {url}: HTTP 400: {{\"message\": \"Invalid request body\"}}")
+        );
+    }
+
+    #[test]
+    fn bodies_are_one_line_and_short() {
+        assert_eq!(one_line("a\n\n  b\tc  "), "a b c");
+        assert_eq!(one_line("<p>x</p>\n<p>y</p>"), "x y");
+        let long = one_line(&"word ".repeat(100));
+        assert!(
+            long.ends_with("...") && long.chars().count() <= 203,
+            "{long}"
+        );
+        assert_eq!(one_line(""), "(empty)");
+    }
 
     #[test]
     fn sample_order_with_another_payment_status() {
@@ -64,6 +179,15 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("--order @order.json"));
+        assert!(order_from_args("@/dev/zero", None)
+            .unwrap_err()
+            .to_string()
+            .contains("larger than 262,144 bytes"));
+        let long = format!("{{\"note\":\"{}\"}}", "x".repeat(262_144));
+        assert!(order_from_args(&long, None)
+            .unwrap_err()
+            .to_string()
+            .contains("--order is larger than 262,144 bytes"));
         assert!(order_from_args("[1]", None)
             .unwrap_err()
             .to_string()

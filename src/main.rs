@@ -6,19 +6,23 @@
 
 mod asl;
 mod aws;
+mod checks;
 mod cli;
 mod commands;
 mod config;
+mod credentials;
 mod desired;
 mod engine;
 mod interrupt;
 mod invoke;
+mod limits;
 mod lock;
 mod model;
 mod names;
 mod output;
 mod package;
 mod plan;
+mod reach;
 mod resource;
 mod sources;
 mod stack;
@@ -47,7 +51,7 @@ fn main() -> ExitCode {
         .build()
         .expect("start the async runtime");
     let common = cli.command.common().clone();
-    let printer = output::Printer::new(common.output, common.quiet);
+    let printer = output::Printer::new(common.output, common.quiet).verbose(common.verbose);
     let result = runtime.block_on(async {
         interrupt::listen();
         commands::run(cli.command, &printer).await

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use crate::model::{Tags, OWNER_STACK_TAG, OWNER_STAGE_TAG};
+use crate::model::{Observed, Tags, OWNER_STACK_TAG, OWNER_STAGE_TAG};
 
 /// The two functions of the order-processing stack: `lambdas/<key>/` holds
 /// the code, `index.<key>` is the handler, `${<key>Arn}` the placeholder.
@@ -60,8 +60,13 @@ impl Names {
         }
     }
 
+    /// `{stack}-{stage}`, with each `-` of the stack written `_`, so that no
+    /// two stack and stage pairs share names: stack `orders` stage `a-b` is
+    /// `orders-a-b`, stack `orders-a` stage `b` is `orders_a-b`. A stack
+    /// holds no `_` and no `-` remains in it, so the first `-` always ends
+    /// the stack; stacks without `-` (the default `orders`) keep their names.
     fn base(&self) -> String {
-        format!("{}-{}", self.stack, self.stage)
+        format!("{}-{}", self.stack.replace('-', "_"), self.stage)
     }
 
     /// IAM is global: the region is in the name so that the same stage in two
@@ -150,6 +155,19 @@ impl Names {
         out
     }
 
+    /// Why a same-named resource is not this stack's: whose it is, if it
+    /// carries another stepgate stack's or stage's tags.
+    pub fn foreign_owner(observed: Option<&Observed>) -> String {
+        let tags = observed.map(|o| &o.tags);
+        let tag = |key| tags.and_then(|t| t.get(key));
+        match (tag(OWNER_STACK_TAG), tag(OWNER_STAGE_TAG)) {
+            (Some(stack), Some(stage)) => {
+                format!("it belongs to stepgate stack {stack} stage {stage}")
+            }
+            _ => "it lacks the stepgate:stack/stepgate:stage tags".to_string(),
+        }
+    }
+
     pub fn owner_tags(&self) -> Tags {
         Tags::from([
             (OWNER_STACK_TAG.to_string(), self.stack.clone()),
@@ -193,6 +211,64 @@ mod tests {
             "arn:aws:states:us-east-1:000000000000:stateMachine:orders-dev-OrderProcessor"
         );
         assert_eq!(Names::new("s", "d", "cn-north-1", "1").partition, "aws-cn");
+    }
+
+    #[test]
+    fn no_two_stack_and_stage_pairs_share_a_name() {
+        let pairs = [
+            ("orders", "a-b"),
+            ("orders-a", "b"),
+            ("orders", "a-b-c"),
+            ("orders-a", "b-c"),
+            ("orders-a-b", "c"),
+            ("orders", "a_b"),
+            ("orders-a", "_b"),
+            ("o", "rders-a-b"),
+        ];
+        let mut seen = std::collections::BTreeMap::new();
+        for (stack, stage) in pairs {
+            let names = Names::new(stack, stage, "us-east-1", "0");
+            for name in [
+                names.function("completeOrder"),
+                names.role(RoleFor::Lambda),
+                names.state_machine(),
+                names.api(),
+            ] {
+                if let Some(other) = seen.insert(name.clone(), (stack, stage)) {
+                    panic!("{name} is both {other:?} and {:?}", (stack, stage));
+                }
+            }
+        }
+        // Stacks without '-' keep the names they always had.
+        let names = Names::new("orders", "a-b", "us-east-1", "0");
+        assert_eq!(names.function("completeOrder"), "orders-a-b-completeOrder");
+        let names = Names::new("orders-a", "b", "us-east-1", "0");
+        assert_eq!(names.function("completeOrder"), "orders_a-b-completeOrder");
+        assert_eq!(names.role(RoleFor::States), "orders_a-b-us-east-1-states");
+        // The tags still carry the stack as named.
+        assert_eq!(names.owner_tags()[OWNER_STACK_TAG], "orders-a");
+    }
+
+    #[test]
+    fn a_foreign_owner_is_named_when_it_is_another_stepgate_stack() {
+        let observed = |tags: &[(&str, &str)]| Observed {
+            fields: serde_json::Value::Null,
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            physical_id: String::new(),
+        };
+        let other = observed(&[(OWNER_STACK_TAG, "shop"), (OWNER_STAGE_TAG, "qa")]);
+        assert_eq!(
+            Names::foreign_owner(Some(&other)),
+            "it belongs to stepgate stack shop stage qa"
+        );
+        let plain = observed(&[("team", "x")]);
+        assert_eq!(
+            Names::foreign_owner(Some(&plain)),
+            "it lacks the stepgate:stack/stepgate:stage tags"
+        );
     }
 
     #[test]

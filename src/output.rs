@@ -23,11 +23,31 @@ pub const SCHEMA: &str = "stepgate/v1";
 pub struct Printer {
     pub format: Format,
     quiet: bool,
+    verbose: u8,
 }
 
 impl Printer {
     pub fn new(format: Format, quiet: bool) -> Printer {
-        Printer { format, quiet }
+        Printer {
+            format,
+            quiet,
+            verbose: 0,
+        }
+    }
+
+    /// With `-v` (level 1 or more), `detail` lines are printed.
+    pub fn verbose(self, level: u8) -> Printer {
+        Printer {
+            verbose: level,
+            ..self
+        }
+    }
+
+    /// A diagnostic line on stderr, only with `-v`.
+    pub fn detail(&self, line: &str) {
+        if self.verbose > 0 {
+            eprintln!("{line}");
+        }
     }
 
     /// A progress line on stderr (never stdout, which is for results).

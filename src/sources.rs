@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use crate::asl::Definition;
+use crate::limits::{self, ReadError};
 use crate::names::{Names, RoleFor, FUNCTIONS};
 use crate::package::{package_dir, Package};
 use crate::template;
@@ -31,7 +32,18 @@ pub struct Sources {
 }
 
 impl Sources {
-    pub fn load(project_dir: &Path) -> Result<Sources> {
+    /// `origin` says how the project directory was named (`--project-dir
+    /// DIR`), or `None` for the current directory: a missing file's error
+    /// suggests --project-dir only when it was not given.
+    pub fn load(project_dir: &Path, origin: Option<&str>) -> Result<Sources> {
+        let hint = |missing: &str| {
+            match origin {
+            None => "run stepgate from the project directory or pass --project-dir".to_string(),
+            Some(origin) => format!(
+                "{origin} holds no {missing}; name the directory that holds lambdas/, definitions/ and policies/"
+            ),
+        }
+        };
         let known: BTreeSet<String> = Names::new("s", "s", "r", "0")
             .placeholders()
             .into_keys()
@@ -41,8 +53,9 @@ impl Sources {
             let dir = project_dir.join("lambdas").join(key);
             if !dir.join("index.js").is_file() && !dir.join("index.mjs").is_file() {
                 bail!(
-                    "{}: no index.js or index.mjs; the handler index.{key} is loaded from there (run stepgate from the project directory or pass --project-dir)",
-                    dir.display()
+                    "{}: no index.js or index.mjs; the handler index.{key} is loaded from there ({})",
+                    dir.display(),
+                    hint(&format!("lambdas/{key}"))
                 );
             }
             functions.insert(
@@ -52,7 +65,12 @@ impl Sources {
         }
 
         let path = project_dir.join(DEFINITION_FILE);
-        let text = read(&path)?;
+        let text = read(
+            &path,
+            limits::DEFINITION_FILE_BYTES,
+            "definition",
+            &hint(DEFINITION_FILE),
+        )?;
         let required: BTreeSet<String> = FUNCTIONS.iter().map(|k| format!("{k}Arn")).collect();
         let definition = Definition::parse(&text, &known, &required)
             .with_context(|| path.display().to_string())?;
@@ -60,11 +78,15 @@ impl Sources {
         let mut policies = BTreeMap::new();
         for purpose in RoleFor::ALL {
             let load = |suffix: &str| -> Result<Value> {
-                let path = project_dir
-                    .join("policies")
-                    .join(format!("{}-{suffix}.json", purpose.as_str()));
-                let doc =
-                    parse_policy(&read(&path)?).with_context(|| path.display().to_string())?;
+                let file = format!("policies/{}-{suffix}.json", purpose.as_str());
+                let path = project_dir.join(&file);
+                let doc = parse_policy(&read(
+                    &path,
+                    limits::DOCUMENT_BYTES,
+                    "policy",
+                    &hint(&file),
+                )?)
+                .with_context(|| path.display().to_string())?;
                 template::check_known(&doc, &known).with_context(|| path.display().to_string())?;
                 Ok(doc)
             };
@@ -84,17 +106,31 @@ impl Sources {
     }
 }
 
-fn read(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "{}: cannot read it; run stepgate from the project directory or pass --project-dir",
+/// Reads a project file: a regular file of at most `limit` bytes. `hint`
+/// says what to do if it cannot be read.
+fn read(path: &Path, limit: u64, kind: &str, hint: &str) -> Result<String> {
+    if let Some(what) = limits::not_regular(path) {
+        bail!(
+            "{}: is {what}, not a regular file; put the {kind} file itself there",
             path.display()
-        )
-    })
+        );
+    }
+    match limits::read_text(path, limit) {
+        Ok(text) => Ok(text),
+        Err(ReadError::TooLarge { limit }) => bail!(
+            "{}: larger than {}, the most stepgate reads from a {kind} file; check that it is the right file",
+            path.display(),
+            limits::bytes(limit)
+        ),
+        Err(ReadError::Io(e)) => {
+            Err(e).with_context(|| format!("{}: cannot read it; {hint}", path.display()))
+        }
+    }
 }
 
 /// A policy must be JSON with a Version and a Statement list, and must not
-/// grant everything: least privilege is part of what stepgate promises.
+/// grant everything (checks::policy): least privilege is part of what
+/// stepgate promises.
 fn parse_policy(text: &str) -> Result<Value> {
     let doc: Value = serde_json::from_str(text).context("not valid JSON")?;
     if doc.get("Version").and_then(Value::as_str) != Some("2012-10-17") {
@@ -104,16 +140,7 @@ fn parse_policy(text: &str) -> Result<Value> {
         .get("Statement")
         .and_then(Value::as_array)
         .context("\"Statement\" must be a list")?;
-    for (i, statement) in statements.iter().enumerate() {
-        let actions: Vec<&str> = match statement.get("Action") {
-            Some(Value::String(a)) => vec![a.as_str()],
-            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
-            _ => vec![],
-        };
-        if let Some(wild) = actions.iter().find(|a| **a == "*" || a.ends_with(":*")) {
-            bail!("statement {i} allows \"{wild}\"; name the actions the stack needs instead");
-        }
-    }
+    crate::checks::policy::check_statements(statements)?;
     Ok(doc)
 }
 
@@ -123,14 +150,14 @@ mod tests {
 
     #[test]
     fn the_repository_sources_load() {
-        let sources = Sources::load(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let sources = Sources::load(Path::new(env!("CARGO_MANIFEST_DIR")), None).unwrap();
         assert_eq!(sources.functions.len(), 2);
         assert_eq!(sources.policies.len(), 3);
     }
 
     #[test]
     fn shipped_permissions_are_scoped_to_the_stack() {
-        let sources = Sources::load(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let sources = Sources::load(Path::new(env!("CARGO_MANIFEST_DIR")), None).unwrap();
         let names = Names::new("orders", "dev", "us-east-1", "123456789012");
         let render = |p: &str| {
             template::substitute(&sources.policies[p].permissions, &names.placeholders())
@@ -158,10 +185,20 @@ mod tests {
     fn a_missing_lambda_directory_names_the_fix() {
         let empty = std::env::temp_dir().join(format!("stepgate-empty-{}", std::process::id()));
         std::fs::create_dir_all(&empty).unwrap();
-        let err = format!("{:#}", Sources::load(&empty).unwrap_err());
+        let err = format!("{:#}", Sources::load(&empty, None).unwrap_err());
         assert!(
             err.contains("lambdas/completeOrder") && err.contains("--project-dir"),
             "{err}"
         );
+        // Named explicitly, the hint is about what the directory lacks.
+        let origin = format!("--project-dir {}", empty.display());
+        let err = format!("{:#}", Sources::load(&empty, Some(&origin)).unwrap_err());
+        assert!(
+            err.ends_with(&format!(
+                "({origin} holds no lambdas/completeOrder; name the directory that holds lambdas/, definitions/ and policies/)"
+            )),
+            "{err}"
+        );
+        assert!(!err.contains("pass --project-dir"), "{err}");
     }
 }

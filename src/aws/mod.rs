@@ -42,6 +42,9 @@ impl Aws {
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         if let Some(profile) = &settings.profile {
             loader = loader.profile_name(profile);
+            // The profile's own credentials, even if the environment has keys.
+            let named = crate::credentials::provider(profile, settings.region.as_deref());
+            loader = loader.credentials_provider(named);
         }
         if let Some(region) = &settings.region {
             loader = loader.region(Region::new(region.clone()));
@@ -101,7 +104,7 @@ impl Aws {
             .get_caller_identity()
             .send()
             .await
-            .map_err(|e| error("sts", "GetCallerIdentity", e))?;
+            .map_err(|e| crate::reach::first_call_error(e, self))?;
         out.account
             .ok_or_else(|| anyhow::anyhow!("STS GetCallerIdentity returned no account"))
     }

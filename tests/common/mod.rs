@@ -415,3 +415,123 @@ pub async fn api_count(stage: &str) -> usize {
         .filter(|n| **n == name)
         .count()
 }
+
+/// A stand-in AWS endpoint on loopback that counts the connections made to
+/// it and answers each request with an HTML 404, as a web server that is not
+/// AWS would. A run pointed at it that ends with `connections() == 0` made
+/// no AWS call at all: that is how the bad-input tests prove a check is
+/// local. Needs no emulator.
+pub struct Sentinel {
+    pub url: String,
+    connections: std::sync::Arc<AtomicU32>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sentinel {
+    pub fn start() -> Sentinel {
+        use std::io::{Read, Write};
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let connections = Arc::new(AtomicU32::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (count, done) = (connections.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            // Bounded: it stops when the Sentinel is dropped.
+            while !done.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut stream, _)) => {
+                        count.fetch_add(1, Ordering::Relaxed);
+                        let _ = stream.set_nonblocking(false);
+                        let _ =
+                            stream.set_read_timeout(Some(std::time::Duration::from_millis(500)));
+                        let mut buffer = [0u8; 65536];
+                        let _ = stream.read(&mut buffer);
+                        let body = "<!DOCTYPE html>\n<html>\n<head><title>404 Not Found</title></head>\n\
+                                    <body>\n<h1>Not Found</h1>\n<p>nothing here</p>\n</body>\n</html>\n";
+                        let _ = write!(
+                            stream,
+                            "HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\n\
+                             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                }
+            }
+        });
+        Sentinel {
+            url,
+            connections,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn connections(&self) -> u32 {
+        self.connections.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Runs stepgate in `dir` with every AWS setting pointing at `endpoint`,
+/// dummy keys, no shared config files and nothing from the developer's own
+/// environment; `env` adds or overrides variables (an empty value removes
+/// one). Needs no emulator.
+pub fn offline(dir: &std::path::Path, endpoint: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_stepgate"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("AWS_") || key.starts_with("STEPGATE_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.current_dir(dir)
+        .args(args)
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", REGION)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", dir.join("no-aws-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            dir.join("no-aws-credentials"),
+        );
+    // An empty value removes the variable.
+    for (key, value) in env {
+        if value.is_empty() {
+            cmd.env_remove(key);
+        } else {
+            cmd.env(key, value);
+        }
+    }
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run the stepgate binary");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The lines of stderr that start with `error:`.
+pub fn error_lines(run: &Run) -> Vec<&str> {
+    run.stderr
+        .lines()
+        .filter(|l| l.starts_with("error:"))
+        .collect()
+}

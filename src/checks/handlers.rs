@@ -1,0 +1,330 @@
+//! The handlers, checked with the local `node` before anything is uploaded:
+//! every packaged JavaScript file must parse (what `node --check` checks),
+//! then each handler module is loaded to confirm that it exports a function
+//! under the configured name. A syntax error or a renamed export otherwise
+//! deploys fine and fails only when the first order arrives.
+//!
+//! One node process does it all (handlers.js), so the check costs one node
+//! start; a file it finds does not parse is confirmed with `node --check`,
+//! which also gives the line. Loading a module runs its top-level code, as
+//! Lambda does on a cold start; the check is given `NODE_TIMEOUT`. Files
+//! under `node_modules/` are not parsed one by one (they are published
+//! packages, and whatever the handler requires is loaded anyway). Without
+//! `node` on the PATH the check is skipped, and the caller says so once.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use serde_json::json;
+
+/// How long the check may take, loading included.
+const NODE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Said once when there is no `node` to check with.
+pub const SKIPPED: &str = "note: node is not on the PATH, so the handlers were not checked before upload (syntax, exports); install Node.js to check them";
+
+const SCRIPT: &str = include_str!("handlers.js");
+
+/// A function to check: its directory, the files it packages (relative)
+/// and the export its handler `index.<export>` names.
+pub struct Function<'a> {
+    pub dir: PathBuf,
+    pub files: &'a [String],
+    pub export: &'a str,
+}
+
+/// What handlers.js found.
+#[derive(Deserialize)]
+struct Found {
+    suspects: Vec<PathBuf>,
+    problem: Option<Problem>,
+}
+
+#[derive(Deserialize)]
+struct Problem {
+    file: PathBuf,
+    /// The export's type when it is not a function.
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    /// Loading failed: the error's first line.
+    load: Option<String>,
+}
+
+/// Checks every function. `Ok(false)`: no node, nothing was checked.
+pub fn check(functions: &[Function]) -> Result<bool> {
+    let Some(node) = find_node() else {
+        return Ok(false);
+    };
+    // Paths as shown in errors, by the absolute path node is given.
+    let mut shown = std::collections::BTreeMap::new();
+    let mut check = Vec::new();
+    let mut load = Vec::new();
+    for function in functions {
+        let dir = std::path::absolute(&function.dir)?;
+        for file in function.files {
+            let is_js = [".js", ".mjs", ".cjs"]
+                .iter()
+                .any(|ext| file.ends_with(ext));
+            if is_js && !file.split('/').any(|part| part == "node_modules") {
+                shown.insert(dir.join(file), function.dir.join(file));
+                check.push(dir.join(file));
+            }
+        }
+        let entry = if function.dir.join("index.js").is_file() {
+            "index.js"
+        } else {
+            "index.mjs"
+        };
+        shown.insert(dir.join(entry), function.dir.join(entry));
+        load.push(json!([dir, dir.join(entry), function.export]));
+    }
+    let input = json!({ "check": check, "load": load }).to_string();
+    let args = [
+        "--experimental-vm-modules",
+        "--no-warnings",
+        "-e",
+        SCRIPT,
+        "--",
+        &input,
+    ];
+    let out = run(&node, &args)?;
+    let found: Found = serde_json::from_str(&out.stdout).map_err(|_| {
+        anyhow::anyhow!(
+            "node could not check the handlers: {}; run with node 18 or later, or take node off the PATH to skip the check",
+            out.stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("no output")
+        )
+    })?;
+    let show = |file: &Path| {
+        shown
+            .get(file)
+            .cloned()
+            .unwrap_or_else(|| file.to_path_buf())
+    };
+    for suspect in &found.suspects {
+        check_syntax(&node, suspect, &show(suspect))?;
+    }
+    if let Some(problem) = found.problem {
+        let file = show(&problem.file);
+        let export = functions
+            .iter()
+            .find(|f| file.starts_with(&f.dir))
+            .map_or("handler", |f| f.export);
+        let entry = file.file_stem().unwrap_or_default().to_string_lossy();
+        match (problem.load, problem.kind.as_deref()) {
+            (Some(error), _) => bail!(
+                "{}: loading it failed: {error}; fix it so that the module loads (node {} shows the whole error)",
+                file.display(),
+                file.display()
+            ),
+            (None, Some("undefined")) => bail!(
+                "{} does not export a function named {export}, which the handler {entry}.{export} needs; export it, e.g. exports.{export} = async (event) => ...",
+                file.display()
+            ),
+            (None, kind) => bail!(
+                "{} exports {export} as {}, not a function; the handler {entry}.{export} must be a function",
+                file.display(),
+                a_type(kind.unwrap_or("something else"))
+            ),
+        }
+    }
+    Ok(true)
+}
+
+/// Confirms that `file` does not parse, with `node --check`, and says where.
+/// A file node --check accepts passes.
+fn check_syntax(node: &Path, file: &Path, shown: &Path) -> Result<()> {
+    let out = run(node, &[std::ffi::OsStr::new("--check"), file.as_os_str()])?;
+    if out.code == Some(0) {
+        return Ok(());
+    }
+    // `<path>:<line>`, the source line, a caret, then `SyntaxError: ...`.
+    let line = out
+        .stderr
+        .lines()
+        .find_map(|l| {
+            l.rsplit_once(':')
+                .filter(|(path, _)| Path::new(path) == file)
+        })
+        .map(|(_, line)| format!(":{line}"))
+        .unwrap_or_default();
+    let error = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("Error"))
+        .unwrap_or("node --check failed");
+    bail!(
+        "{}{line}: {}; fix it (node --check {} shows where)",
+        shown.display(),
+        error.trim(),
+        shown.display()
+    )
+}
+
+/// "a number", "an object", ...
+fn a_type(name: &str) -> String {
+    let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {name}")
+}
+
+/// `node` from the PATH, if there is one.
+fn find_node() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("node"))
+        .find(|candidate| candidate.is_file())
+}
+
+struct Output {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs node, killing it after `NODE_TIMEOUT`. Output is read concurrently
+/// (so a chatty module cannot block on a full pipe) and kept to 64 KiB per
+/// stream.
+fn run<S: AsRef<std::ffi::OsStr>>(node: &Path, args: &[S]) -> Result<Output> {
+    let mut child = Command::new(node)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("run {}", node.display()))?;
+    let drain = |stream: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut kept = Vec::new();
+            if let Some(mut stream) = stream {
+                let _ = (&mut stream).take(65_536).read_to_end(&mut kept);
+                let _ = std::io::copy(&mut stream, &mut std::io::sink());
+            }
+            String::from_utf8_lossy(&kept).into_owned()
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|s| Box::new(s) as _));
+    let stderr = drain(child.stderr.take().map(|s| Box::new(s) as _));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if started.elapsed() > NODE_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "node did not finish checking the handlers within {} s; does loading one of them wait for something? (take node off the PATH to skip the check)",
+                NODE_TIMEOUT.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Ok(Output {
+        code: status.code(),
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A function directory with `files` (name, text); returns it and the
+    /// names, as a package lists them.
+    fn function(name: &str, files: &[(&str, &str)]) -> (PathBuf, Vec<String>) {
+        let dir =
+            std::env::temp_dir().join(format!("stepgate-handlers-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for (file, text) in files {
+            let path = dir.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        (dir, files.iter().map(|(f, _)| f.to_string()).collect())
+    }
+
+    fn check_one(dir: &Path, files: &[String], export: &str) -> Result<bool> {
+        assert!(find_node().is_some(), "these tests need node on the PATH");
+        check(&[Function {
+            dir: dir.to_path_buf(),
+            files,
+            export,
+        }])
+    }
+
+    #[test]
+    fn commonjs_es_modules_and_shebangs_pass() {
+        let (dir, files) = function(
+            "good",
+            &[
+                ("index.js", "#!/usr/bin/env node\nconst u = require('./lib/util.cjs');\nexports.go = async () => u;\n"),
+                ("lib/util.cjs", "module.exports = 1;\n"),
+                ("lib/esm.mjs", "import fs from 'node:fs';\nexport const x = await Promise.resolve(fs);\n"),
+                ("lib/detected.js", "export const y = 2;\n"),
+                ("node_modules/dep/broken.js", "this is not checked (\n"),
+            ],
+        );
+        assert!(check_one(&dir, &files, "go").unwrap());
+        let (dir, files) = function("esm", &[("index.mjs", "export async function go() {}\n")]);
+        assert!(check_one(&dir, &files, "go").unwrap());
+    }
+
+    #[test]
+    fn a_file_that_does_not_parse_is_named_with_its_line() {
+        let (dir, files) = function(
+            "syntax",
+            &[
+                ("index.js", "exports.go = async () => 1;\n"),
+                ("lib/util.js", "const a = 1;\n\nconst b = ;\n"),
+            ],
+        );
+        let message = check_one(&dir, &files, "go").unwrap_err().to_string();
+        assert!(
+            message.starts_with(&format!(
+                "{}:3: SyntaxError: Unexpected token ';'",
+                dir.join("lib/util.js").display()
+            )),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn exports_are_checked_by_name_and_type() {
+        for (text, expected) in [
+            (
+                "exports.other = async () => 1;\n",
+                "does not export a function named go, which the handler index.go needs",
+            ),
+            (
+                "exports.go = 'text';\n",
+                "exports go as a string, not a function",
+            ),
+            (
+                "exports.go = {};\n",
+                "exports go as an object, not a function",
+            ),
+            (
+                "throw new Error('no config');\n",
+                "index.js: loading it failed: Error: no config",
+            ),
+        ] {
+            let (dir, files) = function("exports", &[("index.js", text)]);
+            let message = check_one(&dir, &files, "go").unwrap_err().to_string();
+            assert!(message.contains(expected), "{text:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn type_names_take_their_article() {
+        assert_eq!(a_type("object"), "an object");
+        assert_eq!(a_type("number"), "a number");
+    }
+}

@@ -1,0 +1,685 @@
+//! Bad input never reaches AWS. Every class of input check in
+//! docs/errors.md has a table here; each case asserts the one error line,
+//! exit code 1 and that no connection at all was made to the endpoint (a
+//! `Sentinel` counts them), so none of these tests needs the emulator.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{error_lines, offline, project_copy, unique, Run, Sentinel};
+
+/// Runs stepgate against a fresh sentinel and asserts that it was refused
+/// with one error line containing every `expected` text, exit code 1, an
+/// empty stdout and no connection to the endpoint. Returns the error line.
+#[track_caller]
+fn refused(dir: &Path, args: &[&str], env: &[(&str, &str)], expected: &[&str]) -> String {
+    let sentinel = Sentinel::start();
+    let run = offline(dir, &sentinel.url, args, env);
+    check_refused(&run, args, expected);
+    assert_eq!(
+        sentinel.connections(),
+        0,
+        "{args:?} reached the endpoint:\n{}",
+        run.stderr
+    );
+    error_lines(&run)[0].to_string()
+}
+
+#[track_caller]
+fn check_refused(run: &Run, args: &[&str], expected: &[&str]) {
+    let errors = error_lines(run);
+    assert_eq!(run.code, 1, "{args:?}:\n{}", run.stderr);
+    assert_eq!(errors.len(), 1, "{args:?}: one error line:\n{}", run.stderr);
+    for text in expected {
+        assert!(
+            errors[0].contains(text),
+            "{args:?}: expected {text:?} in:\n{}",
+            run.stderr
+        );
+    }
+    assert!(run.stdout.is_empty(), "{args:?}: stdout:\n{}", run.stdout);
+    // Nothing else: no progress, and no error running on to more lines.
+    for line in run.stderr.lines() {
+        assert!(
+            line.starts_with("error: ") || line.starts_with("note: "),
+            "{args:?}: stray line {line:?} in:\n{}",
+            run.stderr
+        );
+    }
+}
+
+/// A copy of the project under a name of its own.
+fn project(name: &str) -> PathBuf {
+    project_copy(&unique(name))
+}
+
+#[test]
+fn an_unwritable_outputs_file_is_refused_before_deploying() {
+    let dir = project("out");
+    std::fs::create_dir_all(dir.join("a-directory")).unwrap();
+    let missing = "/nonexistent-dir/out.json";
+    let here = dir.join("a-directory");
+    let here = here.to_str().unwrap();
+    for (path, expected) in [
+        (
+            missing,
+            "--outputs-file /nonexistent-dir/out.json: the directory /nonexistent-dir does not exist; create it or name a file in an existing directory",
+        ),
+        (here, "is a directory; name a file"),
+    ] {
+        refused(&dir, &["deploy", "--outputs-file", path], &[], &[expected]);
+    }
+    // Nothing was left behind by the check.
+    assert!(!Path::new(missing).exists());
+}
+
+/// Replaces `from` (which must be there) by `to` in a project file.
+fn edit(dir: &Path, file: &str, from: &str, to: &str) {
+    let path = dir.join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{from:?} not in {file}");
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+}
+
+#[test]
+fn policies_that_grant_everything_are_refused() {
+    let states = "policies/states-permissions.json";
+    let lambda = "policies/lambda-permissions.json";
+    let trust = "policies/lambda-trust.json";
+    let cases: [(&str, &str, &str, &[&str]); 9] = [
+        (
+            states,
+            r#""Resource": ["${completeOrderArn}", "${cancelOrderArn}"]"#,
+            r#""Resource": "*""#,
+            &[
+                "states-permissions.json: statement 0 grants lambda:InvokeFunction on Resource \"*\", which matches every resource",
+                "name the stack's own resources",
+            ],
+        ),
+        (
+            states,
+            r#""Resource": ["${completeOrderArn}", "${cancelOrderArn}"]"#,
+            r#""Resource": "arn:aws:lambda:*:*:function:*""#,
+            &["statement 0 grants lambda:InvokeFunction on Resource \"arn:aws:lambda:*:*:function:*\", which matches every resource"],
+        ),
+        (
+            lambda,
+            r#""Action": ["logs:CreateLogStream", "logs:PutLogEvents"]"#,
+            r#""NotAction": "iam:*""#,
+            &["lambda-permissions.json: statement 0 uses \"NotAction\", which allows every action it does not list; list the actions the stack needs under \"Action\" instead"],
+        ),
+        (
+            lambda,
+            r#""Resource": ["${completeOrderLogGroupArn}:*", "${cancelOrderLogGroupArn}:*"]"#,
+            r#""NotResource": "arn:aws:s3:::secrets""#,
+            &["statement 0 uses \"NotResource\", which allows every resource it does not list"],
+        ),
+        (
+            lambda,
+            r#""Action": ["logs:CreateLogStream", "logs:PutLogEvents"]"#,
+            r#""Action": "*""#,
+            &["statement 0 allows \"*\"; name the actions the stack needs instead"],
+        ),
+        (
+            trust,
+            r#""Principal": { "Service": "lambda.amazonaws.com" }"#,
+            r#""Principal": "*""#,
+            &["lambda-trust.json: statement 0 trusts Principal \"*\" (anyone); name the service that assumes the role"],
+        ),
+        (
+            trust,
+            r#""Principal": { "Service": "lambda.amazonaws.com" }"#,
+            r#""Principal": { "AWS": ["arn:aws:iam::123456789012:root", "*"] }"#,
+            &["statement 0 trusts Principal \"*\" (anyone)"],
+        ),
+        (
+            trust,
+            r#""Principal": { "Service": "lambda.amazonaws.com" }"#,
+            r#""NotPrincipal": { "Service": "lambda.amazonaws.com" }"#,
+            &["statement 0 uses \"NotPrincipal\", which trusts everyone it does not list"],
+        ),
+        (
+            trust,
+            r#""Effect": "Allow""#,
+            r#""Effect": "allow""#,
+            &["statement 0: \"Effect\" must be \"Allow\" or \"Deny\""],
+        ),
+    ];
+    for (file, from, to, expected) in cases {
+        let dir = project("policy");
+        edit(&dir, file, from, to);
+        for command in ["deploy", "plan"] {
+            refused(&dir, &[command], &[], expected);
+        }
+    }
+}
+
+/// Writes `text` as the project's stepgate.toml.
+fn config(dir: &Path, text: &str) {
+    std::fs::write(dir.join("stepgate.toml"), text).unwrap();
+}
+
+#[test]
+fn tags_aws_would_refuse_are_refused_naming_the_line() {
+    for (text, expected) in [
+        (
+            "[defaults.tags]\n\"cost#center\" = \"42\"\n",
+            "stepgate.toml line 2: tag \"cost#center\" has a character AWS does not allow in tag keys ('#'); use letters, digits, spaces and _ . : / = + - @",
+        ),
+        (
+            "[stages.dev.tags]\nteam = \"pay|ments\"\n",
+            "stepgate.toml line 2: tag \"team\" has a character AWS does not allow in tag values ('|')",
+        ),
+        (
+            "[defaults.tags]\nnote = \"two\\nlines\"\n",
+            "tag \"note\" has a character AWS does not allow in tag values ('\\n')",
+        ),
+    ] {
+        let dir = project("tags");
+        config(&dir, text);
+        refused(&dir, &["deploy"], &[], &[expected]);
+    }
+}
+
+#[test]
+fn a_definition_over_the_step_functions_limit_is_refused() {
+    let dir = project("defsize");
+    let comment = "x".repeat(1_100_000);
+    edit(
+        &dir,
+        "definitions/OrderProcessor.asl.json",
+        "\"StartAt\"",
+        &format!("\"Comment\": \"{comment}\", \"StartAt\""),
+    );
+    refused(
+        &dir,
+        &["deploy"],
+        &[],
+        &[
+            "OrderProcessor.asl.json: the definition is 1,10",
+            "bytes as sent to Step Functions, over its limit of 1,048,576 bytes; make it smaller",
+        ],
+    );
+}
+
+#[test]
+fn every_file_stepgate_reads_is_read_with_a_bound() {
+    let dir = project("bounds");
+    let big = dir.join("big.json");
+    std::fs::write(&big, vec![b' '; 300_000]).unwrap();
+    let big = big.to_str().unwrap().to_string();
+    let order_file = format!("@{big}");
+    let huge_config = dir.join("huge.toml");
+    std::fs::File::create(&huge_config)
+        .unwrap()
+        .set_len(2 << 20)
+        .unwrap();
+    let huge_config = huge_config.to_str().unwrap().to_string();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["invoke", "--order", "@/dev/zero"],
+            "--order @/dev/zero: larger than 262,144 bytes, Step Functions' limit for an execution's input; send a smaller order",
+        ),
+        (
+            &["invoke", "--order", &order_file],
+            "larger than 262,144 bytes, Step Functions' limit for an execution's input",
+        ),
+        (
+            &["plan", "--config", "/dev/zero"],
+            "/dev/zero: larger than 1,048,576 bytes, the most stepgate reads from a config file; check that it is the right file",
+        ),
+        (
+            &["plan", "--config", &huge_config],
+            "huge.toml: larger than 1,048,576 bytes, the most stepgate reads from a config file",
+        ),
+    ];
+    for (args, expected) in cases {
+        refused(&dir, args, &[], &[expected]);
+    }
+    // A policy or definition file too large to be one.
+    for (file, expected) in [
+        (
+            "policies/lambda-trust.json",
+            "lambda-trust.json: larger than 1,048,576 bytes, the most stepgate reads from a policy file",
+        ),
+        (
+            "definitions/OrderProcessor.asl.json",
+            "OrderProcessor.asl.json: larger than 4,194,304 bytes, the most stepgate reads from a definition file",
+        ),
+    ] {
+        let dir = project("bigfile");
+        std::fs::File::options()
+            .write(true)
+            .open(dir.join(file))
+            .unwrap()
+            .set_len(5 << 20)
+            .unwrap();
+        refused(&dir, &["plan"], &[], &[expected]);
+    }
+}
+
+/// Runs stepgate against a fresh sentinel and asserts that every local check
+/// passed: the run went on to call the endpoint.
+#[track_caller]
+fn accepted(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let sentinel = Sentinel::start();
+    let run = offline(dir, &sentinel.url, args, env);
+    assert!(
+        sentinel.connections() > 0,
+        "{args:?} was refused locally:\n{}",
+        run.stderr
+    );
+    run
+}
+
+/// What is wrong, how to make it so in a directory, and the error texts.
+type Case = (&'static str, fn(&Path), &'static [&'static str]);
+
+#[test]
+fn files_a_lambda_package_cannot_hold_are_refused() {
+    use std::os::unix::ffi::OsStrExt;
+
+    let function = "lambdas/completeOrder";
+    let cases: [Case; 5] = [
+        (
+            "a named pipe",
+            |f| {
+                let ok = std::process::Command::new("mkfifo")
+                    .arg(f.join("pipe"))
+                    .status()
+                    .unwrap();
+                assert!(ok.success());
+            },
+            &["lambdas/completeOrder/pipe: is a named pipe, not a regular file or directory; remove it from", "lambdas/completeOrder"],
+        ),
+        (
+            "a socket",
+            |f| {
+                std::mem::forget(std::os::unix::net::UnixListener::bind(f.join("sock")).unwrap());
+            },
+            &["lambdas/completeOrder/sock: is a socket, not a regular file or directory"],
+        ),
+        (
+            "a dangling symlink",
+            |f| std::os::unix::fs::symlink("/nonexistent/util.js", f.join("util.js")).unwrap(),
+            &["lambdas/completeOrder/util.js: a symlink to /nonexistent/util.js, which does not exist; fix or remove the link"],
+        ),
+        (
+            "a symlink loop",
+            |f| {
+                std::fs::create_dir(f.join("lib")).unwrap();
+                std::os::unix::fs::symlink("..", f.join("lib/up")).unwrap();
+            },
+            &["lambdas/completeOrder/lib/up: a symlink back to", "which contains it, so the package would never end; remove the link"],
+        ),
+        (
+            "a name that is not UTF-8",
+            |f| {
+                let name = std::ffi::OsStr::from_bytes(b"caf\xe9.js");
+                std::fs::write(f.join(name), "module.exports = 1;\n").unwrap();
+            },
+            &["lambdas/completeOrder/caf\u{fffd}.js: the file name is not valid UTF-8; rename it (a Lambda zip holds UTF-8 names)"],
+        ),
+    ];
+    for (what, setup, expected) in cases {
+        let dir = project("files");
+        setup(&dir.join(function));
+        let message = refused(&dir, &["plan"], &[], expected);
+        assert!(!message.contains("Duplicate"), "{what}: {message}");
+    }
+
+    // A symlinked directory is followed: its files are packaged under the
+    // link's name.
+    let dir = project("linkdir");
+    std::fs::create_dir(dir.join("shared")).unwrap();
+    std::fs::write(dir.join("shared/util.js"), "module.exports = 1;\n").unwrap();
+    std::os::unix::fs::symlink("../../shared", dir.join(function).join("lib")).unwrap();
+    accepted(&dir, &["plan"], &[]);
+}
+
+#[test]
+fn packages_over_lambdas_size_limits_are_refused_before_upload() {
+    // Sparse: 260 MB of files that take no disk space, refused before reading.
+    let dir = project("unzipped");
+    std::fs::File::create(dir.join("lambdas/cancelOrder/data.bin"))
+        .unwrap()
+        .set_len(260 * 1024 * 1024)
+        .unwrap();
+    refused(
+        &dir,
+        &["plan"],
+        &[],
+        &["lambdas/cancelOrder: its files come to 272,6", "over Lambda's limit of 262,144,000 bytes for a package once unzipped; remove what the function does not need"],
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // 60 MB that does not compress: refused as soon as the zip passes 50 MB.
+    let dir = project("zipped");
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let noise: Vec<u8> = (0..60_000_000 / 8)
+        .flat_map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()
+        })
+        .collect();
+    std::fs::write(dir.join("lambdas/completeOrder/noise.bin"), noise).unwrap();
+    let started = std::time::Instant::now();
+    refused(
+        &dir,
+        &["plan"],
+        &[],
+        &["lambdas/completeOrder: the zip is over Lambda's limit of 52,428,800 bytes for a direct upload; remove what the function does not need"],
+    );
+    assert!(
+        started.elapsed().as_secs() < 30,
+        "took {:?}",
+        started.elapsed()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn runtimes_lambda_no_longer_accepts_are_refused_with_the_replacement() {
+    let dir = project("runtime");
+    for (args, env, expected) in [
+        (
+            &["deploy", "--runtime", "nodejs14.x"][..],
+            &[][..],
+            "--runtime \"nodejs14.x\" is deprecated: Lambda deprecated it on 2023-12-04; use nodejs22.x",
+        ),
+        (
+            &["deploy", "--runtime", "nodejs999.x"],
+            &[],
+            "--runtime \"nodejs999.x\" is not supported: the handlers need a Node.js runtime that Lambda accepts: nodejs22.x or nodejs24.x",
+        ),
+        (
+            &["plan"],
+            &[("STEPGATE_RUNTIME", "nodejs20.x")],
+            "STEPGATE_RUNTIME=nodejs20.x is deprecated: Lambda deprecated it on 2026-04-30; use nodejs22.x",
+        ),
+    ] {
+        refused(&dir, args, env, &[expected, "(Lambda's runtimes as checked on 2026-11-22)"]);
+    }
+    config(&dir, "[defaults]\nruntime = \"nodejs18.x\"\n");
+    refused(
+        &dir,
+        &["plan"],
+        &[],
+        &["stepgate.toml line 2: runtime = \"nodejs18.x\" is deprecated: Lambda deprecated it on 2025-09-01; use nodejs22.x"],
+    );
+}
+
+#[test]
+fn handlers_that_would_fail_on_the_first_order_are_refused() {
+    let index = "lambdas/completeOrder/index.js";
+    let cases: [(&str, &str, &str, &[&str]); 5] = [
+        (
+            index,
+            "status: 'Approved',\n  },",
+            "status: 'Approved',\n  ",
+            &["lambdas/completeOrder/index.js:13: SyntaxError: Unexpected token ')'", "; fix it (node --check ./lambdas/completeOrder/index.js shows where)"],
+        ),
+        (
+            index,
+            "exports.completeOrder =",
+            "exports.completeOrdr =",
+            &["lambdas/completeOrder/index.js does not export a function named completeOrder, which the handler index.completeOrder needs; export it, e.g. exports.completeOrder = async (event) => ..."],
+        ),
+        (
+            index,
+            "exports.completeOrder = async (event) => ({",
+            "exports.completeOrder = 42; const unused = (event) => ({",
+            &["lambdas/completeOrder/index.js exports completeOrder as a number, not a function"],
+        ),
+        (
+            index,
+            "'use strict';",
+            "'use strict'; require('./no-such-module');",
+            &["lambdas/completeOrder/index.js: loading it failed: Error: Cannot find module './no-such-module'"],
+        ),
+        (
+            "lambdas/cancelOrder/index.js",
+            "'use strict';",
+            "'use strict';\nfunction (",
+            &["lambdas/cancelOrder/index.js:2: SyntaxError: "],
+        ),
+    ];
+    for (file, from, to, expected) in cases {
+        let dir = project("handler");
+        edit(&dir, file, from, to);
+        refused(&dir, &["deploy"], &[], expected);
+    }
+
+    // Every packaged file is checked, not only the handler's.
+    let dir = project("handler");
+    std::fs::write(
+        dir.join("lambdas/completeOrder/util.js"),
+        "module.exports = {;\n",
+    )
+    .unwrap();
+    refused(
+        &dir,
+        &["plan"],
+        &[],
+        &["lambdas/completeOrder/util.js:1: SyntaxError: "],
+    );
+
+    // An ES module handler passes, and is checked the same way.
+    let dir = project("esm");
+    let function = dir.join("lambdas/cancelOrder");
+    std::fs::remove_file(function.join("index.js")).unwrap();
+    std::fs::write(
+        function.join("index.mjs"),
+        "export const cancelOrder = async () => ({});\n",
+    )
+    .unwrap();
+    accepted(&dir, &["plan"], &[]);
+    std::fs::write(
+        function.join("index.mjs"),
+        "export const cancel = async () => ({});\n",
+    )
+    .unwrap();
+    refused(
+        &dir,
+        &["plan"],
+        &[],
+        &["lambdas/cancelOrder/index.mjs does not export a function named cancelOrder"],
+    );
+}
+
+#[test]
+fn without_node_the_handler_check_is_skipped_with_one_note() {
+    let dir = project("nonode");
+    edit(
+        &dir,
+        "lambdas/completeOrder/index.js",
+        "exports.completeOrder =",
+        "exports.x =",
+    );
+    let run = accepted(&dir, &["plan"], &[("PATH", "/nonexistent")]);
+    let notes = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("node is not on the PATH"))
+        .count();
+    assert_eq!(notes, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("so the handlers were not checked before upload (syntax, exports); install Node.js to check them"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// An AWS config file with profile `work` (static keys) and `broken`
+/// (a credential process that fails); returns its path.
+fn aws_config(dir: &Path) -> String {
+    let path = dir.join("aws-config");
+    std::fs::write(
+        &path,
+        "[profile work]\naws_access_key_id = AKIDEXAMPLE\naws_secret_access_key = secret\n\n\
+         [profile broken]\ncredential_process = /bin/false\n",
+    )
+    .unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn an_unknown_profile_is_refused_before_any_call() {
+    let dir = project("profile");
+    let file = aws_config(&dir);
+    let env = [("AWS_CONFIG_FILE", file.as_str())];
+    let known = "is not a profile in the AWS config files; profiles there: broken, work. Name one of them, or create it (aws configure --profile nosuch)";
+    refused(
+        &dir,
+        &["deploy", "--profile", "nosuch"],
+        &env,
+        &[&format!("--profile \"nosuch\" {known}")],
+    );
+    let env_var = [
+        ("AWS_CONFIG_FILE", file.as_str()),
+        ("STEPGATE_PROFILE", "nosuch"),
+    ];
+    refused(
+        &dir,
+        &["outputs"],
+        &env_var,
+        &[&format!("STEPGATE_PROFILE=nosuch {known}")],
+    );
+    config(&dir, "[stages.dev]\nprofile = \"nosuch\"\n");
+    refused(
+        &dir,
+        &["destroy", "--yes"],
+        &env,
+        &[&format!(
+            "stepgate.toml line 2: profile = \"nosuch\" {known}"
+        )],
+    );
+    // Without any config file.
+    std::fs::remove_file(dir.join("stepgate.toml")).unwrap();
+    refused(
+        &dir,
+        &["plan", "--profile", "nosuch"],
+        &[],
+        &[
+            "--profile \"nosuch\" is not a profile in the AWS config files, which have none (",
+            "no-aws-config, ",
+            "); create it (aws configure --profile nosuch) or point AWS_CONFIG_FILE at the file that has it",
+        ],
+    );
+}
+
+#[test]
+fn credential_errors_are_one_line_with_a_hint() {
+    let dir = project("nocreds");
+    let file = aws_config(&dir);
+    let no_keys = [("AWS_ACCESS_KEY_ID", ""), ("AWS_SECRET_ACCESS_KEY", "")];
+    refused(
+        &dir,
+        &["plan"],
+        &no_keys,
+        &["error: no AWS credentials found (the AWS chain looked in environment variables, the AWS config files, web identity, container and instance metadata); pass --profile or set AWS_PROFILE, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"],
+    );
+    let message = refused(
+        &dir,
+        &["plan", "--profile", "broken"],
+        &[("AWS_CONFIG_FILE", file.as_str())],
+        &["error: cannot get AWS credentials from profile \"broken\": ", "; fix the profile in the AWS config files (stepgate -v shows where the credentials come from)"],
+    );
+    assert!(!message.contains("Attempted"), "{message}");
+}
+
+#[test]
+fn a_closed_or_wrong_endpoint_is_named_in_one_line() {
+    let dir = project("endpoint");
+    let closed = offline(&dir, "http://127.0.0.1:9", &["plan"], &[]);
+    check_refused(
+        &closed,
+        &["plan"],
+        &[
+            "error: cannot reach AWS at http://127.0.0.1:9 (STS GetCallerIdentity): ",
+            "Connection refused",
+            "; check --endpoint-url or AWS_ENDPOINT_URL, and that the endpoint is up",
+        ],
+    );
+    let sentinel = Sentinel::start();
+    let wrong = offline(&dir, &sentinel.url, &["outputs"], &[]);
+    check_refused(
+        &wrong,
+        &["outputs"],
+        &[&format!(
+            "error: {} answered STS GetCallerIdentity with HTTP 404, which is not an AWS answer; check --endpoint-url or AWS_ENDPOINT_URL",
+            sentinel.url
+        )],
+    );
+}
+
+#[test]
+fn negative_numbers_are_values_and_checked_as_such() {
+    let dir = project("negative");
+    for (flag, value, expected) in [
+        (
+            "--memory",
+            "-5",
+            "--memory -5 is out of range; Lambda memory must be 128..=10240 MB",
+        ),
+        (
+            "--timeout",
+            "-1",
+            "--timeout -1 is out of range; a Lambda timeout must be 1..=900 seconds",
+        ),
+        (
+            "--log-retention-days",
+            "-7",
+            "--log-retention-days -7 is not a retention CloudWatch Logs allows",
+        ),
+    ] {
+        refused(&dir, &["plan", flag, value], &[], &[expected]);
+    }
+}
+
+#[test]
+fn the_project_dir_hint_appears_only_when_it_applies() {
+    let empty = std::env::temp_dir().join(unique("stepgate-empty-"));
+    std::fs::create_dir_all(&empty).unwrap();
+    let shown = empty.to_str().unwrap();
+    let dir = project("hint");
+    // Named explicitly: the hint is about the directory named, not "pass it".
+    for (args, env) in [
+        (vec!["plan", "--project-dir", shown], vec![]),
+        (vec!["plan"], vec![("STEPGATE_PROJECT_DIR", shown)]),
+    ] {
+        let message = refused(
+            &dir,
+            &args,
+            &env,
+            &[
+                "lambdas/completeOrder: no index.js or index.mjs; the handler index.completeOrder is loaded from there",
+                &format!("{shown} holds no lambdas/completeOrder; name the directory that holds lambdas/, definitions/ and policies/"),
+            ],
+        );
+        assert!(!message.contains("pass --project-dir"), "{message}");
+    }
+    // A missing policy file, with the project named.
+    std::fs::remove_file(dir.join("policies/lambda-trust.json")).unwrap();
+    let project_dir = dir.to_str().unwrap();
+    let message = refused(
+        &empty,
+        &["plan", "--project-dir", project_dir],
+        &[],
+        &[
+            "lambda-trust.json: cannot read it",
+            &format!("{project_dir} holds no policies/lambda-trust.json"),
+        ],
+    );
+    assert!(!message.contains("pass --project-dir"), "{message}");
+    // Not named: run from the project directory, or name it.
+    refused(
+        &empty,
+        &["plan"],
+        &[],
+        &["run stepgate from the project directory or pass --project-dir"],
+    );
+}
