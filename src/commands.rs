@@ -172,7 +172,7 @@ async fn deploy_locked(
         })
         .collect();
     if !applied.errors.is_empty() {
-        printer.result(&stopped_text(&report.resources), &report);
+        printer.stopped(&report);
         if let Some(signal) = crate::interrupt::received() {
             bail!("interrupted by {signal}; what was applied stays applied: run deploy again to finish, or destroy to remove it");
         }
@@ -192,11 +192,7 @@ async fn deploy_locked(
             .with_context(|| format!("--outputs-file {}: cannot write it", path.display()))?;
     }
     report.outputs = Some(outputs.clone());
-    printer.progress(&format!(
-        "Done in {:.1}s: {}.",
-        report.duration_seconds,
-        report.aws_calls.summary()
-    ));
+    printer.summary(&report);
     printer.result(&outputs.text(), &report);
     Ok(Status::Ok)
 }
@@ -306,6 +302,7 @@ async fn destroy_locked(
         count("left-alone"),
         failed.len()
     );
+    printer.summary(&report);
     printer.result(&text, &report);
     if let Some(signal) = crate::interrupt::received() {
         bail!("interrupted by {signal}; run destroy again to remove what is left");
@@ -342,25 +339,6 @@ async fn unlock(settings: &Settings, printer: &Printer) -> Result<Status> {
     report.lock = held;
     printer.result(&text, &report);
     Ok(Status::Ok)
-}
-
-/// What a deploy that stopped early leaves: each resource it meant to
-/// change, done or not, so a person sees what now exists.
-fn stopped_text(resources: &[ResourceReport]) -> String {
-    let mut out = String::from("The deploy stopped before the end:");
-    for r in resources.iter().filter(|r| r.action != "no-change") {
-        let state = match &r.error {
-            None => "done".to_string(),
-            Some(e) => format!("not done: {e}"),
-        };
-        out.push_str(&format!(
-            "\n  {} {}/{}: {state}",
-            r.action,
-            r.kind.as_str(),
-            r.name
-        ));
-    }
-    out
 }
 
 async fn outputs(settings: &Settings, printer: &Printer) -> Result<Status> {

@@ -3,14 +3,13 @@
 //! per-service details stay in `aws::*`; ordering and reporting live here.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use anyhow::{anyhow, Result};
 use futures::future::{join_all, try_join_all};
 use serde::Serialize;
 
 use crate::aws::{apigateway, iam, lambda, logs, sfn, Aws};
-use crate::output::Printer;
+use crate::output::{Printer, Step};
 use crate::plan::{plan_resource, waves, Action, Kind, Observed, ResourceId, ResourcePlan};
 use crate::stack::{layout, DesiredStack, Names, Spec};
 
@@ -167,23 +166,10 @@ pub async fn apply(
             .map(|p| {
                 let api_id = applied.api_id.clone();
                 async move {
-                    let started = Instant::now();
+                    let task = printer.resource_started(&p.resource, p.action.into());
                     let observed = live.get(&p.resource).and_then(Option::as_ref);
                     let result = apply_one(aws, desired, p, observed, api_id).await;
-                    let verb = if p.action == Action::Create {
-                        "created"
-                    } else {
-                        "updated"
-                    };
-                    match &result {
-                        Ok(_) => printer.progress(&format!(
-                            "{verb} {} ({:.1}s)",
-                            p.resource,
-                            started.elapsed().as_secs_f64()
-                        )),
-                        // The cause is in the one error line at the end.
-                        Err(_) => printer.progress(&format!("failed {}", p.resource)),
-                    }
+                    printer.resource_finished(task, result.as_ref().err());
                     (p.resource.clone(), result)
                 }
             });
@@ -253,21 +239,20 @@ pub async fn destroy(aws: &Aws, names: &Names, live: &Live, printer: &Printer) -
             let observed = live.get(&id).cloned().flatten();
             let (action, error) = match observed {
                 None => ("absent", None),
-                Some(o) if !o.owned_by(&names.stack, &names.stage) => ("left-alone", None),
-                Some(o) => match delete_one(aws, names, &id, &o).await {
-                    Ok(()) => ("delete", None),
-                    Err(e) => ("failed", Some(format!("{e:#}"))),
-                },
+                Some(o) if !o.owned_by(&names.stack, &names.stage) => {
+                    printer.left_alone(&id, &names.stack, &names.stage);
+                    ("left-alone", None)
+                }
+                Some(o) => {
+                    let task = printer.resource_started(&id, Step::Delete);
+                    let result = delete_one(aws, names, &id, &o).await;
+                    printer.resource_finished(task, result.as_ref().err());
+                    match result {
+                        Ok(()) => ("delete", None),
+                        Err(e) => ("failed", Some(format!("{e:#}"))),
+                    }
+                }
             };
-            match (action, &error) {
-                ("delete", _) => printer.progress(&format!("deleted {id}")),
-                ("left-alone", _) => printer.progress(&format!(
-                    "left alone {id}: it exists but is not owned by stack {} stage {}",
-                    names.stack, names.stage
-                )),
-                (_, Some(e)) => printer.progress(&format!("failed {id}: {e}")),
-                _ => {}
-            }
             Removal {
                 resource: id,
                 action,

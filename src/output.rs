@@ -11,6 +11,10 @@ use serde_json::Value;
 
 use crate::plan::{Action, FieldChange, ResourcePlan};
 
+mod progress;
+
+pub use progress::Step;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Text,
