@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::plan::{Action, FieldChange, ResourcePlan};
 
+mod ids;
 mod progress;
 
 pub use progress::Step;
@@ -67,7 +68,7 @@ impl Printer {
     }
 
     pub fn error(&self, err: &anyhow::Error) {
-        eprintln!("error: {}", one_line(err));
+        eprintln!("error: {}", ids::clean(&one_line(err)));
     }
 }
 
@@ -231,7 +232,7 @@ mod tests {
             ],
         };
         let text = plan_text(&[r]);
-        assert!(text.contains("~ function/f (update)"), "{text}");
+        assert!(text.contains("~ function f (update)"), "{text}");
         assert!(text.contains("memory: 128 -> 256"), "{text}");
         assert!(text.contains("- b") && text.contains("+ c"), "{text}");
         assert!(text.ends_with("Plan: 0 to create, 1 to update, 0 unchanged, 0 in conflict."));
@@ -282,7 +283,10 @@ pub struct ResourceReport {
     pub action: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<FieldChange>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ids::serialize_clean"
+    )]
     pub error: Option<String>,
 }
 

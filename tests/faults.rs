@@ -31,7 +31,7 @@ async fn a_deploy_that_fails_half_way_reports_where_it_stopped_and_the_next_depl
         .collect();
     assert_eq!(error_lines.len(), 1, "{}", failed.stderr);
     assert!(
-        error_lines[0].contains(&format!("function/orders-{s}-")),
+        error_lines[0].contains(&format!("function orders-{s}-")),
         "{}",
         error_lines[0]
     );

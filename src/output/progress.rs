@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::{Printer, Report, ResourceReport};
+use super::{ids, Printer, Report, ResourceReport};
 use crate::plan::{Action, ResourceId};
 
 /// What is being done to a resource.
@@ -82,7 +82,7 @@ fn settled_plain(task: &Task, error: Option<&anyhow::Error>) -> String {
         (Step::Create, None) => format!("created {id} ({secs:.1}s)"),
         (Step::Update, None) => format!("updated {id} ({secs:.1}s)"),
         (Step::Delete, None) => format!("deleted {id}"),
-        (Step::Delete, Some(e)) => format!("failed {id}: {e:#}"),
+        (Step::Delete, Some(e)) => format!("failed {id}: {}", ids::clean(&format!("{e:#}"))),
         (_, Some(_)) => format!("failed {id}"),
     }
 }
@@ -92,10 +92,10 @@ fn stopped_text(resources: &[ResourceReport]) -> String {
     for r in resources.iter().filter(|r| r.action != "no-change") {
         let state = match &r.error {
             None => "done".to_string(),
-            Some(e) => format!("not done: {e}"),
+            Some(e) => format!("not done: {}", ids::clean(e)),
         };
         out.push_str(&format!(
-            "\n  {} {}/{}: {state}",
+            "\n  {} {} {}: {state}",
             r.action,
             r.kind.as_str(),
             r.name
