@@ -39,6 +39,10 @@ pub enum Command {
         /// Exit 0 when nothing would change, 2 when something would, 1 on error.
         #[arg(long)]
         detailed_exitcode: bool,
+        /// List the resources that would not change too (the text shows
+        /// only what changes; the JSON always lists every resource).
+        #[arg(long)]
+        show_unchanged: bool,
     },
     /// Delete everything this stack and stage own, in reverse order.
     Destroy {

@@ -11,7 +11,7 @@ use crate::cli::Command;
 use crate::config::Settings;
 use crate::engine;
 use crate::lock::{self, Lock};
-use crate::output::{one_line, plan_text, Calls, Outputs, Printer, Report, ResourceReport};
+use crate::output::{one_line, Calls, Outputs, Printer, Report, ResourceReport};
 use crate::sources::Sources;
 use crate::stack::{DesiredStack, Names, RoleFor, FUNCTIONS};
 
@@ -222,7 +222,7 @@ async fn plan(settings: &Settings, detailed_exitcode: bool, printer: &Printer) -
         report.aws_calls.mutating, 0,
         "plan must never change anything"
     );
-    printer.result(&plan_text(&plan.resources), &report);
+    printer.plan(&plan.resources, &report);
     // A conflict is not a change deploy could make: deploy would fail on it.
     if let Some(first) = plan.conflicts().first() {
         bail!(

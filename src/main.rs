@@ -43,7 +43,17 @@ fn main() -> ExitCode {
         .build()
         .expect("start the async runtime");
     let common = cli.command.common().clone();
-    let printer = output::Printer::new(common.output, common.quiet);
+    let printer = output::Printer::new(output::Options {
+        format: common.output,
+        quiet: common.quiet,
+        show_unchanged: matches!(
+            cli.command,
+            cli::Command::Plan {
+                show_unchanged: true,
+                ..
+            }
+        ),
+    });
     let result = runtime.block_on(async {
         interrupt::listen();
         commands::run(cli.command, &printer).await

@@ -82,6 +82,7 @@ fn plain_output_without_a_terminal() {
     let again = stepgate(&["deploy", "--stage", s]).ok();
     let change = stepgate(&["plan", "--stage", s, "--memory", "256"]).ok();
     let update = stepgate(&["deploy", "--stage", s, "--memory", "256"]).ok();
+    let listed = stepgate(&["plan", "--stage", s, "--show-unchanged"]).ok();
     let destroy = stepgate(&["destroy", "--stage", s, "--yes"]).ok();
     let id = Some(api_id.as_str());
     for (name, run) in [
@@ -90,6 +91,7 @@ fn plain_output_without_a_terminal() {
         ("deploy_converged", &again),
         ("plan_change", &change),
         ("deploy_update", &update),
+        ("plan_show_unchanged", &listed),
         ("destroy", &destroy),
     ] {
         let shown = format!(
