@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 
+use indicatif::MultiProgress;
 use serde::Serialize;
 
 use crate::plan::{FieldChange, ResourcePlan};
@@ -32,6 +33,7 @@ pub struct Printer {
     quiet: bool,
     /// `plan` lists unchanged resources too (`--show-unchanged`).
     show_unchanged: bool,
+    view: progress::View,
 }
 
 /// How the command line asked for output.
@@ -44,17 +46,36 @@ pub struct Options {
 
 impl Printer {
     pub fn new(options: Options) -> Printer {
+        let stderr = std::io::stderr();
+        let view = if options.format == Format::Text && stderr.is_terminal() {
+            // Live lines redraw with escape sequences: only where colour
+            // (and so escapes) are welcome.
+            let live = style::enabled(&stderr).then(MultiProgress::new);
+            progress::View::Terminal { live }
+        } else {
+            progress::View::Plain
+        };
         Printer {
             format: options.format,
             quiet: options.quiet,
             show_unchanged: options.show_unchanged,
+            view,
         }
     }
 
-    /// A progress line on stderr (never stdout, which is for results).
+    /// A progress line on stderr (never stdout, which is for results);
+    /// above the live lines when there are some.
     pub fn progress(&self, line: &str) {
-        if !self.quiet {
-            let _ = writeln!(anstream::stderr(), "{line}");
+        if self.quiet {
+            return;
+        }
+        match self.view.live() {
+            Some(multi) => {
+                let _ = multi.println(line);
+            }
+            None => {
+                let _ = writeln!(anstream::stderr(), "{line}");
+            }
         }
     }
 

@@ -23,3 +23,8 @@ pub const DIM: Style = Style::new().dimmed();
 pub fn paint(style: Style, text: impl Display) -> String {
     format!("{style}{text}{style:#}")
 }
+
+/// Whether `stream` gets colour, and so escape sequences at all.
+pub fn enabled(stream: &impl anstream::stream::RawStream) -> bool {
+    anstream::AutoStream::choice(stream) != anstream::ColorChoice::Never
+}
