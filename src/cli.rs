@@ -150,6 +150,10 @@ pub struct Common {
     /// No progress lines on stderr
     #[arg(long, short)]
     pub quiet: bool,
+    /// Log each AWS call (service, operation, status, duration, retries);
+    /// -vv adds the AWS SDK's own debug events. Never credentials.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
 }
 
 impl Common {

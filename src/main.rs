@@ -13,6 +13,7 @@ mod engine;
 mod interrupt;
 mod invoke;
 mod lock;
+mod logging;
 mod output;
 mod package;
 mod plan;
@@ -43,9 +44,11 @@ fn main() -> ExitCode {
         .build()
         .expect("start the async runtime");
     let common = cli.command.common().clone();
+    logging::init(common.verbose);
     let printer = output::Printer::new(output::Options {
         format: common.output,
         quiet: common.quiet,
+        verbose: common.verbose,
         show_unchanged: matches!(
             cli.command,
             cli::Command::Plan {

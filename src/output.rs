@@ -41,6 +41,8 @@ pub struct Printer {
 pub struct Options {
     pub format: Format,
     pub quiet: bool,
+    /// `-v`: logs go to stderr too, so progress is not redrawn over them.
+    pub verbose: u8,
     pub show_unchanged: bool,
 }
 
@@ -50,7 +52,7 @@ impl Printer {
         let view = if options.format == Format::Text && stderr.is_terminal() {
             // Live lines redraw with escape sequences: only where colour
             // (and so escapes) are welcome.
-            let live = style::enabled(&stderr).then(MultiProgress::new);
+            let live = (style::enabled(&stderr) && options.verbose == 0).then(MultiProgress::new);
             progress::View::Terminal { live }
         } else {
             progress::View::Plain

@@ -190,3 +190,76 @@ fn deploy_on_a_terminal_is_live_and_no_color_has_no_escapes() {
     assert!(again.contains("  + created  stage "), "{again}");
     stepgate(&["destroy", "--stage", s, "--yes"]).ok();
 }
+
+/// `-v` logs each AWS call, `-vv` adds the SDK's debug events, and neither
+/// ever shows the credentials (here from a profile, with a session token)
+/// or a request signature.
+#[test]
+fn verbose_logs_aws_calls_and_never_credentials() {
+    const KEY_ID: &str = "AKIASTEPGATELEAKTEST";
+    const SECRET: &str = "stepgateSecretKeyThatMustNeverBePrinted0";
+    const TOKEN: &str = "stepgateSessionTokenThatMustNeverBePrinted";
+    let stage = unique("vrb");
+    let s = stage.as_str();
+    let dir = std::env::temp_dir().join(format!("stepgate-creds-{s}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let credentials = dir.join("credentials");
+    std::fs::write(
+        &credentials,
+        format!(
+            "[leak]\naws_access_key_id = {KEY_ID}\naws_secret_access_key = {SECRET}\naws_session_token = {TOKEN}\n"
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let out = common::command(root, args)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+            .env("AWS_CONFIG_FILE", dir.join("config"))
+            .env("AWS_PROFILE", "leak")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{args:?}:\n{stderr}");
+        for secret in [KEY_ID, SECRET, TOKEN] {
+            assert!(!stderr.contains(secret), "{args:?} printed {secret}");
+        }
+        for (at, _) in stderr.match_indices("Signature=") {
+            assert!(
+                stderr[at..].starts_with("Signature=** redacted **"),
+                "{args:?} printed a signature: {}",
+                &stderr[at..(at + 80).min(stderr.len())]
+            );
+        }
+        stderr
+    };
+
+    let deploy = run(&["deploy", "--stage", s, "-vv"]);
+    for seen in [
+        "stepgate::aws: IAM.CreateRole ok=true status=200 ",
+        "retries=0",
+        "DEBUG ",
+        "aws_smithy_runtime",
+        "Done in ",
+    ] {
+        assert!(
+            deploy.contains(seen),
+            "no {seen:?} in deploy -vv:\n{deploy}"
+        );
+    }
+    let plan = run(&["plan", "--stage", s, "-v"]);
+    assert!(
+        plan.contains("INFO stepgate::aws: Lambda.GetFunction ok=true status=200 "),
+        "{plan}"
+    );
+    assert!(
+        !plan.contains("DEBUG"),
+        "-v shows only stepgate's lines:\n{plan}"
+    );
+    let quiet = run(&["plan", "--stage", s]);
+    assert!(!quiet.contains("stepgate::aws"), "{quiet}");
+    run(&["destroy", "--stage", s, "--yes", "-vv"]);
+}
