@@ -10,6 +10,7 @@ mod cli;
 mod commands;
 mod config;
 mod engine;
+mod generate;
 mod interrupt;
 mod invoke;
 mod lock;
@@ -39,18 +40,23 @@ fn main() -> ExitCode {
             };
         }
     };
+    let command = match cli.command {
+        cli::TopLevel::Stack(command) => command,
+        cli::TopLevel::Completions { shell } => return generate::completions(shell),
+        cli::TopLevel::Man { out_dir } => return generate::man(out_dir.as_deref()),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("start the async runtime");
-    let common = cli.command.common().clone();
+    let common = command.common().clone();
     logging::init(common.verbose);
     let printer = output::Printer::new(output::Options {
         format: common.output,
         quiet: common.quiet,
         verbose: common.verbose,
         show_unchanged: matches!(
-            cli.command,
+            command,
             cli::Command::Plan {
                 show_unchanged: true,
                 ..
@@ -59,7 +65,7 @@ fn main() -> ExitCode {
     });
     let result = runtime.block_on(async {
         interrupt::listen();
-        commands::run(cli.command, &printer).await
+        commands::run(command, &printer).await
     });
     // After Ctrl-C or SIGTERM the command has released its lock and said
     // what exists; the exit status says it was interrupted.
