@@ -263,3 +263,66 @@ fn verbose_logs_aws_calls_and_never_credentials() {
     assert!(!quiet.contains("stepgate::aws"), "{quiet}");
     run(&["destroy", "--stage", s, "--yes", "-vv"]);
 }
+
+/// The main errors a person meets against AWS, as they read them.
+#[tokio::test]
+async fn main_error_messages() {
+    let stage = unique("err");
+    let s = stage.as_str();
+    let config = common::sdk_config().await;
+    let mut shown = Vec::new();
+    let mut error = |name: &str, args: &[&str]| {
+        let run = stepgate(args);
+        assert_eq!(run.code, 1, "{name}: {}", run.stderr);
+        shown.push(format!(
+            "--- {name}\n{}",
+            normalise(&run.stderr, s, None, false)
+        ));
+        run
+    };
+    error(
+        "account guard",
+        &["deploy", "--stage", s, "--account", "111111111111"],
+    );
+    error("not deployed", &["outputs", "--stage", s]);
+
+    // Someone else's resource under the stack's name.
+    let foreign = format!("/aws/lambda/orders-{s}-completeOrder");
+    aws_sdk_cloudwatchlogs::Client::new(&config)
+        .create_log_group()
+        .log_group_name(&foreign)
+        .send()
+        .await
+        .unwrap();
+    let plan = error("conflict in plan", &["plan", "--stage", s]);
+    assert!(
+        plan.stdout
+            .contains(&format!("! log-group {foreign} (conflict")),
+        "{}",
+        plan.stdout
+    );
+    error("conflict in deploy", &["deploy", "--stage", s]);
+    aws_sdk_cloudwatchlogs::Client::new(&config)
+        .delete_log_group()
+        .log_group_name(&foreign)
+        .send()
+        .await
+        .unwrap();
+
+    // A lock held by a run on another host.
+    let holder = serde_json::json!({
+        "id": "ci-runner-7-4242-1", "command": "deploy", "host": "ci-runner-7", "pid": 4242,
+        "since": "2026-01-01T00:00:00Z", "expires": "2999-01-01T00:00:00Z"
+    });
+    aws_sdk_ssm::Client::new(&config)
+        .put_parameter()
+        .name(format!("/stepgate/orders/{s}/lock"))
+        .value(holder.to_string())
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .send()
+        .await
+        .unwrap();
+    error("locked", &["deploy", "--stage", s]);
+    stepgate(&["unlock", "--stage", s]).ok();
+    insta::assert_snapshot!("errors", shown.join("\n"));
+}
