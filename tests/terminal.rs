@@ -117,6 +117,18 @@ fn plain_output_without_a_terminal() {
 /// wide, with `TERM=xterm-256color` and no colour settings but `env`;
 /// returns the exit code and everything the terminal received.
 fn in_terminal(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let out = terminal_command(args, env)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run `script` (util-linux) to get a pseudo-terminal");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// The `script` command that runs stepgate under a pseudo-terminal.
+fn terminal_command(args: &[&str], env: &[(&str, &str)]) -> std::process::Command {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let base = common::command(dir, args);
     let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', r"'\''"));
@@ -137,14 +149,7 @@ fn in_terminal(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
         cmd.env_remove(key);
     }
     cmd.env("TERM", "xterm-256color").envs(env.iter().copied());
-    let out = cmd
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run `script` (util-linux) to get a pseudo-terminal");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    cmd
 }
 
 /// On a terminal: a live line per resource in flight, each settling into
@@ -325,4 +330,62 @@ async fn main_error_messages() {
     error("locked", &["deploy", "--stage", s]);
     stepgate(&["unlock", "--stage", s]).ok();
     insta::assert_snapshot!("errors", shown.join("\n"));
+}
+
+/// destroy asks for the stage name on a terminal and takes it as typed,
+/// a mistake erased with Backspace.
+#[test]
+fn destroy_confirmation_takes_the_typed_stage_name() {
+    use std::io::{Read, Write};
+    let stage = unique("ask");
+    let s = stage.as_str();
+    stepgate(&["deploy", "--stage", s, "--quiet"]).ok();
+    let mut child = terminal_command(&["destroy", "--stage", s], &[("NO_COLOR", "1")])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run `script` (util-linux) to get a pseudo-terminal");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let seen = seen.clone();
+        let mut stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let started = std::time::Instant::now();
+    while !seen.lock().unwrap().contains("Type the stage name") {
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "no prompt: {}",
+            seen.lock().unwrap()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // Typed as a person types: one key at a time.
+    let mut stdin = child.stdin.take().unwrap();
+    let keys: Vec<String> = s
+        .chars()
+        .map(String::from)
+        .chain(["x", "\x7f", "\r"].map(String::from))
+        .collect();
+    for key in keys {
+        stdin.write_all(key.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(status.code(), Some(0), "{seen}");
+    assert!(seen.contains("11 deleted"), "{seen}");
 }
