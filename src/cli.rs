@@ -12,17 +12,47 @@ use crate::output::Format;
     name = "stepgate",
     version,
     about = "Deploy and tear down the OrderProcessor stack (IAM, Lambda, Step Functions, API Gateway) on AWS",
-    after_help = "Exit codes: 0 success, 1 error, 2 `plan --detailed-exitcode` found changes.\n\
-                  Credentials, region and endpoint come from the standard AWS chain (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, ...)."
+    after_help = "Exit codes: 0 success, 1 error, 2 `plan --detailed-exitcode` found changes, 130/143 interrupted (Ctrl-C, SIGTERM).\n\
+                  Credentials, region and endpoint come from the standard AWS chain (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, ...).\n\
+                  Colour and live progress on a terminal only; NO_COLOR and CLICOLOR_FORCE are honoured.\n\n\
+                  Example:\n  stepgate plan --stage dev && stepgate deploy --stage dev"
 )]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: TopLevel,
+}
+
+/// Every subcommand: the stack commands, and the ones about stepgate itself.
+#[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once, moved once
+pub enum TopLevel {
+    #[command(flatten)]
+    Stack(Command),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Example:\n  stepgate completions bash > ~/.local/share/bash-completion/completions/stepgate"
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (stepgate.1 and one per command).
+    #[command(
+        after_help = "Example:\n  stepgate man --out-dir target/man && man target/man/stepgate.1"
+    )]
+    Man {
+        /// Directory to write them to; without it, stepgate.1 goes to stdout.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create or update the whole stack; a second run changes nothing.
+    #[command(
+        after_help = "Example:\n  stepgate deploy --stage prod --account 123456789012 --outputs-file outputs.json"
+    )]
     Deploy {
         #[command(flatten)]
         common: Common,
@@ -33,14 +63,20 @@ pub enum Command {
         lock: LockArgs,
     },
     /// Show what deploy would change, field by field. Never changes anything.
+    #[command(after_help = "Example:\n  stepgate plan --stage prod --detailed-exitcode")]
     Plan {
         #[command(flatten)]
         common: Common,
         /// Exit 0 when nothing would change, 2 when something would, 1 on error.
         #[arg(long)]
         detailed_exitcode: bool,
+        /// List the resources that would not change too (the text shows
+        /// only what changes; the JSON always lists every resource).
+        #[arg(long)]
+        show_unchanged: bool,
     },
     /// Delete everything this stack and stage own, in reverse order.
+    #[command(after_help = "Example:\n  stepgate destroy --stage pr-42 --yes")]
     Destroy {
         #[command(flatten)]
         common: Common,
@@ -51,16 +87,21 @@ pub enum Command {
         lock: LockArgs,
     },
     /// Remove the stage's lock, left by a deploy or destroy that died.
+    #[command(after_help = "Example:\n  stepgate unlock --stage prod")]
     Unlock {
         #[command(flatten)]
         common: Common,
     },
     /// Print the deployed stack's outputs (API URL, ARNs, log groups).
+    #[command(
+        after_help = "Example:\n  stepgate outputs --stage prod --output json | jq -r .outputs.api_url"
+    )]
     Outputs {
         #[command(flatten)]
         common: Common,
     },
     /// Place an order through the deployed API and wait for its result.
+    #[command(after_help = "Example:\n  stepgate invoke --stage dev --payment-status FAILED")]
     Invoke {
         #[command(flatten)]
         common: Common,
@@ -146,8 +187,10 @@ pub struct Common {
     /// No progress lines on stderr
     #[arg(long, short)]
     pub quiet: bool,
-    /// More detail on stderr (-v: where the AWS credentials come from)
-    #[arg(long, short, action = clap::ArgAction::Count)]
+    /// Log each AWS call (service, operation, status, duration, retries)
+    /// and where the credentials come from; -vv adds the AWS SDK's own
+    /// debug events. Never credentials.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 }
 

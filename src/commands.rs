@@ -13,7 +13,7 @@ use crate::engine;
 use crate::lock::{self, Lock};
 use crate::model::ResourceId;
 use crate::names::{Names, RoleFor, FUNCTIONS};
-use crate::output::{one_line, plan_text, Calls, Outputs, Printer, Report, ResourceReport};
+use crate::output::{one_line, Calls, Outputs, Printer, Report, ResourceReport};
 use crate::sources::Sources;
 use crate::stack::Stack;
 
@@ -184,7 +184,7 @@ async fn deploy_locked(
         })
         .collect();
     if !applied.errors.is_empty() {
-        printer.result(&stopped_text(&report.resources), &report);
+        printer.stopped(&report);
         if let Some(signal) = crate::interrupt::received() {
             bail!("interrupted by {signal}; what was applied stays applied: run deploy again to finish, or destroy to remove it");
         }
@@ -207,11 +207,7 @@ async fn deploy_locked(
         None => Ok(()),
     };
     report.outputs = Some(outputs.clone());
-    printer.progress(&format!(
-        "Done in {:.1}s: {}.",
-        report.duration_seconds,
-        report.aws_calls.summary()
-    ));
+    printer.summary(&report);
     printer.result(&outputs.text(), &report);
     written?;
     Ok(Status::Ok)
@@ -242,7 +238,7 @@ async fn plan(settings: &Settings, detailed_exitcode: bool, printer: &Printer) -
         report.aws_calls.mutating, 0,
         "plan must never change anything"
     );
-    printer.result(&plan_text(&plan.resources), &report);
+    printer.plan(&plan.resources, &report);
     // A conflict is not a change deploy could make: deploy would fail on it.
     if let Some(first) = plan.conflicts().first() {
         bail!(
@@ -323,6 +319,7 @@ async fn destroy_locked(
         count("left-alone"),
         failed.len()
     );
+    printer.summary(&report);
     printer.result(&text, &report);
     if let Some(signal) = crate::interrupt::received() {
         bail!("interrupted by {signal}; run destroy again to remove what is left");
@@ -359,25 +356,6 @@ async fn unlock(settings: &Settings, printer: &Printer) -> Result<Status> {
     report.lock = held;
     printer.result(&text, &report);
     Ok(Status::Ok)
-}
-
-/// What a deploy that stopped early leaves: each resource it meant to
-/// change, done or not, so a person sees what now exists.
-fn stopped_text(resources: &[ResourceReport]) -> String {
-    let mut out = String::from("The deploy stopped before the end:");
-    for r in resources.iter().filter(|r| r.action != "no-change") {
-        let state = match &r.error {
-            None => "done".to_string(),
-            Some(e) => format!("not done: {e}"),
-        };
-        out.push_str(&format!(
-            "\n  {} {}/{}: {state}",
-            r.action,
-            r.kind.as_str(),
-            r.name
-        ));
-    }
-    out
 }
 
 async fn outputs(settings: &Settings, printer: &Printer) -> Result<Status> {

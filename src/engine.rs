@@ -4,7 +4,7 @@
 //! through the `Resource` trait: no kind is named here.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{anyhow, Result};
 use futures::future::{join_all, try_join_all};
@@ -15,7 +15,7 @@ use crate::aws::calls::in_resource;
 use crate::aws::Aws;
 use crate::model::{Observed, ResourceId};
 use crate::names::Names;
-use crate::output::Printer;
+use crate::output::{Printer, Step};
 use crate::plan::{plan_resource, waves, Action, ResourcePlan};
 use crate::resource::{Known, Resource};
 use crate::stack::Stack;
@@ -227,10 +227,11 @@ pub async fn apply(
             running.push(async move {
                 let start = began.elapsed();
                 let before = calls.for_resource(id);
+                let task = printer.resource_started(id, p.action.into());
                 let result =
                     in_resource(id.clone(), resource.apply(ctx, p, observed, &known)).await;
+                printer.resource_finished(task, result.as_ref().err());
                 let end = began.elapsed();
-                report_one(printer, p, &result, end - start);
                 let timing = Timing {
                     start: start.as_secs_f64(),
                     end: end.as_secs_f64(),
@@ -255,23 +256,6 @@ pub async fn apply(
         }
     }
     Ok(applied)
-}
-
-fn report_one(printer: &Printer, p: &ResourcePlan, result: &Result<String>, took: Duration) {
-    let verb = if p.action == Action::Create {
-        "created"
-    } else {
-        "updated"
-    };
-    match result {
-        Ok(_) => printer.progress(&format!(
-            "{verb} {} ({:.1}s)",
-            p.resource,
-            took.as_secs_f64()
-        )),
-        // The cause is in the one error line at the end.
-        Err(_) => printer.progress(&format!("failed {}", p.resource)),
-    }
 }
 
 /// What destroy did with one resource.
@@ -304,21 +288,20 @@ pub async fn destroy(aws: &Aws, stack: &Stack, live: &Live, printer: &Printer) -
                 let observed = live.get(&id).cloned().flatten();
                 let (action, error) = match observed {
                     None => ("absent", None),
-                    Some(o) if !o.owned_by(&names.stack, &names.stage) => ("left-alone", None),
-                    Some(o) => match resource.delete(ctx, &o).await {
-                        Ok(()) => ("delete", None),
-                        Err(e) => ("failed", Some(format!("{e:#}"))),
-                    },
+                    Some(o) if !o.owned_by(&names.stack, &names.stage) => {
+                        printer.left_alone(&id, &names.stack, &names.stage);
+                        ("left-alone", None)
+                    }
+                    Some(o) => {
+                        let task = printer.resource_started(&id, Step::Delete);
+                        let result = resource.delete(ctx, &o).await;
+                        printer.resource_finished(task, result.as_ref().err());
+                        match result {
+                            Ok(()) => ("delete", None),
+                            Err(e) => ("failed", Some(format!("{e:#}"))),
+                        }
+                    }
                 };
-                match (action, &error) {
-                    ("delete", _) => printer.progress(&format!("deleted {id}")),
-                    ("left-alone", _) => printer.progress(&format!(
-                        "left alone {id}: it exists but is not owned by stack {} stage {}",
-                        names.stack, names.stage
-                    )),
-                    (_, Some(e)) => printer.progress(&format!("failed {id}: {e}")),
-                    _ => {}
-                }
                 Removal {
                     resource: id,
                     action,

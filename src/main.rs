@@ -13,10 +13,12 @@ mod config;
 mod credentials;
 mod desired;
 mod engine;
+mod generate;
 mod interrupt;
 mod invoke;
 mod limits;
 mod lock;
+mod logging;
 mod model;
 mod names;
 mod output;
@@ -46,15 +48,32 @@ fn main() -> ExitCode {
             };
         }
     };
+    let command = match cli.command {
+        cli::TopLevel::Stack(command) => command,
+        cli::TopLevel::Completions { shell } => return generate::completions(shell),
+        cli::TopLevel::Man { out_dir } => return generate::man(out_dir.as_deref()),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("start the async runtime");
-    let common = cli.command.common().clone();
-    let printer = output::Printer::new(common.output, common.quiet).verbose(common.verbose);
+    let common = command.common().clone();
+    logging::init(common.verbose);
+    let printer = output::Printer::new(output::Options {
+        format: common.output,
+        quiet: common.quiet,
+        verbose: common.verbose,
+        show_unchanged: matches!(
+            command,
+            cli::Command::Plan {
+                show_unchanged: true,
+                ..
+            }
+        ),
+    });
     let result = runtime.block_on(async {
         interrupt::listen();
-        commands::run(cli.command, &printer).await
+        commands::run(command, &printer).await
     });
     // After Ctrl-C or SIGTERM the command has released its lock and said
     // what exists; the exit status says it was interrupted.

@@ -26,7 +26,8 @@ impl Kind {
 }
 
 /// A resource by kind and deterministic name: how stepgate finds its own
-/// resources again without a state file.
+/// resources again without a state file. Shown as `kind name`
+/// (`log-group /aws/lambda/orders-dev-completeOrder`).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct ResourceId {
     pub kind: Kind,
@@ -44,7 +45,7 @@ impl ResourceId {
 
 impl fmt::Display for ResourceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.kind.as_str(), self.name)
+        write!(f, "{} {}", self.kind.as_str(), self.name)
     }
 }
 

@@ -4,12 +4,19 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
+use indicatif::MultiProgress;
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::plan::{Action, FieldChange, ResourcePlan};
+use crate::plan::{FieldChange, ResourcePlan};
+
+mod plan_text;
+mod progress;
+mod style;
+
+pub use plan_text::plan_text;
+pub use progress::Step;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -23,37 +30,64 @@ pub const SCHEMA: &str = "stepgate/v1";
 pub struct Printer {
     pub format: Format,
     quiet: bool,
+    /// `plan` lists unchanged resources too (`--show-unchanged`).
+    show_unchanged: bool,
+    view: progress::View,
+    /// `-v`: `detail` lines are printed.
     verbose: u8,
 }
 
+/// How the command line asked for output.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    pub format: Format,
+    pub quiet: bool,
+    /// `-v`: logs go to stderr too, so progress is not redrawn over them.
+    pub verbose: u8,
+    pub show_unchanged: bool,
+}
+
 impl Printer {
-    pub fn new(format: Format, quiet: bool) -> Printer {
+    pub fn new(options: Options) -> Printer {
+        let stderr = std::io::stderr();
+        let view = if options.format == Format::Text && stderr.is_terminal() {
+            // Live lines redraw with escape sequences: only where colour
+            // (and so escapes) are welcome.
+            let live = (style::enabled(&stderr) && options.verbose == 0).then(MultiProgress::new);
+            progress::View::Terminal { live }
+        } else {
+            progress::View::Plain
+        };
         Printer {
-            format,
-            quiet,
-            verbose: 0,
+            format: options.format,
+            quiet: options.quiet,
+            show_unchanged: options.show_unchanged,
+            view,
+            verbose: options.verbose,
         }
     }
 
-    /// With `-v` (level 1 or more), `detail` lines are printed.
-    pub fn verbose(self, level: u8) -> Printer {
-        Printer {
-            verbose: level,
-            ..self
-        }
-    }
-
-    /// A diagnostic line on stderr, only with `-v`.
+    /// A diagnostic line on stderr, only with `-v` (where the credentials
+    /// came from, say).
     pub fn detail(&self, line: &str) {
         if self.verbose > 0 {
-            eprintln!("{line}");
+            self.progress(line);
         }
     }
 
-    /// A progress line on stderr (never stdout, which is for results).
+    /// A progress line on stderr (never stdout, which is for results);
+    /// above the live lines when there are some.
     pub fn progress(&self, line: &str) {
-        if !self.quiet {
-            eprintln!("{line}");
+        if self.quiet {
+            return;
+        }
+        match self.view.live() {
+            Some(multi) => {
+                let _ = multi.println(line);
+            }
+            None => {
+                let _ = writeln!(anstream::stderr(), "{line}");
+            }
         }
     }
 
@@ -62,7 +96,7 @@ impl Printer {
         match self.format {
             Format::Text => {
                 if !text.is_empty() {
-                    println!("{text}");
+                    let _ = writeln!(anstream::stdout(), "{text}");
                 }
             }
             Format::Json => println!(
@@ -70,6 +104,11 @@ impl Printer {
                 serde_json::to_string_pretty(json).expect("report serializes")
             ),
         }
+    }
+
+    /// plan's result: what would change, and how many resources would not.
+    pub fn plan(&self, resources: &[ResourcePlan], report: &Report) {
+        self.result(&plan_text(resources, self.show_unchanged), report);
     }
 
     /// Asks on the terminal (prompt on stderr) and returns the answer.
@@ -83,7 +122,12 @@ impl Printer {
     }
 
     pub fn error(&self, err: &anyhow::Error) {
-        eprintln!("error: {}", one_line(err));
+        let _ = writeln!(
+            anstream::stderr(),
+            "{} {}",
+            style::paint(style::FAILED, "error:"),
+            one_line(err)
+        );
     }
 }
 
@@ -142,79 +186,6 @@ impl Calls {
     }
 }
 
-/// The plan as text: one line per resource, and for updates each field
-/// that differs, with a line diff for documents.
-pub fn plan_text(resources: &[ResourcePlan]) -> String {
-    let mut out = String::new();
-    for r in resources {
-        let sign = match r.action {
-            Action::Create => "+",
-            Action::Update => "~",
-            Action::NoChange => "=",
-            Action::Conflict => "!",
-        };
-        let word = match r.action {
-            Action::Create => "create",
-            Action::Update => "update",
-            Action::NoChange => "no change",
-            Action::Conflict => "conflict: exists, not owned by this stack and stage",
-        };
-        out.push_str(&format!("{sign} {} ({word})\n", r.resource));
-        for change in &r.changes {
-            out.push_str(&change_text(change));
-        }
-    }
-    let count = |a| resources.iter().filter(|r| r.action == a).count();
-    out.push_str(&format!(
-        "Plan: {} to create, {} to update, {} unchanged, {} in conflict.",
-        count(Action::Create),
-        count(Action::Update),
-        count(Action::NoChange),
-        count(Action::Conflict)
-    ));
-    out
-}
-
-fn change_text(c: &FieldChange) -> String {
-    let show = |v: &Value| match v {
-        Value::Null => "(none)".to_string(),
-        Value::String(s) => format!("{s:?}"),
-        other => other.to_string(),
-    };
-    let multi = |v: &Value| match v {
-        Value::String(s) => s.contains('\n'),
-        Value::Object(_) | Value::Array(_) => true,
-        _ => false,
-    };
-    if !multi(&c.live) && !multi(&c.desired) {
-        return format!(
-            "    {}: {} -> {}\n",
-            c.field,
-            show(&c.live),
-            show(&c.desired)
-        );
-    }
-    let text = |v: &Value| match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => serde_json::to_string_pretty(other).expect("json"),
-    };
-    let (live, desired) = (text(&c.live), text(&c.desired));
-    let mut out = format!("    {}:\n", c.field);
-    for change in similar::TextDiff::from_lines(&live, &desired).iter_all_changes() {
-        let sign = match change.tag() {
-            similar::ChangeTag::Delete => "-",
-            similar::ChangeTag::Insert => "+",
-            similar::ChangeTag::Equal => " ",
-        };
-        out.push_str(&format!("      {sign} {}", change.value()));
-        if !change.value().ends_with('\n') {
-            out.push('\n');
-        }
-    }
-    out
-}
-
 pub fn stdin_is_terminal() -> bool {
     std::io::stdin().is_terminal()
 }
@@ -222,36 +193,6 @@ pub fn stdin_is_terminal() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Kind, ResourceId};
-    use serde_json::json;
-
-    #[test]
-    fn plan_text_shows_fields_and_document_diffs() {
-        let r = ResourcePlan {
-            resource: ResourceId {
-                kind: Kind("function"),
-                name: "f".into(),
-            },
-            action: Action::Update,
-            changes: vec![
-                FieldChange {
-                    field: "memory".into(),
-                    live: json!(128),
-                    desired: json!(256),
-                },
-                FieldChange {
-                    field: "methods.POST.integration.requestTemplates.application/json".into(),
-                    live: json!("a\nb\n"),
-                    desired: json!("a\nc\n"),
-                },
-            ],
-        };
-        let text = plan_text(&[r]);
-        assert!(text.contains("~ function/f (update)"), "{text}");
-        assert!(text.contains("memory: 128 -> 256"), "{text}");
-        assert!(text.contains("- b") && text.contains("+ c"), "{text}");
-        assert!(text.ends_with("Plan: 0 to create, 1 to update, 0 unchanged, 0 in conflict."));
-    }
 
     #[test]
     fn errors_print_as_one_line_without_repeats() {

@@ -164,7 +164,7 @@ async fn full_cycle_from_nothing() {
     );
     assert_eq!(
         changed.resources_with("update"),
-        [format!("function/orders-{s}-cancelOrder")]
+        [format!("function orders-{s}-cancelOrder")]
     );
     let (_, output) = place_order(&api_url, &ORDER.replace("SUCCESS", "FAILED")).await;
     assert_eq!(

@@ -125,7 +125,7 @@ async fn plan_shows_out_of_band_edits_and_deploy_repairs_them() {
         .filter(|r| r["action"] == "update")
         .flat_map(|r| {
             let id = format!(
-                "{}/{}",
+                "{} {}",
                 r["kind"].as_str().unwrap(),
                 r["name"].as_str().unwrap()
             );
@@ -138,22 +138,22 @@ async fn plan_shows_out_of_band_edits_and_deploy_repairs_them() {
         .collect();
     let expected: BTreeSet<(String, String)> = [
         (
-            format!("function/orders-{s}-completeOrder"),
+            format!("function orders-{s}-completeOrder"),
             "memory".to_string(),
         ),
         (
-            format!("state-machine/orders-{s}-OrderProcessor"),
+            format!("state-machine orders-{s}-OrderProcessor"),
             "definition.States.CheckPaymentStatus.Choices".to_string(),
         ),
         (
-            format!("rest-api/orders-{s}-OrderProcessorAPI"),
+            format!("rest-api orders-{s}-OrderProcessorAPI"),
             "methods.POST.integration.requestTemplates.application/json".to_string(),
         ),
         (
-            format!("role/orders-{s}-us-east-1-states"),
+            format!("role orders-{s}-us-east-1-states"),
             "inline_policies.stepgate.Statement".to_string(),
         ),
-        (format!("stage/{s}"), "deployment".to_string()),
+        (format!("stage {s}"), "deployment".to_string()),
     ]
     .into_iter()
     .collect();
@@ -222,7 +222,7 @@ async fn managed_policies_attached_out_of_band_are_detached() {
     let plan = stepgate(&["plan", "--stage", s, "--detailed-exitcode"]);
     assert_eq!(plan.code, 2);
     assert!(
-        plan.stdout.contains(&format!("~ role/{role} (update)")),
+        plan.stdout.contains(&format!("~ role {role} (update)")),
         "{}",
         plan.stdout
     );

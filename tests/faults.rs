@@ -33,7 +33,7 @@ async fn a_deploy_that_fails_half_way_reports_where_it_stopped_and_the_next_depl
         .collect();
     assert_eq!(error_lines.len(), 1, "{}", failed.stderr);
     assert!(
-        error_lines[0].contains(&format!("function/orders-{s}-")),
+        error_lines[0].contains(&format!("function orders-{s}-")),
         "{}",
         error_lines[0]
     );
@@ -93,14 +93,14 @@ async fn a_deploy_that_fails_half_way_reports_where_it_stopped_and_the_next_depl
         repaired.resources_with("no-change").len() + created.len(),
         11
     );
-    for missing in ["function/", "state-machine/"] {
+    for missing in ["function ", "state-machine "] {
         assert!(
             created.iter().any(|c| c.starts_with(missing)),
             "{created:?}"
         );
     }
     assert!(
-        !created.iter().any(|c| c.starts_with("role/")),
+        !created.iter().any(|c| c.starts_with("role ")),
         "{created:?}"
     );
     let url = repaired.json()["outputs"]["api_url"]

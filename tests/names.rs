@@ -31,7 +31,7 @@ fn stack_and_stage_pairs_that_read_alike_get_different_names() {
     );
     let names = plan.resources_with("create").join(" ");
     assert!(
-        names.contains(&format!("function/orders_{u}-b-completeOrder")),
+        names.contains(&format!("function orders_{u}-b-completeOrder")),
         "{names}"
     );
     stepgate(&["destroy", "--stage", &first_stage, "--yes"]).ok();
@@ -63,7 +63,7 @@ async fn a_name_held_by_another_stepgate_stack_says_whose_it_is() {
     assert_eq!(deploy.code, 1);
     assert!(
         deploy.stderr.contains(&format!(
-            "role/{role} already exists but is not owned by stepgate stack orders stage {s} (it belongs to stepgate stack shop stage other); remove it, or deploy under another --stack or --stage"
+            "role {role} already exists but is not owned by stepgate stack orders stage {s} (it belongs to stepgate stack shop stage other); remove it, or deploy under another --stack or --stage"
         )),
         "{}",
         deploy.stderr

@@ -23,7 +23,7 @@ async fn a_same_named_resource_stepgate_does_not_own_is_never_touched() {
     let plan = stepgate(&["plan", "--stage", s, "--detailed-exitcode"]);
     assert_eq!(plan.code, 1, "{}", plan.stderr);
     assert!(
-        plan.stdout.contains(&format!("! role/{foreign} (conflict")),
+        plan.stdout.contains(&format!("! role {foreign} (conflict")),
         "{}",
         plan.stdout
     );
@@ -33,7 +33,7 @@ async fn a_same_named_resource_stepgate_does_not_own_is_never_touched() {
     assert_eq!(deploy.code, 1);
     assert!(
         deploy.stderr.contains(&format!(
-            "role/{foreign} already exists but is not owned by stepgate"
+            "role {foreign} already exists but is not owned by stepgate"
         )),
         "{}",
         deploy.stderr
@@ -63,7 +63,7 @@ async fn a_same_named_resource_stepgate_does_not_own_is_never_touched() {
     let destroy = stepgate(&["destroy", "--stage", s, "--yes", "--output", "json"]).ok();
     assert_eq!(
         destroy.resources_with("left-alone"),
-        [format!("role/{foreign}")]
+        [format!("role {foreign}")]
     );
     assert!(
         iam.get_role().role_name(&foreign).send().await.is_ok(),

@@ -23,7 +23,7 @@ use crate::resource::{spec, Ctx, Known, Resource};
 /// API ids are random and names need not be unique). A same-named API that
 /// is not ours is returned too, so that plan can report the conflict.
 pub async fn read_api(aws: &Aws, name: &str, owner: &Tags) -> Result<Option<Observed>> {
-    let what = format!("rest-api/{name}");
+    let what = format!("rest-api {name}");
     let apis = all_apis(aws, name).await?;
     let (mut ours, others) = same_name(apis, name, owner);
     if ours.len() > 1 {
@@ -113,7 +113,7 @@ async fn all_apis(aws: &Aws, name: &str) -> Result<Vec<ApiSummary>> {
         .await
         .into_iter()
         .collect::<Result<_, _>>()
-        .map_err(|e| error(&format!("rest-api/{name}"), "GetRestApis", e))
+        .map_err(|e| error(&format!("rest-api {name}"), "GetRestApis", e))
 }
 
 /// The ids of the stage's duplicate APIs, as `read_api` observed them.
@@ -227,7 +227,7 @@ pub async fn apply_api(
     plan: &ResourcePlan,
     live: Option<&Observed>,
 ) -> Result<String> {
-    let what = format!("rest-api/{}", spec.name);
+    let what = format!("rest-api {}", spec.name);
     let id = match (plan.action, live) {
         (Action::Create, _) | (_, None) => create_api(aws, spec, tags).await?,
         (_, Some(live)) => live.physical_id.clone(),
@@ -423,7 +423,7 @@ where
 /// for an API the lost attempt may have made.
 async fn create_api(aws: &Aws, spec: &ApiSpec, tags: &Tags) -> Result<String> {
     use aws_sdk_apigateway::error::SdkError;
-    let what = format!("rest-api/{}", spec.name);
+    let what = format!("rest-api {}", spec.name);
     let mut attempt = 1;
     loop {
         let result = aws
@@ -487,14 +487,14 @@ pub async fn delete_api(aws: &Aws, name: &str, id: &str) -> Result<()> {
         .await
     {
         Err(e) if code(&e) != Some("NotFoundException") => {
-            Err(error(&format!("rest-api/{name}"), "DeleteRestApi", e))
+            Err(error(&format!("rest-api {name}"), "DeleteRestApi", e))
         }
         _ => Ok(()),
     }
 }
 
 pub async fn read_stage(aws: &Aws, api_id: &str, name: &str) -> Result<Option<Observed>> {
-    let what = format!("stage/{name}");
+    let what = format!("stage {name}");
     let stage = match aws
         .apigateway
         .get_stage()
@@ -545,7 +545,7 @@ pub async fn apply_stage(
     ctx: &StageContext<'_>,
     plan: &ResourcePlan,
 ) -> Result<()> {
-    let what = format!("stage/{}", spec.name);
+    let what = format!("stage {}", spec.name);
     let gw = &aws.apigateway;
     let mut patches = Vec::new();
     let new_deployment = if plan.action == Action::Create || plan.changed("deployment") {

@@ -13,7 +13,7 @@ use crate::plan::{Action, ResourcePlan};
 use crate::resource::{spec, Ctx, Known, Resource};
 
 pub async fn read(aws: &Aws, name: &str) -> Result<Option<Observed>> {
-    let what = format!("role/{name}");
+    let what = format!("role {name}");
     let role = match aws.iam.get_role().role_name(name).send().await {
         Ok(out) => out.role,
         Err(e) if code(&e) == Some("NoSuchEntity") => return Ok(None),
@@ -72,7 +72,7 @@ pub async fn apply(
     plan: &ResourcePlan,
     live: Option<&Observed>,
 ) -> Result<()> {
-    let what = format!("role/{}", spec.name);
+    let what = format!("role {}", spec.name);
     let create = plan.action == Action::Create;
     if create {
         let created = aws
@@ -151,7 +151,7 @@ pub async fn apply(
 /// Deletes the role and everything attached to it (IAM refuses to delete a
 /// role that still has policies). Gone already is fine.
 pub async fn delete(aws: &Aws, name: &str, live: &Observed) -> Result<()> {
-    let what = format!("role/{name}");
+    let what = format!("role {name}");
     for arn in managed_arns(Some(live)) {
         detach(aws, name, &arn).await?;
     }
@@ -186,7 +186,7 @@ async fn detach(aws: &Aws, role: &str, arn: &str) -> Result<()> {
         .await
     {
         Err(e) if code(&e) != Some("NoSuchEntity") => {
-            Err(error(&format!("role/{role}"), "DetachRolePolicy", e))
+            Err(error(&format!("role {role}"), "DetachRolePolicy", e))
         }
         _ => Ok(()),
     }

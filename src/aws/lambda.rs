@@ -27,7 +27,7 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Observed>> {
     let out = match aws.lambda.get_function().function_name(name).send().await {
         Ok(out) => out,
         Err(e) if code(&e) == Some("ResourceNotFoundException") => return Ok(None),
-        Err(e) => return Err(error(&format!("function/{name}"), "GetFunction", e)),
+        Err(e) => return Err(error(&format!("function {name}"), "GetFunction", e)),
     };
     let Some(c) = out.configuration() else {
         return Ok(None);
@@ -76,7 +76,7 @@ pub async fn apply(
     plan: &ResourcePlan,
     live: Option<&Observed>,
 ) -> Result<()> {
-    let what = format!("function/{}", spec.name);
+    let what = format!("function {}", spec.name);
     let runtime = Runtime::from(spec.runtime.as_str());
     if plan.action == Action::Create {
         let created = until_consistent(role_not_ready, || {
@@ -177,7 +177,7 @@ pub async fn delete(aws: &Aws, name: &str) -> Result<()> {
         .await
     {
         Err(e) if code(&e) != Some("ResourceNotFoundException") => {
-            Err(error(&format!("function/{name}"), "DeleteFunction", e))
+            Err(error(&format!("function {name}"), "DeleteFunction", e))
         }
         _ => Ok(()),
     }
@@ -186,7 +186,7 @@ pub async fn delete(aws: &Aws, name: &str) -> Result<()> {
 /// Waits for a new function to be Active; Failed ends it with Lambda's
 /// own reason.
 async fn wait_active(aws: &Aws, name: &str) -> Result<()> {
-    let what = format!("function/{name}");
+    let what = format!("function {name}");
     poll(&what, SETTLE, || async {
         let c = configuration(aws, name).await?;
         Ok(match c.state() {
@@ -204,7 +204,7 @@ async fn wait_active(aws: &Aws, name: &str) -> Result<()> {
 
 /// Waits for an update to settle; Failed ends it with Lambda's own reason.
 async fn wait_updated(aws: &Aws, name: &str) -> Result<()> {
-    let what = format!("function/{name}");
+    let what = format!("function {name}");
     poll(&what, SETTLE, || async {
         let c = configuration(aws, name).await?;
         Ok(match c.last_update_status() {
@@ -231,7 +231,7 @@ async fn configuration(
         .function_name(name)
         .send()
         .await
-        .map_err(|e| error(&format!("function/{name}"), "GetFunctionConfiguration", e))
+        .map_err(|e| error(&format!("function {name}"), "GetFunctionConfiguration", e))
 }
 pub const KIND: Kind = Kind("function");
 

@@ -14,7 +14,7 @@ use crate::plan::{Action, ResourcePlan};
 use crate::resource::{spec, Ctx, Known, Resource};
 
 pub async fn read(aws: &Aws, name: &str) -> Result<Option<Observed>> {
-    let what = format!("log-group/{name}");
+    let what = format!("log-group {name}");
     let out = aws
         .logs
         .describe_log_groups()
@@ -60,7 +60,7 @@ pub async fn apply(
     plan: &ResourcePlan,
     live: Option<&Observed>,
 ) -> Result<()> {
-    let what = format!("log-group/{}", spec.name);
+    let what = format!("log-group {}", spec.name);
     if plan.action == Action::Create {
         match aws
             .logs
@@ -107,7 +107,7 @@ pub async fn delete(aws: &Aws, name: &str) -> Result<()> {
         .await
     {
         Err(e) if code(&e) != Some("ResourceNotFoundException") => {
-            Err(error(&format!("log-group/{name}"), "DeleteLogGroup", e))
+            Err(error(&format!("log-group {name}"), "DeleteLogGroup", e))
         }
         _ => Ok(()),
     }

@@ -74,6 +74,7 @@ impl Aws {
                     $krate::config::Builder::from(sdk)
                         .interceptor(crate::interrupt::RefuseAfterSignal)
                         .interceptor(calls.clone())
+                        .interceptor(crate::logging::CallLog)
                         $(.retry_classifier($extra))?
                         .build(),
                 )
@@ -89,6 +90,7 @@ impl Aws {
             ssm: aws_sdk_ssm::Client::from_conf(
                 aws_sdk_ssm::config::Builder::from(sdk)
                     .interceptor(calls.clone())
+                    .interceptor(crate::logging::CallLog)
                     .build(),
             ),
             calls,

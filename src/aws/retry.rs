@@ -214,12 +214,12 @@ mod tests {
         // At once, after 50 ms, after 100 more: no 1 s floor.
         assert_eq!(started.elapsed(), Duration::from_millis(150));
 
-        let err = poll("function/f", Duration::from_secs(5), || async {
+        let err = poll("function f", Duration::from_secs(5), || async {
             Ok(Readiness::NotYet("State Pending".into()))
         })
         .await
         .unwrap_err();
-        assert_eq!(err.to_string(), "function/f: still State Pending after 5s");
+        assert_eq!(err.to_string(), "function f: still State Pending after 5s");
         assert!(started.elapsed() <= Duration::from_millis(150) + Duration::from_secs(5));
     }
 

@@ -34,7 +34,7 @@ fn logging(spec: &StateMachineSpec) -> LoggingConfiguration {
 }
 
 pub async fn read(aws: &Aws, name: &str, arn: &str) -> Result<Option<Observed>> {
-    let what = format!("state-machine/{name}");
+    let what = format!("state-machine {name}");
     let sm = match aws
         .sfn
         .describe_state_machine()
@@ -107,7 +107,7 @@ pub async fn apply(
     tags: &Tags,
     plan: &ResourcePlan,
 ) -> Result<()> {
-    let what = format!("state-machine/{}", spec.name);
+    let what = format!("state-machine {}", spec.name);
     let definition = serde_json::to_string_pretty(&spec.definition)?;
     if plan.action == Action::Create {
         let created = until_consistent(not_ready, || {
@@ -174,7 +174,7 @@ pub async fn delete(aws: &Aws, name: &str, arn: &str) -> Result<()> {
         .await
     {
         Err(e) if code(&e) != Some("StateMachineDoesNotExist") => Err(error(
-            &format!("state-machine/{name}"),
+            &format!("state-machine {name}"),
             "DeleteStateMachine",
             e,
         )),

@@ -101,7 +101,7 @@ impl Run {
             .collect()
     }
 
-    /// "kind/name" of every resource whose action is `action`.
+    /// "kind name" of every resource whose action is `action`.
     pub fn resources_with(&self, action: &str) -> Vec<String> {
         self.json()["resources"]
             .as_array()
@@ -110,7 +110,7 @@ impl Run {
             .filter(|r| r["action"] == action)
             .map(|r| {
                 format!(
-                    "{}/{}",
+                    "{} {}",
                     r["kind"].as_str().unwrap(),
                     r["name"].as_str().unwrap()
                 )

@@ -1,0 +1,200 @@
+//! The plan as people read it: what changes, field by field, and a count
+//! of what does not.
+
+use serde_json::Value;
+
+use super::style::{paint, CONFLICT, CREATE, DELETE, DIM, UPDATE};
+use crate::plan::{Action, FieldChange, ResourcePlan};
+
+/// One line per resource that changes (and per unchanged one with
+/// `show_unchanged`), each differing field under it, a line diff for
+/// documents, then the counts. Styled; the caller's stream drops the styles
+/// when it should.
+pub fn plan_text(resources: &[ResourcePlan], show_unchanged: bool) -> String {
+    let mut out = String::new();
+    for r in resources {
+        let line = match r.action {
+            Action::Create => paint(CREATE, format!("+ {} (create)", r.resource)),
+            Action::Update => format!(
+                "{} {} {}",
+                paint(UPDATE, "~"),
+                r.resource,
+                paint(UPDATE, "(update)")
+            ),
+            Action::NoChange if show_unchanged => {
+                paint(DIM, format!("= {} (no change)", r.resource))
+            }
+            Action::NoChange => continue,
+            Action::Conflict => paint(
+                CONFLICT,
+                format!(
+                    "! {} (conflict: exists, not owned by this stack and stage)",
+                    r.resource
+                ),
+            ),
+        };
+        out.push_str(&line);
+        out.push('\n');
+        for change in &r.changes {
+            out.push_str(&change_text(change));
+        }
+    }
+    let count = |a| resources.iter().filter(|r| r.action == a).count();
+    let (create, update, same, conflict) = (
+        count(Action::Create),
+        count(Action::Update),
+        count(Action::NoChange),
+        count(Action::Conflict),
+    );
+    let some = |style, n: usize, text: &str| {
+        let text = format!("{n} {text}");
+        if n > 0 {
+            paint(style, text)
+        } else {
+            text
+        }
+    };
+    out.push_str(&format!(
+        "Plan: {}, {}, {same} unchanged, {}.",
+        some(CREATE, create, "to create"),
+        some(UPDATE, update, "to update"),
+        some(CONFLICT, conflict, "in conflict"),
+    ));
+    out
+}
+
+fn change_text(c: &FieldChange) -> String {
+    let show = |v: &Value| match v {
+        Value::Null => "(none)".to_string(),
+        Value::String(s) => format!("{s:?}"),
+        other => other.to_string(),
+    };
+    let multi = |v: &Value| match v {
+        Value::String(s) => s.contains('\n'),
+        Value::Object(_) | Value::Array(_) => true,
+        _ => false,
+    };
+    if !multi(&c.live) && !multi(&c.desired) {
+        return format!(
+            "    {}: {} -> {}\n",
+            c.field,
+            paint(DELETE, show(&c.live)),
+            paint(CREATE, show(&c.desired))
+        );
+    }
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => serde_json::to_string_pretty(other).expect("json"),
+    };
+    let (live, desired) = (text(&c.live), text(&c.desired));
+    let mut out = format!("    {}:\n", c.field);
+    for change in similar::TextDiff::from_lines(&live, &desired).iter_all_changes() {
+        let line = change.value().trim_end_matches('\n');
+        let line = match change.tag() {
+            similar::ChangeTag::Delete => paint(DELETE, format!("- {line}")),
+            similar::ChangeTag::Insert => paint(CREATE, format!("+ {line}")),
+            similar::ChangeTag::Equal => format!("  {line}"),
+        };
+        out.push_str(&format!("      {line}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Kind, ResourceId};
+    use serde_json::json;
+
+    fn id(kind: Kind, name: &str) -> ResourceId {
+        ResourceId {
+            kind,
+            name: name.into(),
+        }
+    }
+
+    /// One of each: a create, an update of a scalar and of a document, an
+    /// unchanged resource and a conflict.
+    fn sample() -> Vec<ResourcePlan> {
+        vec![
+            ResourcePlan {
+                resource: id(Kind("role"), "orders-dev-us-east-1-lambda"),
+                action: Action::Conflict,
+                changes: vec![],
+            },
+            ResourcePlan {
+                resource: id(Kind("log-group"), "/aws/lambda/orders-dev-completeOrder"),
+                action: Action::NoChange,
+                changes: vec![],
+            },
+            ResourcePlan {
+                resource: id(Kind("log-group"), "/aws/lambda/orders-dev-cancelOrder"),
+                action: Action::Create,
+                changes: vec![],
+            },
+            ResourcePlan {
+                resource: id(Kind("function"), "orders-dev-completeOrder"),
+                action: Action::Update,
+                changes: vec![FieldChange {
+                    field: "memory".into(),
+                    live: json!(128),
+                    desired: json!(256),
+                }],
+            },
+            ResourcePlan {
+                resource: id(Kind("rest-api"), "orders-dev-OrderProcessorAPI"),
+                action: Action::Update,
+                changes: vec![FieldChange {
+                    field: "methods.POST.integration.requestTemplates.application/json".into(),
+                    live: json!("{\n  \"input\": \"$util.escapeJavaScript($input.json('$'))\",\n  \"stateMachineArn\": \"arn:old\"\n}"),
+                    desired: json!("{\n  \"input\": \"$util.escapeJavaScript($input.json('$'))\",\n  \"stateMachineArn\": \"arn:new\"\n}"),
+                }],
+            },
+        ]
+    }
+
+    /// Escape sequences made visible for the snapshot.
+    fn visible(text: &str) -> String {
+        text.replace('\u{1b}', "\\e")
+    }
+
+    fn plain(text: &str) -> String {
+        anstream::adapter::strip_str(text).to_string()
+    }
+
+    #[test]
+    fn plan_shows_only_changes_by_default() {
+        let text = plan_text(&sample(), false);
+        insta::assert_snapshot!(plain(&text));
+        assert!(!plain(&text).contains("no change"));
+        assert!(
+            plain(&text).ends_with("Plan: 1 to create, 2 to update, 1 unchanged, 1 in conflict.")
+        );
+    }
+
+    #[test]
+    fn show_unchanged_lists_them_too() {
+        let text = plain(&plan_text(&sample(), true));
+        insta::assert_snapshot!(text);
+        assert!(text.contains("= log-group /aws/lambda/orders-dev-completeOrder (no change)"));
+    }
+
+    #[test]
+    fn plan_in_colour() {
+        insta::assert_snapshot!(visible(&plan_text(&sample(), true)));
+    }
+
+    #[test]
+    fn nothing_to_do_is_one_line() {
+        let same = vec![ResourcePlan {
+            resource: id(Kind("stage"), "dev"),
+            action: Action::NoChange,
+            changes: vec![],
+        }];
+        assert_eq!(
+            plain(&plan_text(&same, false)),
+            "Plan: 0 to create, 0 to update, 1 unchanged, 0 in conflict."
+        );
+    }
+}
