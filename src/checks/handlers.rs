@@ -59,6 +59,12 @@ pub fn check(functions: &[Function]) -> Result<bool> {
     let Some(node) = find_node() else {
         return Ok(false);
     };
+    // A passed check is remembered by content, so an unchanged project pays
+    // for starting node once, not on every deploy and plan.
+    let passed = passed_marker(&node, functions);
+    if passed.as_ref().is_some_and(|m| m.exists()) {
+        return Ok(true);
+    }
     // Paths as shown in errors, by the absolute path node is given.
     let mut shown = std::collections::BTreeMap::new();
     let mut check = Vec::new();
@@ -131,7 +137,43 @@ pub fn check(functions: &[Function]) -> Result<bool> {
             ),
         }
     }
+    if let Some(marker) = passed {
+        // Best effort: without a writable cache the check just runs again.
+        let _ = marker.parent().map(std::fs::create_dir_all);
+        let _ = std::fs::write(&marker, b"");
+    }
     Ok(true)
+}
+
+/// Where a passed check of exactly these files, with this node and this
+/// check, is recorded: `$XDG_CACHE_HOME/stepgate/handlers-passed/<hash>`
+/// (else under `~/.cache`). `None` when there is no cache directory or a
+/// file cannot be read (then the check runs, and says why it fails).
+fn passed_marker(node: &Path, functions: &[Function]) -> Option<PathBuf> {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    passed_marker_in(&cache, node, functions)
+}
+
+fn passed_marker_in(cache: &Path, node: &Path, functions: &[Function]) -> Option<PathBuf> {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(SCRIPT);
+    hash.update(node.as_os_str().as_encoded_bytes());
+    for function in functions {
+        hash.update(format!("\0{}\0", function.export));
+        for file in function.files {
+            let bytes = std::fs::read(function.dir.join(file)).ok()?;
+            hash.update(format!("\0{file}\0{}\0", bytes.len()));
+            hash.update(&bytes);
+        }
+    }
+    let key: String = hash.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Some(cache.join("stepgate/handlers-passed").join(key))
 }
 
 /// Confirms that `file` does not parse, with `node --check`, and says where.
@@ -258,6 +300,24 @@ mod tests {
             files,
             export,
         }])
+    }
+
+    #[test]
+    fn a_passed_check_is_remembered_by_content_only() {
+        let (dir, files) = function("cache", &[("index.js", "exports.go = async () => 1;\n")]);
+        let marker = |files: &[String]| {
+            let f = Function {
+                dir: dir.clone(),
+                files,
+                export: "go",
+            };
+            passed_marker_in(Path::new("/c"), Path::new("/usr/bin/node"), &[f]).unwrap()
+        };
+        let first = marker(&files);
+        assert!(first.starts_with("/c/stepgate/handlers-passed"));
+        assert_eq!(marker(&files), first, "same content, same record");
+        std::fs::write(dir.join("index.js"), "exports.go = async () => 2;\n").unwrap();
+        assert_ne!(marker(&files), first, "changed content is checked again");
     }
 
     #[test]
