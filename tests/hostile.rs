@@ -705,3 +705,75 @@ fn ctrl_c_and_sigterm_stop_a_deploy_cleanly() {
         stepgate(&["destroy", "--stage", s, "--yes"]).ok();
     }
 }
+
+/// A lease left by a run on another host: deploy fails at once naming the
+/// holder, plan says the stage is locked (and reports who holds it),
+/// `stepgate unlock` removes it, and a lease past its expiry is taken over.
+#[test]
+fn a_held_lock_is_named_shown_by_plan_removed_by_unlock_and_taken_over_when_expired() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let stage = unique("lock");
+    let s = stage.as_str();
+    let ssm = runtime.block_on(async { aws_sdk_ssm::Client::new(&common::sdk_config().await) });
+    let lease = |expires: &str| {
+        let value = json!({
+            "id": "elsewhere-1", "command": "deploy", "host": "build-7", "pid": 4242,
+            "since": "2026-01-01T00:00:00Z", "expires": expires,
+        });
+        runtime
+            .block_on(
+                ssm.put_parameter()
+                    .name(format!("/stepgate/orders/{s}/lock"))
+                    .value(value.to_string())
+                    .r#type(aws_sdk_ssm::types::ParameterType::String)
+                    .overwrite(true)
+                    .send(),
+            )
+            .unwrap();
+    };
+    lease("2999-01-01T00:00:00Z");
+
+    let refused = stepgate(&["deploy", "--stage", s]);
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.contains(&format!(
+            "stack orders stage {s} is locked by deploy (pid 4242 on build-7) since 2026-01-01T00:00:00Z"
+        )) && refused.stderr.contains("stepgate unlock"),
+        "{}",
+        refused.stderr
+    );
+    let plan = stepgate(&["plan", "--stage", s, "--output", "json"]);
+    assert_eq!(plan.code, 0, "plan takes no lock: {}", plan.stderr);
+    assert!(
+        plan.stderr
+            .contains("is locked by deploy (pid 4242 on build-7)"),
+        "{}",
+        plan.stderr
+    );
+    assert_eq!(plan.json()["lock"]["host"], "build-7");
+
+    let unlock = stepgate(&["unlock", "--stage", s]).ok();
+    assert!(
+        unlock
+            .stdout
+            .contains("held by deploy (pid 4242 on build-7)"),
+        "{}",
+        unlock.stdout
+    );
+    assert!(stepgate(&["unlock", "--stage", s])
+        .ok()
+        .stdout
+        .contains("was not locked"));
+
+    lease("2020-01-01T00:00:00Z");
+    let taken = stepgate(&["deploy", "--stage", s]).ok();
+    assert!(
+        taken
+            .stderr
+            .contains("Taking over the lock of deploy (pid 4242 on build-7)"),
+        "{}",
+        taken.stderr
+    );
+    stepgate(&["destroy", "--stage", s, "--yes"]).ok();
+    assert_eq!(runtime.block_on(leftovers(s)), Vec::<String>::new());
+}
