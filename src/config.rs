@@ -9,9 +9,9 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
+use toml_edit::{ImDocument, TableLike};
 
 use crate::checks::runtime;
 use crate::limits::{bytes, ReadError, DOCUMENT_BYTES};
@@ -803,73 +803,23 @@ fn toml_key(key: &str) -> String {
 /// to the key whose value is written there, that key last. Handles headers,
 /// dotted keys and inline tables alike.
 fn key_path(text: &str, span: &Range<usize>) -> Option<Vec<String>> {
-    fn find(tree: &KeyTree, text: &str, span: &Range<usize>) -> Option<Vec<String>> {
-        tree.0.iter().find_map(|(key, child)| {
-            let names_span = key.span() == *span
+    fn find(table: &dyn TableLike, text: &str, span: &Range<usize>) -> Option<Vec<String>> {
+        table.iter().find_map(|(name, item)| {
+            let key = table.key(name)?.span()?;
+            let names_span = key == *span
                 || text
-                    .get(key.span().end..span.start)
+                    .get(key.end..span.start)
                     .is_some_and(|between| between.trim() == "=");
             let mut path = if names_span {
                 Vec::new()
             } else {
-                find(child, text, span)?
+                find(item.as_table_like()?, text, span)?
             };
-            path.insert(0, toml_key(key.get_ref()));
+            path.insert(0, toml_key(name));
             Some(path)
         })
     }
-    find(&toml::from_str(text).ok()?, text, span)
-}
-
-/// Every key of a TOML document with where it was written, nested as the
-/// tables are; values other than tables are skipped.
-#[derive(Default)]
-struct KeyTree(Vec<(Spanned<String>, KeyTree)>);
-
-impl<'de> Deserialize<'de> for KeyTree {
-    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(KeyTreeVisitor)
-    }
-}
-
-struct KeyTreeVisitor;
-
-impl<'de> Visitor<'de> for KeyTreeVisitor {
-    type Value = KeyTree;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any TOML value")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<KeyTree, A::Error> {
-        let mut entries = Vec::new();
-        while let Some(key) = map.next_key()? {
-            entries.push((key, map.next_value()?));
-        }
-        Ok(KeyTree(entries))
-    }
-
-    // No setting lives in an array, so arrays (of tables) are skipped.
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<KeyTree, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(KeyTree::default())
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<KeyTree, E> {
-        Ok(KeyTree::default())
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<KeyTree, E> {
-        Ok(KeyTree::default())
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<KeyTree, E> {
-        Ok(KeyTree::default())
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<KeyTree, E> {
-        Ok(KeyTree::default())
-    }
+    find(ImDocument::parse(text).ok()?.as_table(), text, span)
 }
 
 #[cfg(test)]
