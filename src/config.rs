@@ -165,10 +165,12 @@ impl Settings {
 
         // Both layers are checked even where the command line wins, so a bad
         // variable never lurks until the flag is dropped.
-        let stage = STAGE
-            .check_flag(cli.stage.clone())?
-            .or(STAGE.check_env(&env)?)
-            .unwrap_or_else(|| DEFAULT_STAGE.to_owned());
+        let stage = value(
+            STAGE
+                .check_flag(cli.stage.clone())?
+                .or(STAGE.check_env(&env)?),
+        )
+        .unwrap_or_else(|| DEFAULT_STAGE.to_owned());
         let flags = Layer::from_flags(cli)?;
         let vars = Layer::from_env(&env)?;
         let file = match &config_file {
@@ -177,24 +179,24 @@ impl Settings {
         };
 
         let merged = flags.over(vars.over(file.for_stage(&stage)));
+        let (profile, profile_origin) = merged.profile.unzip();
         Ok(Settings {
             project_dir,
             project_dir_origin,
             config_file,
-            stack: merged.stack.unwrap_or_else(|| DEFAULT_STACK.to_owned()),
+            stack: value(merged.stack).unwrap_or_else(|| DEFAULT_STACK.to_owned()),
             stage,
-            region: merged.region,
-            profile: merged.profile,
-            profile_origin: merged.profile_origin,
-            endpoint_url: merged.endpoint_url,
-            account: merged.account,
+            region: value(merged.region),
+            profile,
+            profile_origin,
+            endpoint_url: value(merged.endpoint_url),
+            account: value(merged.account),
             lambda: LambdaSettings {
-                runtime: merged.runtime.unwrap_or_else(|| DEFAULT_RUNTIME.to_owned()),
-                memory_mb: merged.memory_mb.unwrap_or(DEFAULT_MEMORY_MB),
-                timeout_s: merged.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S),
+                runtime: value(merged.runtime).unwrap_or_else(|| DEFAULT_RUNTIME.to_owned()),
+                memory_mb: value(merged.memory_mb).unwrap_or(DEFAULT_MEMORY_MB),
+                timeout_s: value(merged.timeout_s).unwrap_or(DEFAULT_TIMEOUT_S),
             },
-            log_retention_days: merged
-                .log_retention_days
+            log_retention_days: value(merged.log_retention_days)
                 .unwrap_or(DEFAULT_LOG_RETENTION_DAYS),
             tags: merged.tags,
             throttling: merged.throttling,
@@ -215,20 +217,26 @@ fn explicit_path(
     }
 }
 
+/// A value with where it was given, as errors name it: `--stage "x"`,
+/// `STEPGATE_STAGE=x` or `stepgate.toml line 3: region = "x"`.
+type Given<T> = Option<(T, String)>;
+
+fn value<T>(given: Given<T>) -> Option<T> {
+    given.map(|(value, _)| value)
+}
+
 /// The values one layer gives; `None` leaves a setting to the layers below.
 #[derive(Default)]
 struct Layer {
-    stack: Option<String>,
-    region: Option<String>,
-    profile: Option<String>,
-    /// Where `profile` came from, shown as in errors.
-    profile_origin: Option<String>,
-    endpoint_url: Option<String>,
-    account: Option<String>,
-    runtime: Option<String>,
-    memory_mb: Option<i32>,
-    timeout_s: Option<i32>,
-    log_retention_days: Option<i32>,
+    stack: Given<String>,
+    region: Given<String>,
+    profile: Given<String>,
+    endpoint_url: Given<String>,
+    account: Given<String>,
+    runtime: Given<String>,
+    memory_mb: Given<i32>,
+    timeout_s: Given<i32>,
+    log_retention_days: Given<i32>,
     tags: BTreeMap<String, String>,
     throttling: Option<Throttling>,
 }
@@ -238,15 +246,10 @@ impl Layer {
     fn over(self, below: Layer) -> Layer {
         let mut tags = below.tags;
         tags.extend(self.tags);
-        let (profile, profile_origin) = match self.profile {
-            Some(profile) => (Some(profile), self.profile_origin),
-            None => (below.profile, below.profile_origin),
-        };
         Layer {
             stack: self.stack.or(below.stack),
             region: self.region.or(below.region),
-            profile,
-            profile_origin,
+            profile: self.profile.or(below.profile),
             endpoint_url: self.endpoint_url.or(below.endpoint_url),
             account: self.account.or(below.account),
             runtime: self.runtime.or(below.runtime),
@@ -263,10 +266,6 @@ impl Layer {
             stack: STACK.check_flag(cli.stack.clone())?,
             region: REGION.check_flag(cli.region.clone())?,
             profile: PROFILE.check_flag(cli.profile.clone())?,
-            profile_origin: cli
-                .profile
-                .as_ref()
-                .map(|p| Origin::Flag(PROFILE.flag).show(p)),
             endpoint_url: ENDPOINT_URL.check_flag(cli.endpoint_url.clone())?,
             account: ACCOUNT.check_flag(cli.account.clone())?,
             runtime: RUNTIME.check_flag(cli.runtime.clone())?,
@@ -282,7 +281,6 @@ impl Layer {
             stack: STACK.check_env(env)?,
             region: REGION.check_env(env)?,
             profile: PROFILE.check_env(env)?,
-            profile_origin: env(PROFILE.var).map(|raw| format!("{}={raw}", PROFILE.var)),
             endpoint_url: ENDPOINT_URL.check_env(env)?,
             account: ACCOUNT.check_env(env)?,
             runtime: RUNTIME.check_env(env)?,
@@ -294,237 +292,187 @@ impl Layer {
     }
 }
 
-/// Where a value came from, to point at it in an error.
-enum Origin<'a> {
-    Flag(&'static str),
-    Env { var: &'static str, raw: &'a str },
-    File { at: String, key: &'static str },
-}
-
-impl Origin<'_> {
-    /// `--stage "x"`, `STEPGATE_STAGE=x` or `stepgate.toml line 3: region = "x"`.
-    fn show(&self, value: &dyn fmt::Debug) -> String {
-        match self {
-            Origin::Flag(flag) => format!("{flag} {value:?}"),
-            Origin::Env { var, raw } => format!("{var}={raw}"),
-            Origin::File { at, key } => format!("{at}: {key} = {value:?}"),
-        }
-    }
-
-    fn invalid(&self, value: &dyn fmt::Debug, problem: &str) -> ConfigError {
-        ConfigError::Invalid {
-            origin: self.show(value),
-            problem: problem.to_owned(),
-        }
-    }
-}
-
-/// A check a value must pass, and what to say when it does not.
-struct Rule<T> {
+/// A setting and the rule its value must pass. Its `name` is its file key;
+/// its flag and variable follow from it (`log_retention_days`:
+/// `--log-retention-days`, `STEPGATE_LOG_RETENTION_DAYS`).
+struct Field<T> {
+    name: &'static str,
     ok: fn(&T) -> bool,
     problem: &'static str,
     /// A more specific problem for some values (a deprecated runtime).
     detail: Option<fn(&T) -> Option<String>>,
 }
 
-impl<T: fmt::Debug> Rule<T> {
-    fn check(&self, value: T, origin: &Origin) -> Result<T, ConfigError> {
-        if (self.ok)(&value) {
-            return Ok(value);
-        }
-        match self.detail.and_then(|detail| detail(&value)) {
-            Some(problem) => Err(origin.invalid(&value, &problem)),
-            None => Err(origin.invalid(&value, self.problem)),
-        }
-    }
-}
-
-/// A setting the command line and environment can give, and the file under `key`.
-struct Field<T> {
-    flag: &'static str,
-    var: &'static str,
-    /// Empty for settings the file cannot give.
-    key: &'static str,
-    rule: Rule<T>,
-}
-
 impl<T: fmt::Debug + FromStr> Field<T> {
-    fn check_flag(&self, value: Option<T>) -> Result<Option<T>, ConfigError> {
+    /// The value if it passes the rule, else an error naming it by `origin`.
+    fn check(&self, value: T, origin: String) -> Result<(T, String), ConfigError> {
+        if (self.ok)(&value) {
+            return Ok((value, origin));
+        }
+        let detail = self.detail.and_then(|detail| detail(&value));
+        Err(invalid(origin, detail.as_deref().unwrap_or(self.problem)))
+    }
+
+    fn check_flag(&self, value: Option<T>) -> Result<Given<T>, ConfigError> {
+        let flag = format!("--{}", self.name.replace('_', "-"));
         value
-            .map(|value| self.rule.check(value, &Origin::Flag(self.flag)))
+            .map(|value| {
+                let origin = format!("{flag} {value:?}");
+                self.check(value, origin)
+            })
             .transpose()
     }
 
-    fn check_env(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<T>, ConfigError> {
-        let Some(raw) = env(self.var) else {
+    fn check_env(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Given<T>, ConfigError> {
+        let var = format!("STEPGATE_{}", self.name.to_uppercase());
+        let Some(raw) = env(&var) else {
             return Ok(None);
         };
-        let origin = Origin::Env {
-            var: self.var,
-            raw: &raw,
-        };
+        let origin = format!("{var}={raw}");
         // Only numbers can fail to parse (String's FromStr cannot). Digits that
         // overflow i32 are out of range rather than "not a number".
-        let value = raw.parse().map_err(|_| {
+        let Ok(value) = raw.parse() else {
             let digits = raw.strip_prefix('-').unwrap_or(&raw);
-            let problem = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-                self.rule.problem
+            let overflow = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+            let problem = if overflow {
+                self.problem
             } else {
                 "is not a whole number"
             };
-            origin.invalid(&raw, problem)
-        })?;
-        self.rule.check(value, &origin).map(Some)
+            return Err(invalid(origin, problem));
+        };
+        self.check(value, origin).map(Some)
+    }
+
+    fn check_spanned(
+        &self,
+        file: &FileText,
+        value: Spanned<T>,
+    ) -> Result<(T, String), ConfigError> {
+        let origin = format!(
+            "{}: {} = {:?}",
+            file.at(value.span()),
+            self.name,
+            value.get_ref()
+        );
+        self.check(value.into_inner(), origin)
     }
 
     fn check_file(
         &self,
         file: &FileText,
         value: Option<Spanned<T>>,
-    ) -> Result<Option<T>, ConfigError> {
+    ) -> Result<Given<T>, ConfigError> {
         value
-            .map(|value| {
-                let origin = file.origin(value.span(), self.key);
-                self.rule.check(value.into_inner(), &origin)
-            })
+            .map(|value| self.check_spanned(file, value))
             .transpose()
     }
 }
 
+fn invalid(origin: String, problem: &str) -> ConfigError {
+    ConfigError::Invalid {
+        origin,
+        problem: problem.to_owned(),
+    }
+}
+
 const STACK: Field<String> = Field {
-    flag: "--stack",
-    var: "STEPGATE_STACK",
-    key: "stack",
-    rule: Rule {
-        ok: |s| {
-            s.len() <= 24
-                && s.starts_with(|c: char| c.is_ascii_alphabetic())
-                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        },
-        problem: "is not valid: start with a letter, then use letters, digits or '-' (at most 24 characters)",
-        detail: None,
+    name: "stack",
+    ok: |s| {
+        s.len() <= 24
+            && s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
     },
+    problem:
+        "is not valid: start with a letter, then use letters, digits or '-' (at most 24 characters)",
+    detail: None,
 };
 
 const STAGE: Field<String> = Field {
-    flag: "--stage",
-    var: "STEPGATE_STAGE",
-    key: "",
-    rule: Rule {
-        ok: |s| is_stage_name(s),
-        problem: "is not valid: use letters, digits, '-' or '_' (at most 32 characters)",
-        detail: None,
-    },
+    name: "stage",
+    ok: |s| is_stage_name(s),
+    problem: "is not valid: use letters, digits, '-' or '_' (at most 32 characters)",
+    detail: None,
 };
 
 const REGION: Field<String> = Field {
-    flag: "--region",
-    var: "STEPGATE_REGION",
-    key: "region",
-    rule: Rule {
-        ok: |s| {
-            let parts: Vec<&str> = s.split('-').collect();
-            parts.len() >= 3
-                && parts.iter().all(|part| {
-                    !part.is_empty()
-                        && part
-                            .bytes()
-                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-                })
-        },
-        problem: "is not an AWS region: expected a name like us-east-1 or eu-central-2",
-        detail: None,
+    name: "region",
+    ok: |s| {
+        let parts: Vec<&str> = s.split('-').collect();
+        parts.len() >= 3
+            && parts.iter().all(|part| {
+                !part.is_empty()
+                    && part
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            })
     },
+    problem: "is not an AWS region: expected a name like us-east-1 or eu-central-2",
+    detail: None,
 };
 
 const PROFILE: Field<String> = Field {
-    flag: "--profile",
-    var: "STEPGATE_PROFILE",
-    key: "profile",
-    rule: Rule {
-        ok: |s| !s.is_empty(),
-        problem: "is empty: name a profile from the AWS config or credentials file",
-        detail: None,
-    },
+    name: "profile",
+    ok: |s| !s.is_empty(),
+    problem: "is empty: name a profile from the AWS config or credentials file",
+    detail: None,
 };
 
 const ENDPOINT_URL: Field<String> = Field {
-    flag: "--endpoint-url",
-    var: "STEPGATE_ENDPOINT_URL",
-    key: "",
-    rule: Rule {
-        ok: |s| {
-            ["http://", "https://"]
-                .iter()
-                .any(|scheme| s.strip_prefix(scheme).is_some_and(|rest| !rest.is_empty()))
-        },
-        problem: "is not a URL: it must start with http:// or https://",
-        detail: None,
+    name: "endpoint_url",
+    ok: |s| {
+        ["http://", "https://"]
+            .iter()
+            .any(|scheme| s.strip_prefix(scheme).is_some_and(|rest| !rest.is_empty()))
     },
+    problem: "is not a URL: it must start with http:// or https://",
+    detail: None,
 };
 
 const ACCOUNT: Field<String> = Field {
-    flag: "--account",
-    var: "STEPGATE_ACCOUNT",
-    key: "account",
-    rule: Rule {
-        ok: |s| s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()),
-        problem: "is not an AWS account ID: it must be exactly 12 digits",
-        detail: None,
-    },
+    name: "account",
+    ok: |s| s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()),
+    problem: "is not an AWS account ID: it must be exactly 12 digits",
+    detail: None,
 };
 
 const RUNTIME: Field<String> = Field {
-    flag: "--runtime",
-    var: "STEPGATE_RUNTIME",
-    key: "runtime",
-    rule: Rule {
-        ok: |s| runtime::is_supported(s),
-        problem: runtime::UNSUPPORTED,
-        detail: Some(|s| runtime::deprecation(s)),
-    },
+    name: "runtime",
+    ok: |s| runtime::is_supported(s),
+    problem: runtime::UNSUPPORTED,
+    detail: Some(|s| runtime::deprecation(s)),
 };
 
 const MEMORY: Field<i32> = Field {
-    flag: "--memory",
-    var: "STEPGATE_MEMORY",
-    key: "memory",
-    rule: Rule {
-        ok: |mb| (128..=10240).contains(mb),
-        problem: "is out of range; Lambda memory must be 128..=10240 MB",
-        detail: None,
-    },
+    name: "memory",
+    ok: |mb| (128..=10240).contains(mb),
+    problem: "is out of range; Lambda memory must be 128..=10240 MB",
+    detail: None,
 };
 
 const TIMEOUT: Field<i32> = Field {
-    flag: "--timeout",
-    var: "STEPGATE_TIMEOUT",
-    key: "timeout",
-    rule: Rule {
-        ok: |s| (1..=900).contains(s),
-        problem: "is out of range; a Lambda timeout must be 1..=900 seconds",
-        detail: None,
-    },
+    name: "timeout",
+    ok: |s| (1..=900).contains(s),
+    problem: "is out of range; a Lambda timeout must be 1..=900 seconds",
+    detail: None,
 };
 
 const LOG_RETENTION: Field<i32> = Field {
-    flag: "--log-retention-days",
-    var: "STEPGATE_LOG_RETENTION_DAYS",
-    key: "log_retention_days",
-    rule: Rule {
-        ok: |days| LOG_RETENTION_DAYS.contains(days),
-        problem: "is not a retention CloudWatch Logs allows; use one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653",
-        detail: None,
-    },
+    name: "log_retention_days",
+    ok: |days| LOG_RETENTION_DAYS.contains(days),
+    problem: "is not a retention CloudWatch Logs allows; use one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653",
+    detail: None,
 };
 
-const BURST_LIMIT: Rule<i32> = Rule {
+const BURST_LIMIT: Field<i32> = Field {
+    name: "burst_limit",
     ok: |burst| *burst >= 0,
     problem: "is negative; burst_limit must be 0 or more",
     detail: None,
 };
 
-const RATE_LIMIT: Rule<f64> = Rule {
+const RATE_LIMIT: Field<f64> = Field {
+    name: "rate_limit",
     ok: |rate| rate.is_finite() && *rate >= 0.0,
     problem: "is not allowed; rate_limit must be a finite number, 0 or more",
     detail: None,
@@ -601,10 +549,8 @@ impl ConfigFile {
         for (name, section) in raw.stages {
             let table = format!("stages.{}", toml_key(name.get_ref()));
             if !is_stage_name(name.get_ref()) {
-                return Err(ConfigError::Invalid {
-                    origin: format!("{}: [{table}]", file.at(name.span())),
-                    problem: STAGE.rule.problem.to_owned(),
-                });
+                let origin = format!("{}: [{table}]", file.at(name.span()));
+                return Err(invalid(origin, STAGE.problem));
             }
             let layer = file.section(section, &table, &defaults.tags)?;
             stages.insert(name.into_inner(), layer);
@@ -634,13 +580,6 @@ impl FileText<'_> {
         format!("{} line {line}", self.path.display())
     }
 
-    fn origin(&self, span: Range<usize>, key: &'static str) -> Origin<'static> {
-        Origin::File {
-            at: self.at(span),
-            key,
-        }
-    }
-
     fn section(
         &self,
         raw: RawSection,
@@ -656,21 +595,15 @@ impl FileText<'_> {
             log_retention_days: LOG_RETENTION.check_file(self, raw.log_retention_days)?,
             tags: self.tags(raw.tags, table, inherited_tags)?,
             throttling: raw.throttling.map(|raw| self.throttling(raw)).transpose()?,
-            profile_origin: raw
-                .profile
-                .as_ref()
-                .map(|p| self.origin(p.span(), PROFILE.key).show(p.get_ref())),
             profile: PROFILE.check_file(self, raw.profile)?,
             ..Layer::default()
         })
     }
 
     fn throttling(&self, raw: RawThrottling) -> Result<Throttling, ConfigError> {
-        let burst_origin = self.origin(raw.burst_limit.span(), "burst_limit");
-        let rate_origin = self.origin(raw.rate_limit.span(), "rate_limit");
         Ok(Throttling {
-            burst_limit: BURST_LIMIT.check(raw.burst_limit.into_inner(), &burst_origin)?,
-            rate_limit: RATE_LIMIT.check(raw.rate_limit.into_inner(), &rate_origin)?,
+            burst_limit: BURST_LIMIT.check_spanned(self, raw.burst_limit)?.0,
+            rate_limit: RATE_LIMIT.check_spanned(self, raw.rate_limit)?.0,
         })
     }
 
