@@ -136,28 +136,12 @@ impl Settings {
         // `STEPGATE_X= stepgate ...` is how a shell user unsets a variable.
         let env = |name: &str| env(name).filter(|value| !value.is_empty());
 
-        let (project_dir, project_dir_origin) = match explicit_path(
-            &cli.project_dir,
-            "--project-dir",
-            "STEPGATE_PROJECT_DIR",
-            &env,
-        ) {
-            Some((dir, origin)) if !dir.is_dir() => {
-                return Err(ConfigError::NotFound {
-                    origin,
-                    what: "directory",
-                })
-            }
-            Some((dir, origin)) => (dir, Some(origin)),
-            None => (PathBuf::from("."), None),
-        };
-        let config_file = match explicit_path(&cli.config, "--config", "STEPGATE_CONFIG", &env) {
-            Some((file, origin)) if !file.exists() => {
-                return Err(ConfigError::NotFound {
-                    origin,
-                    what: "file",
-                })
-            }
+        let (project_dir, project_dir_origin) =
+            match explicit_path(&cli.project_dir, "project_dir", &env, Path::is_dir)? {
+                Some((dir, origin)) => (dir, Some(origin)),
+                None => (PathBuf::from("."), None),
+            };
+        let config_file = match explicit_path(&cli.config, "config", &env, Path::exists)? {
             Some((file, _)) => Some(file),
             // Without a file every setting has a default, so it may be absent.
             None => Some(project_dir.join(CONFIG_FILE_NAME)).filter(|file| file.exists()),
@@ -204,17 +188,39 @@ impl Settings {
     }
 }
 
-/// A path from the flag, else from the variable, with how to name it in an error.
+/// A path from the flag `--<name>`, else from the variable `STEPGATE_<NAME>`,
+/// with how to name it in an error. A path named explicitly must exist.
 fn explicit_path(
-    flag_value: &Option<PathBuf>,
-    flag: &str,
-    var: &str,
+    path: &Option<PathBuf>,
+    name: &str,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Option<(PathBuf, String)> {
-    match flag_value {
-        Some(path) => Some((path.clone(), format!("{flag} {}", path.display()))),
-        None => env(var).map(|value| (PathBuf::from(&value), format!("{var}={value}"))),
+    exists: fn(&Path) -> bool,
+) -> Result<Option<(PathBuf, String)>, ConfigError> {
+    let given = match path {
+        Some(path) => Some((path.clone(), format!("{} {}", flag(name), path.display()))),
+        None => env(&var(name)).map(|raw| (PathBuf::from(&raw), format!("{}={raw}", var(name)))),
+    };
+    match given {
+        Some((path, origin)) if !exists(&path) => Err(ConfigError::NotFound {
+            origin,
+            what: if name == "config" {
+                "file"
+            } else {
+                "directory"
+            },
+        }),
+        given => Ok(given),
     }
+}
+
+/// The flag and the variable that give the setting `name` (`log_retention_days`:
+/// `--log-retention-days`, `STEPGATE_LOG_RETENTION_DAYS`).
+fn flag(name: &str) -> String {
+    format!("--{}", name.replace('_', "-"))
+}
+
+fn var(name: &str) -> String {
+    format!("STEPGATE_{}", name.to_uppercase())
 }
 
 /// A value with where it was given, as errors name it: `--stage "x"`,
@@ -292,9 +298,8 @@ impl Layer {
     }
 }
 
-/// A setting and the rule its value must pass. Its `name` is its file key;
-/// its flag and variable follow from it (`log_retention_days`:
-/// `--log-retention-days`, `STEPGATE_LOG_RETENTION_DAYS`).
+/// A setting and the rule its value must pass. Its `name` is its file key,
+/// and names its flag and variable.
 struct Field<T> {
     name: &'static str,
     ok: fn(&T) -> bool,
@@ -304,6 +309,15 @@ struct Field<T> {
 }
 
 impl<T: fmt::Debug + FromStr> Field<T> {
+    const fn new(name: &'static str, ok: fn(&T) -> bool, problem: &'static str) -> Field<T> {
+        Field {
+            name,
+            ok,
+            problem,
+            detail: None,
+        }
+    }
+
     /// The value if it passes the rule, else an error naming it by `origin`.
     fn check(&self, value: T, origin: String) -> Result<(T, String), ConfigError> {
         if (self.ok)(&value) {
@@ -314,7 +328,7 @@ impl<T: fmt::Debug + FromStr> Field<T> {
     }
 
     fn check_flag(&self, value: Option<T>) -> Result<Given<T>, ConfigError> {
-        let flag = format!("--{}", self.name.replace('_', "-"));
+        let flag = flag(self.name);
         value
             .map(|value| {
                 let origin = format!("{flag} {value:?}");
@@ -324,7 +338,7 @@ impl<T: fmt::Debug + FromStr> Field<T> {
     }
 
     fn check_env(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Given<T>, ConfigError> {
-        let var = format!("STEPGATE_{}", self.name.to_uppercase());
+        let var = var(self.name);
         let Some(raw) = env(&var) else {
             return Ok(None);
         };
@@ -376,28 +390,25 @@ fn invalid(origin: String, problem: &str) -> ConfigError {
     }
 }
 
-const STACK: Field<String> = Field {
-    name: "stack",
-    ok: |s| {
+const STACK: Field<String> = Field::new(
+    "stack",
+    |s| {
         s.len() <= 24
             && s.starts_with(|c: char| c.is_ascii_alphabetic())
             && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
     },
-    problem:
-        "is not valid: start with a letter, then use letters, digits or '-' (at most 24 characters)",
-    detail: None,
-};
+    "is not valid: start with a letter, then use letters, digits or '-' (at most 24 characters)",
+);
 
-const STAGE: Field<String> = Field {
-    name: "stage",
-    ok: |s| is_stage_name(s),
-    problem: "is not valid: use letters, digits, '-' or '_' (at most 32 characters)",
-    detail: None,
-};
+const STAGE: Field<String> = Field::new(
+    "stage",
+    |s| is_stage_name(s),
+    "is not valid: use letters, digits, '-' or '_' (at most 32 characters)",
+);
 
-const REGION: Field<String> = Field {
-    name: "region",
-    ok: |s| {
+const REGION: Field<String> = Field::new(
+    "region",
+    |s| {
         let parts: Vec<&str> = s.split('-').collect();
         parts.len() >= 3
             && parts.iter().all(|part| {
@@ -407,34 +418,30 @@ const REGION: Field<String> = Field {
                         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
             })
     },
-    problem: "is not an AWS region: expected a name like us-east-1 or eu-central-2",
-    detail: None,
-};
+    "is not an AWS region: expected a name like us-east-1 or eu-central-2",
+);
 
-const PROFILE: Field<String> = Field {
-    name: "profile",
-    ok: |s| !s.is_empty(),
-    problem: "is empty: name a profile from the AWS config or credentials file",
-    detail: None,
-};
+const PROFILE: Field<String> = Field::new(
+    "profile",
+    |s| !s.is_empty(),
+    "is empty: name a profile from the AWS config or credentials file",
+);
 
-const ENDPOINT_URL: Field<String> = Field {
-    name: "endpoint_url",
-    ok: |s| {
+const ENDPOINT_URL: Field<String> = Field::new(
+    "endpoint_url",
+    |s| {
         ["http://", "https://"]
             .iter()
             .any(|scheme| s.strip_prefix(scheme).is_some_and(|rest| !rest.is_empty()))
     },
-    problem: "is not a URL: it must start with http:// or https://",
-    detail: None,
-};
+    "is not a URL: it must start with http:// or https://",
+);
 
-const ACCOUNT: Field<String> = Field {
-    name: "account",
-    ok: |s| s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()),
-    problem: "is not an AWS account ID: it must be exactly 12 digits",
-    detail: None,
-};
+const ACCOUNT: Field<String> = Field::new(
+    "account",
+    |s| s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()),
+    "is not an AWS account ID: it must be exactly 12 digits",
+);
 
 const RUNTIME: Field<String> = Field {
     name: "runtime",
@@ -443,40 +450,31 @@ const RUNTIME: Field<String> = Field {
     detail: Some(|s| runtime::deprecation(s)),
 };
 
-const MEMORY: Field<i32> = Field {
-    name: "memory",
-    ok: |mb| (128..=10240).contains(mb),
-    problem: "is out of range; Lambda memory must be 128..=10240 MB",
-    detail: None,
-};
+const MEMORY: Field<i32> = Field::new(
+    "memory",
+    |mb| (128..=10240).contains(mb),
+    "is out of range; Lambda memory must be 128..=10240 MB",
+);
 
-const TIMEOUT: Field<i32> = Field {
-    name: "timeout",
-    ok: |s| (1..=900).contains(s),
-    problem: "is out of range; a Lambda timeout must be 1..=900 seconds",
-    detail: None,
-};
+const TIMEOUT: Field<i32> = Field::new(
+    "timeout",
+    |s| (1..=900).contains(s),
+    "is out of range; a Lambda timeout must be 1..=900 seconds",
+);
 
-const LOG_RETENTION: Field<i32> = Field {
-    name: "log_retention_days",
-    ok: |days| LOG_RETENTION_DAYS.contains(days),
-    problem: "is not a retention CloudWatch Logs allows; use one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653",
-    detail: None,
-};
+const LOG_RETENTION: Field<i32> = Field::new("log_retention_days", |days| LOG_RETENTION_DAYS.contains(days), "is not a retention CloudWatch Logs allows; use one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653");
 
-const BURST_LIMIT: Field<i32> = Field {
-    name: "burst_limit",
-    ok: |burst| *burst >= 0,
-    problem: "is negative; burst_limit must be 0 or more",
-    detail: None,
-};
+const BURST_LIMIT: Field<i32> = Field::new(
+    "burst_limit",
+    |burst| *burst >= 0,
+    "is negative; burst_limit must be 0 or more",
+);
 
-const RATE_LIMIT: Field<f64> = Field {
-    name: "rate_limit",
-    ok: |rate| rate.is_finite() && *rate >= 0.0,
-    problem: "is not allowed; rate_limit must be a finite number, 0 or more",
-    detail: None,
-};
+const RATE_LIMIT: Field<f64> = Field::new(
+    "rate_limit",
+    |rate| rate.is_finite() && *rate >= 0.0,
+    "is not allowed; rate_limit must be a finite number, 0 or more",
+);
 
 fn is_stage_name(s: &str) -> bool {
     (1..=32).contains(&s.len())
