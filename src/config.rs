@@ -3,7 +3,7 @@
 //! defaults. Every value is validated where it was given, before any AWS call,
 //! so an error can name the flag, variable or file line to fix.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -158,11 +158,11 @@ impl Settings {
         let flags = Layer::from_flags(cli)?;
         let vars = Layer::from_env(&env)?;
         let file = match &config_file {
-            Some(path) => ConfigFile::load(path)?,
-            None => ConfigFile::default(),
+            Some(path) => load(path, &stage)?,
+            None => Layer::default(),
         };
 
-        let merged = flags.over(vars.over(file.for_stage(&stage)));
+        let merged = flags.over(vars.over(file));
         let (profile, profile_origin) = merged.profile.unzip();
         Ok(Settings {
             project_dir,
@@ -402,7 +402,11 @@ const STACK: Field<String> = Field::new(
 
 const STAGE: Field<String> = Field::new(
     "stage",
-    |s| is_stage_name(s),
+    |s| {
+        (1..=32).contains(&s.len())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    },
     "is not valid: use letters, digits, '-' or '_' (at most 32 characters)",
 );
 
@@ -476,12 +480,6 @@ const RATE_LIMIT: Field<f64> = Field::new(
     "is not allowed; rate_limit must be a finite number, 0 or more",
 );
 
-fn is_stage_name(s: &str) -> bool {
-    (1..=32).contains(&s.len())
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
 /// `stepgate.toml` as written. Spans let errors name the line.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -516,53 +514,39 @@ struct RawThrottling {
     rate_limit: Spanned<f64>,
 }
 
-/// The config file, validated: `[defaults]` (carrying the top-level `stack`)
-/// and each `[stages.NAME]`.
-#[derive(Default)]
-struct ConfigFile {
-    defaults: Layer,
-    stages: BTreeMap<String, Layer>,
-}
+/// Reads and validates the whole config file, every stage's section
+/// included, so a mistake is caught whichever stage runs. Gives `stage`'s
+/// section over `[defaults]` (which carries the top-level `stack`); a stage
+/// without a section gets `[defaults]`.
+fn load(path: &Path, stage: &str) -> Result<Layer, ConfigError> {
+    let text = crate::limits::read_text(path, DOCUMENT_BYTES).map_err(|error| match error {
+        ReadError::TooLarge { limit } => ConfigError::TooLarge {
+            path: path.to_owned(),
+            limit,
+        },
+        ReadError::Io(error) => ConfigError::Unreadable {
+            path: path.to_owned(),
+            error,
+        },
+    })?;
+    let file = FileText { path, text: &text };
+    let raw: RawFile = toml::from_str(&text).map_err(|error| file.syntax_error(&error))?;
 
-impl ConfigFile {
-    /// Reads and validates the whole file, every stage's section included,
-    /// so a mistake is caught whichever stage runs.
-    fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
-        let text = crate::limits::read_text(path, DOCUMENT_BYTES).map_err(|error| match error {
-            ReadError::TooLarge { limit } => ConfigError::TooLarge {
-                path: path.to_owned(),
-                limit,
-            },
-            ReadError::Io(error) => ConfigError::Unreadable {
-                path: path.to_owned(),
-                error,
-            },
-        })?;
-        let file = FileText { path, text: &text };
-        let raw: RawFile = toml::from_str(&text).map_err(|error| file.syntax_error(&error))?;
-
-        let mut defaults = file.section(raw.defaults, "defaults", &BTreeMap::new())?;
-        defaults.stack = STACK.check_file(&file, raw.stack)?;
-        let mut stages = BTreeMap::new();
-        for (name, section) in raw.stages {
-            let table = format!("stages.{}", toml_key(name.get_ref()));
-            if !is_stage_name(name.get_ref()) {
-                let origin = format!("{}: [{table}]", file.at(name.span()));
-                return Err(invalid(origin, STAGE.problem));
-            }
-            let layer = file.section(section, &table, &defaults.tags)?;
-            stages.insert(name.into_inner(), layer);
+    let mut defaults = file.section(raw.defaults, "defaults", &BTreeMap::new())?;
+    defaults.stack = STACK.check_file(&file, raw.stack)?;
+    let mut chosen = Layer::default();
+    for (name, section) in raw.stages {
+        let table = format!("stages.{}", toml_key(name.get_ref()));
+        if !(STAGE.ok)(name.get_ref()) {
+            let origin = format!("{}: [{table}]", file.at(name.span()));
+            return Err(invalid(origin, STAGE.problem));
         }
-        Ok(ConfigFile { defaults, stages })
+        let layer = file.section(section, &table, &defaults.tags)?;
+        if name.get_ref() == stage {
+            chosen = layer;
+        }
     }
-
-    /// The stage's section over `[defaults]`; a stage without one gets `[defaults]`.
-    fn for_stage(mut self, stage: &str) -> Layer {
-        self.stages
-            .remove(stage)
-            .unwrap_or_default()
-            .over(self.defaults)
-    }
+    Ok(chosen.over(defaults))
 }
 
 /// A config file's path and text, to turn spans into "path line N".
@@ -613,55 +597,29 @@ impl FileText<'_> {
         table: &str,
         inherited: &BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, String>, ConfigError> {
-        let first_start = raw.keys().map(|key| key.span().start).min();
-        let mut total = inherited.clone();
+        let start = raw.keys().map(|key| key.span().start).min();
         let mut tags = BTreeMap::new();
         for (key, value) in raw {
-            let origin = format!("{}: tag {:?}", self.at(key.span()), key.get_ref());
-            let invalid = |problem: String| ConfigError::Invalid {
-                origin: origin.clone(),
-                problem,
-            };
-            let key_chars = key.get_ref().chars().count();
-            if !(1..=128).contains(&key_chars) {
-                return Err(invalid(format!(
-                    "has a key of {key_chars} characters; tag keys must be 1..=128 characters"
-                )));
+            if let Some(problem) = tag_problem(key.get_ref(), value.get_ref()) {
+                let origin = format!("{}: tag {:?}", self.at(key.span()), key.get_ref());
+                return Err(invalid(origin, &problem));
             }
-            let lowercase = key.get_ref().to_lowercase();
-            if RESERVED_TAG_PREFIXES
-                .iter()
-                .any(|prefix| lowercase.starts_with(prefix))
-            {
-                return Err(invalid(
-                    "is reserved: tag keys may not start with \"aws:\" or \"stepgate:\"".to_owned(),
-                ));
-            }
-            for (text, part) in [(key.get_ref(), "keys"), (value.get_ref(), "values")] {
-                if let Some(c) = crate::checks::tags::refused_char(text) {
-                    return Err(invalid(format!(
-                        "has a character AWS does not allow in tag {part} ({c:?}); use letters, digits, spaces and _ . : / = + - @"
-                    )));
-                }
-            }
-            let value_chars = value.get_ref().chars().count();
-            if value_chars > 256 {
-                return Err(invalid(format!(
-                    "has a value of {value_chars} characters; tag values may have at most 256"
-                )));
-            }
-            total.insert(key.get_ref().clone(), value.get_ref().clone());
             tags.insert(key.into_inner(), value.into_inner());
         }
-        if total.len() > MAX_EXTRA_TAGS {
-            let start = first_start.unwrap_or_default();
-            return Err(ConfigError::Invalid {
-                origin: format!("{}: [{table}.tags]", self.at(start..start)),
-                problem: format!(
-                    "brings the stage to {} tags; at most {MAX_EXTRA_TAGS} extra tags are allowed",
-                    total.len()
-                ),
-            });
+        let total = inherited
+            .keys()
+            .chain(tags.keys())
+            .collect::<BTreeSet<_>>()
+            .len();
+        if total > MAX_EXTRA_TAGS {
+            let start = start.unwrap_or_default();
+            let origin = format!("{}: [{table}.tags]", self.at(start..start));
+            return Err(invalid(
+                origin,
+                &format!(
+                "brings the stage to {total} tags; at most {MAX_EXTRA_TAGS} extra tags are allowed"
+            ),
+            ));
         }
         Ok(tags)
     }
@@ -669,7 +627,10 @@ impl FileText<'_> {
     /// Turns toml's error, which spans several lines, into one line that
     /// names the line and the key.
     fn syntax_error(&self, error: &toml::de::Error) -> ConfigError {
-        let message = one_line(error.message())
+        let message = (error.message().lines().map(str::trim))
+            .filter(|line| !line.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ")
             .replace("expected i32", "expected a whole number")
             .replace("expected f64", "expected a number");
         let Some(span) = error.span() else {
@@ -708,13 +669,35 @@ impl FileText<'_> {
     }
 }
 
-fn one_line(message: &str) -> String {
-    message
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ")
+/// What AWS or stepgate would refuse in a tag, if anything.
+fn tag_problem(key: &str, value: &str) -> Option<String> {
+    let (key_chars, value_chars) = (key.chars().count(), value.chars().count());
+    if !(1..=128).contains(&key_chars) {
+        return Some(format!(
+            "has a key of {key_chars} characters; tag keys must be 1..=128 characters"
+        ));
+    }
+    let lowercase = key.to_lowercase();
+    if RESERVED_TAG_PREFIXES
+        .iter()
+        .any(|prefix| lowercase.starts_with(prefix))
+    {
+        return Some(
+            "is reserved: tag keys may not start with \"aws:\" or \"stepgate:\"".to_owned(),
+        );
+    }
+    let refused = |text, part| {
+        crate::checks::tags::refused_char(text).map(|c| format!(
+            "has a character AWS does not allow in tag {part} ({c:?}); use letters, digits, spaces and _ . : / = + - @"
+        ))
+    };
+    refused(key, "keys")
+        .or_else(|| refused(value, "values"))
+        .or_else(|| {
+            (value_chars > 256).then(|| {
+                format!("has a value of {value_chars} characters; tag values may have at most 256")
+            })
+        })
 }
 
 /// A key as TOML would write it: bare when it can be, else quoted.
