@@ -149,12 +149,10 @@ impl Settings {
 
         // Both layers are checked even where the command line wins, so a bad
         // variable never lurks until the flag is dropped.
-        let stage = value(
-            STAGE
-                .check_flag(cli.stage.clone())?
-                .or(STAGE.check_env(&env)?),
-        )
-        .unwrap_or_else(|| DEFAULT_STAGE.to_owned());
+        let stage = STAGE
+            .check_flag(cli.stage.clone())?
+            .or(STAGE.check_env(&env)?);
+        let stage = value(stage).unwrap_or_else(|| DEFAULT_STAGE.to_owned());
         let flags = Layer::from_flags(cli)?;
         let vars = Layer::from_env(&env)?;
         let file = match &config_file {
@@ -231,71 +229,51 @@ fn value<T>(given: Given<T>) -> Option<T> {
     given.map(|(value, _)| value)
 }
 
-/// The values one layer gives; `None` leaves a setting to the layers below.
-#[derive(Default)]
-struct Layer {
-    stack: Given<String>,
-    region: Given<String>,
-    profile: Given<String>,
-    endpoint_url: Given<String>,
-    account: Given<String>,
-    runtime: Given<String>,
-    memory_mb: Given<i32>,
-    timeout_s: Given<i32>,
-    log_retention_days: Given<i32>,
-    tags: BTreeMap<String, String>,
-    throttling: Option<Throttling>,
+/// Declares `Layer`, the values one layer gives (`None` leaves a setting to
+/// the layers below), with the layers the command line and the environment
+/// give. Each of these settings is named once, with its `Field`.
+macro_rules! layer {
+    ($($name:ident: $type:ty = $field:ident,)*) => {
+        #[derive(Default)]
+        struct Layer {
+            $($name: Given<$type>,)*
+            tags: BTreeMap<String, String>,
+            throttling: Option<Throttling>,
+        }
+
+        impl Layer {
+            /// `self` over `below`, key by key: tags merge, throttling is replaced whole.
+            fn over(self, below: Layer) -> Layer {
+                let mut tags = below.tags;
+                tags.extend(self.tags);
+                let throttling = self.throttling.or(below.throttling);
+                Layer { $($name: self.$name.or(below.$name),)* tags, throttling }
+            }
+
+            fn from_flags(cli: &Overrides) -> Result<Layer, ConfigError> {
+                Ok(Layer {
+                    $($name: $field.check_flag(Clone::clone(&cli.$name))?,)*
+                    ..Layer::default()
+                })
+            }
+
+            fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Layer, ConfigError> {
+                Ok(Layer { $($name: $field.check_env(env)?,)* ..Layer::default() })
+            }
+        }
+    };
 }
 
-impl Layer {
-    /// `self` over `below`, key by key: tags merge, throttling is replaced whole.
-    fn over(self, below: Layer) -> Layer {
-        let mut tags = below.tags;
-        tags.extend(self.tags);
-        Layer {
-            stack: self.stack.or(below.stack),
-            region: self.region.or(below.region),
-            profile: self.profile.or(below.profile),
-            endpoint_url: self.endpoint_url.or(below.endpoint_url),
-            account: self.account.or(below.account),
-            runtime: self.runtime.or(below.runtime),
-            memory_mb: self.memory_mb.or(below.memory_mb),
-            timeout_s: self.timeout_s.or(below.timeout_s),
-            log_retention_days: self.log_retention_days.or(below.log_retention_days),
-            tags,
-            throttling: self.throttling.or(below.throttling),
-        }
-    }
-
-    fn from_flags(cli: &Overrides) -> Result<Layer, ConfigError> {
-        Ok(Layer {
-            stack: STACK.check_flag(cli.stack.clone())?,
-            region: REGION.check_flag(cli.region.clone())?,
-            profile: PROFILE.check_flag(cli.profile.clone())?,
-            endpoint_url: ENDPOINT_URL.check_flag(cli.endpoint_url.clone())?,
-            account: ACCOUNT.check_flag(cli.account.clone())?,
-            runtime: RUNTIME.check_flag(cli.runtime.clone())?,
-            memory_mb: MEMORY.check_flag(cli.memory_mb)?,
-            timeout_s: TIMEOUT.check_flag(cli.timeout_s)?,
-            log_retention_days: LOG_RETENTION.check_flag(cli.log_retention_days)?,
-            ..Layer::default()
-        })
-    }
-
-    fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Layer, ConfigError> {
-        Ok(Layer {
-            stack: STACK.check_env(env)?,
-            region: REGION.check_env(env)?,
-            profile: PROFILE.check_env(env)?,
-            endpoint_url: ENDPOINT_URL.check_env(env)?,
-            account: ACCOUNT.check_env(env)?,
-            runtime: RUNTIME.check_env(env)?,
-            memory_mb: MEMORY.check_env(env)?,
-            timeout_s: TIMEOUT.check_env(env)?,
-            log_retention_days: LOG_RETENTION.check_env(env)?,
-            ..Layer::default()
-        })
-    }
+layer! {
+    stack: String = STACK,
+    region: String = REGION,
+    profile: String = PROFILE,
+    endpoint_url: String = ENDPOINT_URL,
+    account: String = ACCOUNT,
+    runtime: String = RUNTIME,
+    memory_mb: i32 = MEMORY,
+    timeout_s: i32 = TIMEOUT,
+    log_retention_days: i32 = LOG_RETENTION,
 }
 
 /// A setting and the rule its value must pass. Its `name` is its file key,
@@ -319,7 +297,7 @@ impl<T: fmt::Debug + FromStr> Field<T> {
     }
 
     /// The value if it passes the rule, else an error naming it by `origin`.
-    fn check(&self, value: T, origin: String) -> Result<(T, String), ConfigError> {
+    fn check(&self, origin: String, value: T) -> Result<(T, String), ConfigError> {
         if (self.ok)(&value) {
             return Ok((value, origin));
         }
@@ -328,12 +306,9 @@ impl<T: fmt::Debug + FromStr> Field<T> {
     }
 
     fn check_flag(&self, value: Option<T>) -> Result<Given<T>, ConfigError> {
-        let flag = flag(self.name);
+        let origin = |value: &T| format!("{} {value:?}", flag(self.name));
         value
-            .map(|value| {
-                let origin = format!("{flag} {value:?}");
-                self.check(value, origin)
-            })
+            .map(|value| self.check(origin(&value), value))
             .transpose()
     }
 
@@ -355,7 +330,7 @@ impl<T: fmt::Debug + FromStr> Field<T> {
             };
             return Err(invalid(origin, problem));
         };
-        self.check(value, origin).map(Some)
+        self.check(origin, value).map(Some)
     }
 
     fn check_spanned(
@@ -369,7 +344,7 @@ impl<T: fmt::Debug + FromStr> Field<T> {
             self.name,
             value.get_ref()
         );
-        self.check(value.into_inner(), origin)
+        self.check(origin, value.into_inner())
     }
 
     fn check_file(
@@ -481,19 +456,17 @@ const RATE_LIMIT: Field<f64> = Field::new(
 );
 
 /// `stepgate.toml` as written. Spans let errors name the line.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
 struct RawFile {
     stack: Option<Spanned<String>>,
-    #[serde(default)]
     defaults: RawSection,
-    #[serde(default)]
     stages: BTreeMap<Spanned<String>, RawSection>,
 }
 
 /// `[defaults]` or one `[stages.NAME]`.
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 struct RawSection {
     region: Option<Spanned<String>>,
     account: Option<Spanned<String>>,
@@ -501,7 +474,6 @@ struct RawSection {
     memory: Option<Spanned<i32>>,
     timeout: Option<Spanned<i32>>,
     log_retention_days: Option<Spanned<i32>>,
-    #[serde(default)]
     tags: BTreeMap<Spanned<String>, Spanned<String>>,
     throttling: Option<RawThrottling>,
     profile: Option<Spanned<String>>,
