@@ -3,15 +3,15 @@
 //! defaults. Every value is validated where it was given, before any AWS call,
 //! so an error can name the flag, variable or file line to fix.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
+use toml_edit::{ImDocument, TableLike};
 
 use crate::checks::runtime;
 use crate::limits::{bytes, ReadError, DOCUMENT_BYTES};
@@ -136,28 +136,12 @@ impl Settings {
         // `STEPGATE_X= stepgate ...` is how a shell user unsets a variable.
         let env = |name: &str| env(name).filter(|value| !value.is_empty());
 
-        let (project_dir, project_dir_origin) = match explicit_path(
-            &cli.project_dir,
-            "--project-dir",
-            "STEPGATE_PROJECT_DIR",
-            &env,
-        ) {
-            Some((dir, origin)) if !dir.is_dir() => {
-                return Err(ConfigError::NotFound {
-                    origin,
-                    what: "directory",
-                })
-            }
-            Some((dir, origin)) => (dir, Some(origin)),
-            None => (PathBuf::from("."), None),
-        };
-        let config_file = match explicit_path(&cli.config, "--config", "STEPGATE_CONFIG", &env) {
-            Some((file, origin)) if !file.exists() => {
-                return Err(ConfigError::NotFound {
-                    origin,
-                    what: "file",
-                })
-            }
+        let (project_dir, project_dir_origin) =
+            match explicit_path(&cli.project_dir, "project_dir", &env, Path::is_dir)? {
+                Some((dir, origin)) => (dir, Some(origin)),
+                None => (PathBuf::from("."), None),
+            };
+        let config_file = match explicit_path(&cli.config, "config", &env, Path::exists)? {
             Some((file, _)) => Some(file),
             // Without a file every setting has a default, so it may be absent.
             None => Some(project_dir.join(CONFIG_FILE_NAME)).filter(|file| file.exists()),
@@ -167,34 +151,34 @@ impl Settings {
         // variable never lurks until the flag is dropped.
         let stage = STAGE
             .check_flag(cli.stage.clone())?
-            .or(STAGE.check_env(&env)?)
-            .unwrap_or_else(|| DEFAULT_STAGE.to_owned());
+            .or(STAGE.check_env(&env)?);
+        let stage = value(stage).unwrap_or_else(|| DEFAULT_STAGE.to_owned());
         let flags = Layer::from_flags(cli)?;
         let vars = Layer::from_env(&env)?;
         let file = match &config_file {
-            Some(path) => ConfigFile::load(path)?,
-            None => ConfigFile::default(),
+            Some(path) => load(path, &stage)?,
+            None => Layer::default(),
         };
 
-        let merged = flags.over(vars.over(file.for_stage(&stage)));
+        let merged = flags.over(vars.over(file));
+        let (profile, profile_origin) = merged.profile.unzip();
         Ok(Settings {
             project_dir,
             project_dir_origin,
             config_file,
-            stack: merged.stack.unwrap_or_else(|| DEFAULT_STACK.to_owned()),
+            stack: value(merged.stack).unwrap_or_else(|| DEFAULT_STACK.to_owned()),
             stage,
-            region: merged.region,
-            profile: merged.profile,
-            profile_origin: merged.profile_origin,
-            endpoint_url: merged.endpoint_url,
-            account: merged.account,
+            region: value(merged.region),
+            profile,
+            profile_origin,
+            endpoint_url: value(merged.endpoint_url),
+            account: value(merged.account),
             lambda: LambdaSettings {
-                runtime: merged.runtime.unwrap_or_else(|| DEFAULT_RUNTIME.to_owned()),
-                memory_mb: merged.memory_mb.unwrap_or(DEFAULT_MEMORY_MB),
-                timeout_s: merged.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S),
+                runtime: value(merged.runtime).unwrap_or_else(|| DEFAULT_RUNTIME.to_owned()),
+                memory_mb: value(merged.memory_mb).unwrap_or(DEFAULT_MEMORY_MB),
+                timeout_s: value(merged.timeout_s).unwrap_or(DEFAULT_TIMEOUT_S),
             },
-            log_retention_days: merged
-                .log_retention_days
+            log_retention_days: value(merged.log_retention_days)
                 .unwrap_or(DEFAULT_LOG_RETENTION_DAYS),
             tags: merged.tags,
             throttling: merged.throttling,
@@ -202,354 +186,287 @@ impl Settings {
     }
 }
 
-/// A path from the flag, else from the variable, with how to name it in an error.
+/// A path from the flag `--<name>`, else from the variable `STEPGATE_<NAME>`,
+/// with how to name it in an error. A path named explicitly must exist.
 fn explicit_path(
-    flag_value: &Option<PathBuf>,
-    flag: &str,
-    var: &str,
+    path: &Option<PathBuf>,
+    name: &str,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Option<(PathBuf, String)> {
-    match flag_value {
-        Some(path) => Some((path.clone(), format!("{flag} {}", path.display()))),
-        None => env(var).map(|value| (PathBuf::from(&value), format!("{var}={value}"))),
+    exists: fn(&Path) -> bool,
+) -> Result<Option<(PathBuf, String)>, ConfigError> {
+    let given = match path {
+        Some(path) => Some((path.clone(), format!("{} {}", flag(name), path.display()))),
+        None => env(&var(name)).map(|raw| (PathBuf::from(&raw), format!("{}={raw}", var(name)))),
+    };
+    match given {
+        Some((path, origin)) if !exists(&path) => Err(ConfigError::NotFound {
+            origin,
+            what: if name == "config" {
+                "file"
+            } else {
+                "directory"
+            },
+        }),
+        given => Ok(given),
     }
 }
 
-/// The values one layer gives; `None` leaves a setting to the layers below.
-#[derive(Default)]
-struct Layer {
-    stack: Option<String>,
-    region: Option<String>,
-    profile: Option<String>,
-    /// Where `profile` came from, shown as in errors.
-    profile_origin: Option<String>,
-    endpoint_url: Option<String>,
-    account: Option<String>,
-    runtime: Option<String>,
-    memory_mb: Option<i32>,
-    timeout_s: Option<i32>,
-    log_retention_days: Option<i32>,
-    tags: BTreeMap<String, String>,
-    throttling: Option<Throttling>,
+/// The flag and the variable that give the setting `name` (`log_retention_days`:
+/// `--log-retention-days`, `STEPGATE_LOG_RETENTION_DAYS`).
+fn flag(name: &str) -> String {
+    format!("--{}", name.replace('_', "-"))
 }
 
-impl Layer {
-    /// `self` over `below`, key by key: tags merge, throttling is replaced whole.
-    fn over(self, below: Layer) -> Layer {
-        let mut tags = below.tags;
-        tags.extend(self.tags);
-        let (profile, profile_origin) = match self.profile {
-            Some(profile) => (Some(profile), self.profile_origin),
-            None => (below.profile, below.profile_origin),
-        };
-        Layer {
-            stack: self.stack.or(below.stack),
-            region: self.region.or(below.region),
-            profile,
-            profile_origin,
-            endpoint_url: self.endpoint_url.or(below.endpoint_url),
-            account: self.account.or(below.account),
-            runtime: self.runtime.or(below.runtime),
-            memory_mb: self.memory_mb.or(below.memory_mb),
-            timeout_s: self.timeout_s.or(below.timeout_s),
-            log_retention_days: self.log_retention_days.or(below.log_retention_days),
-            tags,
-            throttling: self.throttling.or(below.throttling),
+fn var(name: &str) -> String {
+    format!("STEPGATE_{}", name.to_uppercase())
+}
+
+/// A value with where it was given, as errors name it: `--stage "x"`,
+/// `STEPGATE_STAGE=x` or `stepgate.toml line 3: region = "x"`.
+type Given<T> = Option<(T, String)>;
+
+fn value<T>(given: Given<T>) -> Option<T> {
+    given.map(|(value, _)| value)
+}
+
+/// Declares `Layer`, the values one layer gives (`None` leaves a setting to
+/// the layers below), with the layers the command line and the environment
+/// give. Each of these settings is named once, with its `Field`.
+macro_rules! layer {
+    ($($name:ident: $type:ty = $field:ident,)*) => {
+        #[derive(Default)]
+        struct Layer {
+            $($name: Given<$type>,)*
+            tags: BTreeMap<String, String>,
+            throttling: Option<Throttling>,
         }
-    }
 
-    fn from_flags(cli: &Overrides) -> Result<Layer, ConfigError> {
-        Ok(Layer {
-            stack: STACK.check_flag(cli.stack.clone())?,
-            region: REGION.check_flag(cli.region.clone())?,
-            profile: PROFILE.check_flag(cli.profile.clone())?,
-            profile_origin: cli
-                .profile
-                .as_ref()
-                .map(|p| Origin::Flag(PROFILE.flag).show(p)),
-            endpoint_url: ENDPOINT_URL.check_flag(cli.endpoint_url.clone())?,
-            account: ACCOUNT.check_flag(cli.account.clone())?,
-            runtime: RUNTIME.check_flag(cli.runtime.clone())?,
-            memory_mb: MEMORY.check_flag(cli.memory_mb)?,
-            timeout_s: TIMEOUT.check_flag(cli.timeout_s)?,
-            log_retention_days: LOG_RETENTION.check_flag(cli.log_retention_days)?,
-            ..Layer::default()
-        })
-    }
+        impl Layer {
+            /// `self` over `below`, key by key: tags merge, throttling is replaced whole.
+            fn over(self, below: Layer) -> Layer {
+                let mut tags = below.tags;
+                tags.extend(self.tags);
+                let throttling = self.throttling.or(below.throttling);
+                Layer { $($name: self.$name.or(below.$name),)* tags, throttling }
+            }
 
-    fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Layer, ConfigError> {
-        Ok(Layer {
-            stack: STACK.check_env(env)?,
-            region: REGION.check_env(env)?,
-            profile: PROFILE.check_env(env)?,
-            profile_origin: env(PROFILE.var).map(|raw| format!("{}={raw}", PROFILE.var)),
-            endpoint_url: ENDPOINT_URL.check_env(env)?,
-            account: ACCOUNT.check_env(env)?,
-            runtime: RUNTIME.check_env(env)?,
-            memory_mb: MEMORY.check_env(env)?,
-            timeout_s: TIMEOUT.check_env(env)?,
-            log_retention_days: LOG_RETENTION.check_env(env)?,
-            ..Layer::default()
-        })
-    }
-}
+            fn from_flags(cli: &Overrides) -> Result<Layer, ConfigError> {
+                Ok(Layer {
+                    $($name: $field.check_flag(Clone::clone(&cli.$name))?,)*
+                    ..Layer::default()
+                })
+            }
 
-/// Where a value came from, to point at it in an error.
-enum Origin<'a> {
-    Flag(&'static str),
-    Env { var: &'static str, raw: &'a str },
-    File { at: String, key: &'static str },
-}
-
-impl Origin<'_> {
-    /// `--stage "x"`, `STEPGATE_STAGE=x` or `stepgate.toml line 3: region = "x"`.
-    fn show(&self, value: &dyn fmt::Debug) -> String {
-        match self {
-            Origin::Flag(flag) => format!("{flag} {value:?}"),
-            Origin::Env { var, raw } => format!("{var}={raw}"),
-            Origin::File { at, key } => format!("{at}: {key} = {value:?}"),
+            fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Layer, ConfigError> {
+                Ok(Layer { $($name: $field.check_env(env)?,)* ..Layer::default() })
+            }
         }
-    }
-
-    fn invalid(&self, value: &dyn fmt::Debug, problem: &str) -> ConfigError {
-        ConfigError::Invalid {
-            origin: self.show(value),
-            problem: problem.to_owned(),
-        }
-    }
+    };
 }
 
-/// A check a value must pass, and what to say when it does not.
-struct Rule<T> {
+layer! {
+    stack: String = STACK,
+    region: String = REGION,
+    profile: String = PROFILE,
+    endpoint_url: String = ENDPOINT_URL,
+    account: String = ACCOUNT,
+    runtime: String = RUNTIME,
+    memory_mb: i32 = MEMORY,
+    timeout_s: i32 = TIMEOUT,
+    log_retention_days: i32 = LOG_RETENTION,
+}
+
+/// A setting and the rule its value must pass. Its `name` is its file key,
+/// and names its flag and variable.
+struct Field<T> {
+    name: &'static str,
     ok: fn(&T) -> bool,
     problem: &'static str,
     /// A more specific problem for some values (a deprecated runtime).
     detail: Option<fn(&T) -> Option<String>>,
 }
 
-impl<T: fmt::Debug> Rule<T> {
-    fn check(&self, value: T, origin: &Origin) -> Result<T, ConfigError> {
-        if (self.ok)(&value) {
-            return Ok(value);
-        }
-        match self.detail.and_then(|detail| detail(&value)) {
-            Some(problem) => Err(origin.invalid(&value, &problem)),
-            None => Err(origin.invalid(&value, self.problem)),
+impl<T: fmt::Debug + FromStr> Field<T> {
+    const fn new(name: &'static str, ok: fn(&T) -> bool, problem: &'static str) -> Field<T> {
+        Field {
+            name,
+            ok,
+            problem,
+            detail: None,
         }
     }
-}
 
-/// A setting the command line and environment can give, and the file under `key`.
-struct Field<T> {
-    flag: &'static str,
-    var: &'static str,
-    /// Empty for settings the file cannot give.
-    key: &'static str,
-    rule: Rule<T>,
-}
+    /// The value if it passes the rule, else an error naming it by `origin`.
+    fn check(&self, origin: String, value: T) -> Result<(T, String), ConfigError> {
+        if (self.ok)(&value) {
+            return Ok((value, origin));
+        }
+        let detail = self.detail.and_then(|detail| detail(&value));
+        Err(invalid(origin, detail.as_deref().unwrap_or(self.problem)))
+    }
 
-impl<T: fmt::Debug + FromStr> Field<T> {
-    fn check_flag(&self, value: Option<T>) -> Result<Option<T>, ConfigError> {
+    fn check_flag(&self, value: Option<T>) -> Result<Given<T>, ConfigError> {
+        let origin = |value: &T| format!("{} {value:?}", flag(self.name));
         value
-            .map(|value| self.rule.check(value, &Origin::Flag(self.flag)))
+            .map(|value| self.check(origin(&value), value))
             .transpose()
     }
 
-    fn check_env(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<T>, ConfigError> {
-        let Some(raw) = env(self.var) else {
+    fn check_env(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Given<T>, ConfigError> {
+        let var = var(self.name);
+        let Some(raw) = env(&var) else {
             return Ok(None);
         };
-        let origin = Origin::Env {
-            var: self.var,
-            raw: &raw,
-        };
+        let origin = format!("{var}={raw}");
         // Only numbers can fail to parse (String's FromStr cannot). Digits that
         // overflow i32 are out of range rather than "not a number".
-        let value = raw.parse().map_err(|_| {
+        let Ok(value) = raw.parse() else {
             let digits = raw.strip_prefix('-').unwrap_or(&raw);
-            let problem = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-                self.rule.problem
+            let overflow = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+            let problem = if overflow {
+                self.problem
             } else {
                 "is not a whole number"
             };
-            origin.invalid(&raw, problem)
-        })?;
-        self.rule.check(value, &origin).map(Some)
+            return Err(invalid(origin, problem));
+        };
+        self.check(origin, value).map(Some)
+    }
+
+    fn check_spanned(
+        &self,
+        file: &FileText,
+        value: Spanned<T>,
+    ) -> Result<(T, String), ConfigError> {
+        let origin = format!(
+            "{}: {} = {:?}",
+            file.at(value.span()),
+            self.name,
+            value.get_ref()
+        );
+        self.check(origin, value.into_inner())
     }
 
     fn check_file(
         &self,
         file: &FileText,
         value: Option<Spanned<T>>,
-    ) -> Result<Option<T>, ConfigError> {
+    ) -> Result<Given<T>, ConfigError> {
         value
-            .map(|value| {
-                let origin = file.origin(value.span(), self.key);
-                self.rule.check(value.into_inner(), &origin)
-            })
+            .map(|value| self.check_spanned(file, value))
             .transpose()
     }
 }
 
-const STACK: Field<String> = Field {
-    flag: "--stack",
-    var: "STEPGATE_STACK",
-    key: "stack",
-    rule: Rule {
-        ok: |s| {
-            s.len() <= 24
-                && s.starts_with(|c: char| c.is_ascii_alphabetic())
-                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        },
-        problem: "is not valid: start with a letter, then use letters, digits or '-' (at most 24 characters)",
-        detail: None,
-    },
-};
-
-const STAGE: Field<String> = Field {
-    flag: "--stage",
-    var: "STEPGATE_STAGE",
-    key: "",
-    rule: Rule {
-        ok: |s| is_stage_name(s),
-        problem: "is not valid: use letters, digits, '-' or '_' (at most 32 characters)",
-        detail: None,
-    },
-};
-
-const REGION: Field<String> = Field {
-    flag: "--region",
-    var: "STEPGATE_REGION",
-    key: "region",
-    rule: Rule {
-        ok: |s| {
-            let parts: Vec<&str> = s.split('-').collect();
-            parts.len() >= 3
-                && parts.iter().all(|part| {
-                    !part.is_empty()
-                        && part
-                            .bytes()
-                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-                })
-        },
-        problem: "is not an AWS region: expected a name like us-east-1 or eu-central-2",
-        detail: None,
-    },
-};
-
-const PROFILE: Field<String> = Field {
-    flag: "--profile",
-    var: "STEPGATE_PROFILE",
-    key: "profile",
-    rule: Rule {
-        ok: |s| !s.is_empty(),
-        problem: "is empty: name a profile from the AWS config or credentials file",
-        detail: None,
-    },
-};
-
-const ENDPOINT_URL: Field<String> = Field {
-    flag: "--endpoint-url",
-    var: "STEPGATE_ENDPOINT_URL",
-    key: "",
-    rule: Rule {
-        ok: |s| {
-            ["http://", "https://"]
-                .iter()
-                .any(|scheme| s.strip_prefix(scheme).is_some_and(|rest| !rest.is_empty()))
-        },
-        problem: "is not a URL: it must start with http:// or https://",
-        detail: None,
-    },
-};
-
-const ACCOUNT: Field<String> = Field {
-    flag: "--account",
-    var: "STEPGATE_ACCOUNT",
-    key: "account",
-    rule: Rule {
-        ok: |s| s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()),
-        problem: "is not an AWS account ID: it must be exactly 12 digits",
-        detail: None,
-    },
-};
-
-const RUNTIME: Field<String> = Field {
-    flag: "--runtime",
-    var: "STEPGATE_RUNTIME",
-    key: "runtime",
-    rule: Rule {
-        ok: |s| runtime::is_supported(s),
-        problem: runtime::UNSUPPORTED,
-        detail: Some(|s| runtime::deprecation(s)),
-    },
-};
-
-const MEMORY: Field<i32> = Field {
-    flag: "--memory",
-    var: "STEPGATE_MEMORY",
-    key: "memory",
-    rule: Rule {
-        ok: |mb| (128..=10240).contains(mb),
-        problem: "is out of range; Lambda memory must be 128..=10240 MB",
-        detail: None,
-    },
-};
-
-const TIMEOUT: Field<i32> = Field {
-    flag: "--timeout",
-    var: "STEPGATE_TIMEOUT",
-    key: "timeout",
-    rule: Rule {
-        ok: |s| (1..=900).contains(s),
-        problem: "is out of range; a Lambda timeout must be 1..=900 seconds",
-        detail: None,
-    },
-};
-
-const LOG_RETENTION: Field<i32> = Field {
-    flag: "--log-retention-days",
-    var: "STEPGATE_LOG_RETENTION_DAYS",
-    key: "log_retention_days",
-    rule: Rule {
-        ok: |days| LOG_RETENTION_DAYS.contains(days),
-        problem: "is not a retention CloudWatch Logs allows; use one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653",
-        detail: None,
-    },
-};
-
-const BURST_LIMIT: Rule<i32> = Rule {
-    ok: |burst| *burst >= 0,
-    problem: "is negative; burst_limit must be 0 or more",
-    detail: None,
-};
-
-const RATE_LIMIT: Rule<f64> = Rule {
-    ok: |rate| rate.is_finite() && *rate >= 0.0,
-    problem: "is not allowed; rate_limit must be a finite number, 0 or more",
-    detail: None,
-};
-
-fn is_stage_name(s: &str) -> bool {
-    (1..=32).contains(&s.len())
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+fn invalid(origin: String, problem: &str) -> ConfigError {
+    ConfigError::Invalid {
+        origin,
+        problem: problem.to_owned(),
+    }
 }
 
+const STACK: Field<String> = Field::new(
+    "stack",
+    |s| {
+        s.len() <= 24
+            && s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    },
+    "is not valid: start with a letter, then use letters, digits or '-' (at most 24 characters)",
+);
+
+const STAGE: Field<String> = Field::new(
+    "stage",
+    |s| {
+        (1..=32).contains(&s.len())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    },
+    "is not valid: use letters, digits, '-' or '_' (at most 32 characters)",
+);
+
+const REGION: Field<String> = Field::new(
+    "region",
+    |s| {
+        let parts: Vec<&str> = s.split('-').collect();
+        parts.len() >= 3
+            && parts.iter().all(|part| {
+                !part.is_empty()
+                    && part
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            })
+    },
+    "is not an AWS region: expected a name like us-east-1 or eu-central-2",
+);
+
+const PROFILE: Field<String> = Field::new(
+    "profile",
+    |s| !s.is_empty(),
+    "is empty: name a profile from the AWS config or credentials file",
+);
+
+const ENDPOINT_URL: Field<String> = Field::new(
+    "endpoint_url",
+    |s| {
+        ["http://", "https://"]
+            .iter()
+            .any(|scheme| s.strip_prefix(scheme).is_some_and(|rest| !rest.is_empty()))
+    },
+    "is not a URL: it must start with http:// or https://",
+);
+
+const ACCOUNT: Field<String> = Field::new(
+    "account",
+    |s| s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()),
+    "is not an AWS account ID: it must be exactly 12 digits",
+);
+
+const RUNTIME: Field<String> = Field {
+    name: "runtime",
+    ok: |s| runtime::is_supported(s),
+    problem: runtime::UNSUPPORTED,
+    detail: Some(|s| runtime::deprecation(s)),
+};
+
+const MEMORY: Field<i32> = Field::new(
+    "memory",
+    |mb| (128..=10240).contains(mb),
+    "is out of range; Lambda memory must be 128..=10240 MB",
+);
+
+const TIMEOUT: Field<i32> = Field::new(
+    "timeout",
+    |s| (1..=900).contains(s),
+    "is out of range; a Lambda timeout must be 1..=900 seconds",
+);
+
+const LOG_RETENTION: Field<i32> = Field::new("log_retention_days", |days| LOG_RETENTION_DAYS.contains(days), "is not a retention CloudWatch Logs allows; use one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653");
+
+const BURST_LIMIT: Field<i32> = Field::new(
+    "burst_limit",
+    |burst| *burst >= 0,
+    "is negative; burst_limit must be 0 or more",
+);
+
+const RATE_LIMIT: Field<f64> = Field::new(
+    "rate_limit",
+    |rate| rate.is_finite() && *rate >= 0.0,
+    "is not allowed; rate_limit must be a finite number, 0 or more",
+);
+
 /// `stepgate.toml` as written. Spans let errors name the line.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
 struct RawFile {
     stack: Option<Spanned<String>>,
-    #[serde(default)]
     defaults: RawSection,
-    #[serde(default)]
     stages: BTreeMap<Spanned<String>, RawSection>,
 }
 
 /// `[defaults]` or one `[stages.NAME]`.
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 struct RawSection {
     region: Option<Spanned<String>>,
     account: Option<Spanned<String>>,
@@ -557,7 +474,6 @@ struct RawSection {
     memory: Option<Spanned<i32>>,
     timeout: Option<Spanned<i32>>,
     log_retention_days: Option<Spanned<i32>>,
-    #[serde(default)]
     tags: BTreeMap<Spanned<String>, Spanned<String>>,
     throttling: Option<RawThrottling>,
     profile: Option<Spanned<String>>,
@@ -570,55 +486,39 @@ struct RawThrottling {
     rate_limit: Spanned<f64>,
 }
 
-/// The config file, validated: `[defaults]` (carrying the top-level `stack`)
-/// and each `[stages.NAME]`.
-#[derive(Default)]
-struct ConfigFile {
-    defaults: Layer,
-    stages: BTreeMap<String, Layer>,
-}
+/// Reads and validates the whole config file, every stage's section
+/// included, so a mistake is caught whichever stage runs. Gives `stage`'s
+/// section over `[defaults]` (which carries the top-level `stack`); a stage
+/// without a section gets `[defaults]`.
+fn load(path: &Path, stage: &str) -> Result<Layer, ConfigError> {
+    let text = crate::limits::read_text(path, DOCUMENT_BYTES).map_err(|error| match error {
+        ReadError::TooLarge { limit } => ConfigError::TooLarge {
+            path: path.to_owned(),
+            limit,
+        },
+        ReadError::Io(error) => ConfigError::Unreadable {
+            path: path.to_owned(),
+            error,
+        },
+    })?;
+    let file = FileText { path, text: &text };
+    let raw: RawFile = toml::from_str(&text).map_err(|error| file.syntax_error(&error))?;
 
-impl ConfigFile {
-    /// Reads and validates the whole file, every stage's section included,
-    /// so a mistake is caught whichever stage runs.
-    fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
-        let text = crate::limits::read_text(path, DOCUMENT_BYTES).map_err(|error| match error {
-            ReadError::TooLarge { limit } => ConfigError::TooLarge {
-                path: path.to_owned(),
-                limit,
-            },
-            ReadError::Io(error) => ConfigError::Unreadable {
-                path: path.to_owned(),
-                error,
-            },
-        })?;
-        let file = FileText { path, text: &text };
-        let raw: RawFile = toml::from_str(&text).map_err(|error| file.syntax_error(&error))?;
-
-        let mut defaults = file.section(raw.defaults, "defaults", &BTreeMap::new())?;
-        defaults.stack = STACK.check_file(&file, raw.stack)?;
-        let mut stages = BTreeMap::new();
-        for (name, section) in raw.stages {
-            let table = format!("stages.{}", toml_key(name.get_ref()));
-            if !is_stage_name(name.get_ref()) {
-                return Err(ConfigError::Invalid {
-                    origin: format!("{}: [{table}]", file.at(name.span())),
-                    problem: STAGE.rule.problem.to_owned(),
-                });
-            }
-            let layer = file.section(section, &table, &defaults.tags)?;
-            stages.insert(name.into_inner(), layer);
+    let mut defaults = file.section(raw.defaults, "defaults", &BTreeMap::new())?;
+    defaults.stack = STACK.check_file(&file, raw.stack)?;
+    let mut chosen = Layer::default();
+    for (name, section) in raw.stages {
+        let table = format!("stages.{}", toml_key(name.get_ref()));
+        if !(STAGE.ok)(name.get_ref()) {
+            let origin = format!("{}: [{table}]", file.at(name.span()));
+            return Err(invalid(origin, STAGE.problem));
         }
-        Ok(ConfigFile { defaults, stages })
+        let layer = file.section(section, &table, &defaults.tags)?;
+        if name.get_ref() == stage {
+            chosen = layer;
+        }
     }
-
-    /// The stage's section over `[defaults]`; a stage without one gets `[defaults]`.
-    fn for_stage(mut self, stage: &str) -> Layer {
-        self.stages
-            .remove(stage)
-            .unwrap_or_default()
-            .over(self.defaults)
-    }
+    Ok(chosen.over(defaults))
 }
 
 /// A config file's path and text, to turn spans into "path line N".
@@ -632,13 +532,6 @@ impl FileText<'_> {
         let before = &self.text.as_bytes()[..span.start.min(self.text.len())];
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
         format!("{} line {line}", self.path.display())
-    }
-
-    fn origin(&self, span: Range<usize>, key: &'static str) -> Origin<'static> {
-        Origin::File {
-            at: self.at(span),
-            key,
-        }
     }
 
     fn section(
@@ -656,21 +549,15 @@ impl FileText<'_> {
             log_retention_days: LOG_RETENTION.check_file(self, raw.log_retention_days)?,
             tags: self.tags(raw.tags, table, inherited_tags)?,
             throttling: raw.throttling.map(|raw| self.throttling(raw)).transpose()?,
-            profile_origin: raw
-                .profile
-                .as_ref()
-                .map(|p| self.origin(p.span(), PROFILE.key).show(p.get_ref())),
             profile: PROFILE.check_file(self, raw.profile)?,
             ..Layer::default()
         })
     }
 
     fn throttling(&self, raw: RawThrottling) -> Result<Throttling, ConfigError> {
-        let burst_origin = self.origin(raw.burst_limit.span(), "burst_limit");
-        let rate_origin = self.origin(raw.rate_limit.span(), "rate_limit");
         Ok(Throttling {
-            burst_limit: BURST_LIMIT.check(raw.burst_limit.into_inner(), &burst_origin)?,
-            rate_limit: RATE_LIMIT.check(raw.rate_limit.into_inner(), &rate_origin)?,
+            burst_limit: BURST_LIMIT.check_spanned(self, raw.burst_limit)?.0,
+            rate_limit: RATE_LIMIT.check_spanned(self, raw.rate_limit)?.0,
         })
     }
 
@@ -682,55 +569,29 @@ impl FileText<'_> {
         table: &str,
         inherited: &BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, String>, ConfigError> {
-        let first_start = raw.keys().map(|key| key.span().start).min();
-        let mut total = inherited.clone();
+        let start = raw.keys().map(|key| key.span().start).min();
         let mut tags = BTreeMap::new();
         for (key, value) in raw {
-            let origin = format!("{}: tag {:?}", self.at(key.span()), key.get_ref());
-            let invalid = |problem: String| ConfigError::Invalid {
-                origin: origin.clone(),
-                problem,
-            };
-            let key_chars = key.get_ref().chars().count();
-            if !(1..=128).contains(&key_chars) {
-                return Err(invalid(format!(
-                    "has a key of {key_chars} characters; tag keys must be 1..=128 characters"
-                )));
+            if let Some(problem) = tag_problem(key.get_ref(), value.get_ref()) {
+                let origin = format!("{}: tag {:?}", self.at(key.span()), key.get_ref());
+                return Err(invalid(origin, &problem));
             }
-            let lowercase = key.get_ref().to_lowercase();
-            if RESERVED_TAG_PREFIXES
-                .iter()
-                .any(|prefix| lowercase.starts_with(prefix))
-            {
-                return Err(invalid(
-                    "is reserved: tag keys may not start with \"aws:\" or \"stepgate:\"".to_owned(),
-                ));
-            }
-            for (text, part) in [(key.get_ref(), "keys"), (value.get_ref(), "values")] {
-                if let Some(c) = crate::checks::tags::refused_char(text) {
-                    return Err(invalid(format!(
-                        "has a character AWS does not allow in tag {part} ({c:?}); use letters, digits, spaces and _ . : / = + - @"
-                    )));
-                }
-            }
-            let value_chars = value.get_ref().chars().count();
-            if value_chars > 256 {
-                return Err(invalid(format!(
-                    "has a value of {value_chars} characters; tag values may have at most 256"
-                )));
-            }
-            total.insert(key.get_ref().clone(), value.get_ref().clone());
             tags.insert(key.into_inner(), value.into_inner());
         }
-        if total.len() > MAX_EXTRA_TAGS {
-            let start = first_start.unwrap_or_default();
-            return Err(ConfigError::Invalid {
-                origin: format!("{}: [{table}.tags]", self.at(start..start)),
-                problem: format!(
-                    "brings the stage to {} tags; at most {MAX_EXTRA_TAGS} extra tags are allowed",
-                    total.len()
-                ),
-            });
+        let total = inherited
+            .keys()
+            .chain(tags.keys())
+            .collect::<BTreeSet<_>>()
+            .len();
+        if total > MAX_EXTRA_TAGS {
+            let start = start.unwrap_or_default();
+            let origin = format!("{}: [{table}.tags]", self.at(start..start));
+            return Err(invalid(
+                origin,
+                &format!(
+                "brings the stage to {total} tags; at most {MAX_EXTRA_TAGS} extra tags are allowed"
+            ),
+            ));
         }
         Ok(tags)
     }
@@ -738,7 +599,10 @@ impl FileText<'_> {
     /// Turns toml's error, which spans several lines, into one line that
     /// names the line and the key.
     fn syntax_error(&self, error: &toml::de::Error) -> ConfigError {
-        let message = one_line(error.message())
+        let message = (error.message().lines().map(str::trim))
+            .filter(|line| !line.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ")
             .replace("expected i32", "expected a whole number")
             .replace("expected f64", "expected a number");
         let Some(span) = error.span() else {
@@ -777,13 +641,35 @@ impl FileText<'_> {
     }
 }
 
-fn one_line(message: &str) -> String {
-    message
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ")
+/// What AWS or stepgate would refuse in a tag, if anything.
+fn tag_problem(key: &str, value: &str) -> Option<String> {
+    let (key_chars, value_chars) = (key.chars().count(), value.chars().count());
+    if !(1..=128).contains(&key_chars) {
+        return Some(format!(
+            "has a key of {key_chars} characters; tag keys must be 1..=128 characters"
+        ));
+    }
+    let lowercase = key.to_lowercase();
+    if RESERVED_TAG_PREFIXES
+        .iter()
+        .any(|prefix| lowercase.starts_with(prefix))
+    {
+        return Some(
+            "is reserved: tag keys may not start with \"aws:\" or \"stepgate:\"".to_owned(),
+        );
+    }
+    let refused = |text, part| {
+        crate::checks::tags::refused_char(text).map(|c| format!(
+            "has a character AWS does not allow in tag {part} ({c:?}); use letters, digits, spaces and _ . : / = + - @"
+        ))
+    };
+    refused(key, "keys")
+        .or_else(|| refused(value, "values"))
+        .or_else(|| {
+            (value_chars > 256).then(|| {
+                format!("has a value of {value_chars} characters; tag values may have at most 256")
+            })
+        })
 }
 
 /// A key as TOML would write it: bare when it can be, else quoted.
@@ -803,750 +689,24 @@ fn toml_key(key: &str) -> String {
 /// to the key whose value is written there, that key last. Handles headers,
 /// dotted keys and inline tables alike.
 fn key_path(text: &str, span: &Range<usize>) -> Option<Vec<String>> {
-    fn find(tree: &KeyTree, text: &str, span: &Range<usize>) -> Option<Vec<String>> {
-        tree.0.iter().find_map(|(key, child)| {
-            let names_span = key.span() == *span
+    fn find(table: &dyn TableLike, text: &str, span: &Range<usize>) -> Option<Vec<String>> {
+        table.iter().find_map(|(name, item)| {
+            let key = table.key(name)?.span()?;
+            let names_span = key == *span
                 || text
-                    .get(key.span().end..span.start)
+                    .get(key.end..span.start)
                     .is_some_and(|between| between.trim() == "=");
             let mut path = if names_span {
                 Vec::new()
             } else {
-                find(child, text, span)?
+                find(item.as_table_like()?, text, span)?
             };
-            path.insert(0, toml_key(key.get_ref()));
+            path.insert(0, toml_key(name));
             Some(path)
         })
     }
-    find(&toml::from_str(text).ok()?, text, span)
-}
-
-/// Every key of a TOML document with where it was written, nested as the
-/// tables are; values other than tables are skipped.
-#[derive(Default)]
-struct KeyTree(Vec<(Spanned<String>, KeyTree)>);
-
-impl<'de> Deserialize<'de> for KeyTree {
-    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(KeyTreeVisitor)
-    }
-}
-
-struct KeyTreeVisitor;
-
-impl<'de> Visitor<'de> for KeyTreeVisitor {
-    type Value = KeyTree;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any TOML value")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<KeyTree, A::Error> {
-        let mut entries = Vec::new();
-        while let Some(key) = map.next_key()? {
-            entries.push((key, map.next_value()?));
-        }
-        Ok(KeyTree(entries))
-    }
-
-    // No setting lives in an array, so arrays (of tables) are skipped.
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<KeyTree, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(KeyTree::default())
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<KeyTree, E> {
-        Ok(KeyTree::default())
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<KeyTree, E> {
-        Ok(KeyTree::default())
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<KeyTree, E> {
-        Ok(KeyTree::default())
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<KeyTree, E> {
-        Ok(KeyTree::default())
-    }
+    find(ImDocument::parse(text).ok()?.as_table(), text, span)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// A fresh directory under the system temp dir, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new() -> TempDir {
-            static NEXT: AtomicUsize = AtomicUsize::new(0);
-            let path = std::env::temp_dir().join(format!(
-                "stepgate-config-test-{}-{}",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            ));
-            // A crashed run with the same pid may have left it behind.
-            let _ = std::fs::remove_dir_all(&path);
-            std::fs::create_dir_all(&path).unwrap();
-            TempDir(path)
-        }
-
-        fn write(&self, name: &str, text: &str) -> PathBuf {
-            let path = self.0.join(name);
-            std::fs::write(&path, text).unwrap();
-            path
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
-    fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(name, value)| (name.to_string(), value.to_string()))
-            .collect();
-        move |name| vars.get(name).cloned()
-    }
-
-    /// Resolves with `dir` as the project directory, so the repository's own
-    /// stepgate.toml is never picked up by accident.
-    fn resolve_in(
-        dir: &TempDir,
-        cli: Overrides,
-        vars: &[(&str, &str)],
-    ) -> Result<Settings, ConfigError> {
-        let cli = Overrides {
-            project_dir: Some(dir.0.clone()),
-            ..cli
-        };
-        Settings::resolve(&cli, &env_of(vars))
-    }
-
-    fn error_in(dir: &TempDir, cli: Overrides, vars: &[(&str, &str)]) -> String {
-        match resolve_in(dir, cli, vars) {
-            Ok(settings) => panic!("expected an error, got {settings:?}"),
-            Err(error) => error.to_string(),
-        }
-    }
-
-    fn stage(name: &str) -> Overrides {
-        Overrides {
-            stage: Some(name.to_owned()),
-            ..Overrides::default()
-        }
-    }
-
-    fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(key, value)| (key.to_string(), value.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn defaults_without_a_file() {
-        let dir = TempDir::new();
-        let settings = resolve_in(&dir, Overrides::default(), &[]).unwrap();
-        assert_eq!(
-            settings,
-            Settings {
-                project_dir: dir.0.clone(),
-                project_dir_origin: Some(format!("--project-dir {}", dir.0.display())),
-                config_file: None,
-                stack: "orders".into(),
-                stage: "dev".into(),
-                region: None,
-                profile: None,
-                profile_origin: None,
-                endpoint_url: None,
-                account: None,
-                lambda: LambdaSettings {
-                    runtime: "nodejs22.x".into(),
-                    memory_mb: 128,
-                    timeout_s: 10,
-                },
-                log_retention_days: 14,
-                tags: BTreeMap::new(),
-                throttling: None,
-            }
-        );
-    }
-
-    #[test]
-    fn command_line_beats_environment_beats_file_beats_defaults() {
-        let dir = TempDir::new();
-        dir.write(
-            "stepgate.toml",
-            r#"
-stack = "file-stack"
-[defaults]
-region = "eu-west-1"
-account = "111111111111"
-runtime = "nodejs22.x"
-memory = 256
-timeout = 20
-log_retention_days = 30
-"#,
-        );
-        let cli = Overrides {
-            region: Some("eu-west-3".into()),
-            profile: Some("cli-profile".into()),
-            runtime: Some("nodejs24.x".into()),
-            memory_mb: Some(1024),
-            ..Overrides::default()
-        };
-        let vars = [
-            ("STEPGATE_STACK", "env-stack"),
-            ("STEPGATE_REGION", "eu-west-2"),
-            ("STEPGATE_PROFILE", "env-profile"),
-            ("STEPGATE_ENDPOINT_URL", "http://127.0.0.1:4566"),
-            ("STEPGATE_ACCOUNT", "222222222222"),
-            ("STEPGATE_MEMORY", "512"),
-        ];
-        let settings = resolve_in(&dir, cli, &vars).unwrap();
-        // Command line over environment over file.
-        assert_eq!(settings.region.as_deref(), Some("eu-west-3"));
-        assert_eq!(settings.lambda.memory_mb, 1024);
-        // Command line over file.
-        assert_eq!(settings.lambda.runtime, "nodejs24.x");
-        // Command line over environment.
-        assert_eq!(settings.profile.as_deref(), Some("cli-profile"));
-        // Environment over file.
-        assert_eq!(settings.stack, "env-stack");
-        assert_eq!(settings.account.as_deref(), Some("222222222222"));
-        // Environment over default.
-        assert_eq!(
-            settings.endpoint_url.as_deref(),
-            Some("http://127.0.0.1:4566")
-        );
-        // File over defaults.
-        assert_eq!(settings.lambda.timeout_s, 20);
-        assert_eq!(settings.log_retention_days, 30);
-    }
-
-    const STAGED: &str = r#"
-[defaults]
-region = "us-east-1"
-memory = 256
-timeout = 30
-[defaults.tags]
-team = "payments"
-owner = "alice"
-[defaults.throttling]
-burst_limit = 100
-rate_limit = 50.0
-
-[stages.prod]
-region = "eu-west-1"
-memory = 1024
-[stages.prod.tags]
-owner = "bob"
-cost-center = "42"
-[stages.prod.throttling]
-burst_limit = 500
-rate_limit = 250
-"#;
-
-    #[test]
-    fn stage_section_overrides_defaults_and_merges_tags() {
-        let dir = TempDir::new();
-        dir.write("stepgate.toml", STAGED);
-
-        let prod = resolve_in(&dir, Overrides::default(), &[("STEPGATE_STAGE", "prod")]).unwrap();
-        assert_eq!(prod.stage, "prod");
-        assert_eq!(prod.region.as_deref(), Some("eu-west-1"));
-        assert_eq!(prod.lambda.memory_mb, 1024);
-        assert_eq!(
-            prod.lambda.timeout_s, 30,
-            "not in [stages.prod]: from [defaults]"
-        );
-        assert_eq!(
-            prod.tags,
-            tags(&[
-                ("team", "payments"),
-                ("owner", "bob"),
-                ("cost-center", "42")
-            ])
-        );
-        assert_eq!(
-            prod.throttling,
-            Some(Throttling {
-                burst_limit: 500,
-                rate_limit: 250.0
-            })
-        );
-
-        // A stage without a section gets [defaults]; --stage beats STEPGATE_STAGE.
-        let dev = resolve_in(&dir, stage("dev"), &[("STEPGATE_STAGE", "prod")]).unwrap();
-        assert_eq!(dev.stage, "dev");
-        assert_eq!(dev.region.as_deref(), Some("us-east-1"));
-        assert_eq!(dev.lambda.memory_mb, 256);
-        assert_eq!(dev.tags, tags(&[("team", "payments"), ("owner", "alice")]));
-        assert_eq!(
-            dev.throttling,
-            Some(Throttling {
-                burst_limit: 100,
-                rate_limit: 50.0
-            })
-        );
-    }
-
-    #[test]
-    fn the_profile_comes_from_any_layer_and_knows_where() {
-        let dir = TempDir::new();
-        let path = dir.write(
-            "stepgate.toml",
-            "[defaults]\nprofile = \"dev-account\"\n[stages.prod]\nprofile = \"prod-account\"\n",
-        );
-        let shown = path.display();
-        for (cli, vars, profile, origin) in [
-            (
-                stage("dev"),
-                &[][..],
-                "dev-account",
-                format!("{shown} line 2: profile = \"dev-account\""),
-            ),
-            (
-                stage("prod"),
-                &[],
-                "prod-account",
-                format!("{shown} line 4: profile = \"prod-account\""),
-            ),
-            (
-                stage("prod"),
-                &[("STEPGATE_PROFILE", "ops")],
-                "ops",
-                "STEPGATE_PROFILE=ops".to_string(),
-            ),
-            (
-                Overrides {
-                    profile: Some("mine".into()),
-                    ..stage("prod")
-                },
-                &[("STEPGATE_PROFILE", "ops")],
-                "mine",
-                "--profile \"mine\"".to_string(),
-            ),
-        ] {
-            let settings = resolve_in(&dir, cli, vars).unwrap();
-            assert_eq!(settings.profile.as_deref(), Some(profile));
-            assert_eq!(settings.profile_origin, Some(origin));
-        }
-        dir.write("stepgate.toml", "[stages.qa]\nprofile = \"\"\n");
-        assert!(error_in(&dir, Overrides::default(), &[])
-            .ends_with("line 2: profile = \"\" is empty: name a profile from the AWS config or credentials file"));
-    }
-
-    #[test]
-    fn unknown_key_names_file_line_and_table() {
-        let dir = TempDir::new();
-        let path = dir.write(
-            "stepgate.toml",
-            "stack = \"orders\"\n\n[defaults]\nmemory = 128\n\n[stages.prod]\nmemroy = 256\n",
-        );
-        let error = resolve_in(&dir, Overrides::default(), &[]).unwrap_err();
-        assert!(matches!(error, ConfigError::Syntax { .. }), "{error:?}");
-        assert_eq!(
-            error.to_string(),
-            format!(
-                "{} line 7: unknown key `memroy` in [stages.prod]; expected one of: \
-                 region, account, runtime, memory, timeout, log_retention_days, tags, throttling, profile",
-                path.display()
-            )
-        );
-
-        // The table is found however the file spells it.
-        for (text, expected) in [
-            (
-                "\nstak = \"orders\"\n",
-                "line 2: unknown key `stak` at the top level; expected one of: stack, defaults, stages",
-            ),
-            (
-                "[stages]\nqa = { timeout = 5, burst = 1 }\n",
-                "line 2: unknown key `burst` in [stages.qa]; expected one of: region,",
-            ),
-            (
-                "[defaults]\nthrottling.burst_limit = 1\nthrottling.rate_limit = 2\nthrottling.rate = 3\n",
-                "line 4: unknown key `rate` in [defaults.throttling]; expected one of: burst_limit, rate_limit",
-            ),
-        ] {
-            let path = dir.write("stepgate.toml", text);
-            let message = error_in(&dir, Overrides::default(), &[]);
-            assert!(
-                message.starts_with(&format!("{} {expected}", path.display())),
-                "{text:?} gave {message}"
-            );
-        }
-    }
-
-    #[test]
-    fn out_of_range_file_value_names_file_and_line() {
-        let dir = TempDir::new();
-        let path = dir.write(
-            "stepgate.toml",
-            "[defaults]\nmemory = 128\n\n[defaults.tags]\nteam = \"payments\"\n\n\
-             [stages.prod]\nregion = \"eu-west-1\"\nmemory = 64\n",
-        );
-        // The whole file is checked, not only the stage being run (dev here).
-        assert_eq!(
-            error_in(&dir, Overrides::default(), &[]),
-            format!(
-                "{} line 9: memory = 64 is out of range; Lambda memory must be 128..=10240 MB",
-                path.display()
-            )
-        );
-        // The command line overriding the value does not hide the mistake.
-        let cli = Overrides {
-            memory_mb: Some(256),
-            ..Overrides::default()
-        };
-        assert!(error_in(&dir, cli, &[]).contains("line 9: memory = 64"));
-    }
-
-    #[test]
-    fn malformed_file_gives_one_line_with_its_line_number() {
-        let dir = TempDir::new();
-        for (text, expected) in [
-            (
-                "[defaults]\ntimeout = \"ten\"\n",
-                "line 2: defaults.timeout: invalid type: string \"ten\", expected a whole number",
-            ),
-            (
-                "[defaults]\nthrottling = { burst_limit = 1 }\n",
-                "line 2: defaults.throttling: missing field `rate_limit`",
-            ),
-            ("[defaults]\n\n[stages.prod\n", "line 3: "),
-            (
-                "[defaults.throttling]\nburst_limit = 10\n",
-                "line 1: missing field `rate_limit`",
-            ),
-            (
-                "[stages.\"my stage\"]\nmemory = 256\n",
-                "line 1: [stages.\"my stage\"] is not valid: use letters, digits, '-' or '_'",
-            ),
-        ] {
-            let path = dir.write("stepgate.toml", text);
-            let message = error_in(&dir, Overrides::default(), &[]);
-            assert!(
-                message.starts_with(&format!("{} {expected}", path.display())),
-                "{text:?} gave {message}"
-            );
-            assert!(!message.contains('\n'), "{text:?} gave {message}");
-        }
-    }
-
-    #[test]
-    fn bad_environment_values_name_the_variable() {
-        let dir = TempDir::new();
-        for (var, value, expected) in [
-            ("STEPGATE_MEMORY", "abc", "STEPGATE_MEMORY=abc is not a whole number"),
-            (
-                "STEPGATE_MEMORY",
-                "64",
-                "STEPGATE_MEMORY=64 is out of range; Lambda memory must be 128..=10240 MB",
-            ),
-            (
-                "STEPGATE_TIMEOUT",
-                "99999999999",
-                "STEPGATE_TIMEOUT=99999999999 is out of range; a Lambda timeout must be 1..=900 seconds",
-            ),
-            (
-                "STEPGATE_ACCOUNT",
-                "1234",
-                "STEPGATE_ACCOUNT=1234 is not an AWS account ID: it must be exactly 12 digits",
-            ),
-        ] {
-            assert_eq!(
-                error_in(&dir, Overrides::default(), &[(var, value)]),
-                expected
-            );
-        }
-        // Checked even where the command line wins.
-        let cli = Overrides {
-            region: Some("us-east-1".into()),
-            ..Overrides::default()
-        };
-        assert!(error_in(&dir, cli, &[("STEPGATE_REGION", "Ireland")])
-            .starts_with("STEPGATE_REGION=Ireland is not an AWS region"));
-    }
-
-    #[test]
-    fn empty_environment_values_count_as_unset() {
-        let dir = TempDir::new();
-        let vars = [
-            ("STEPGATE_STAGE", ""),
-            ("STEPGATE_MEMORY", ""),
-            ("STEPGATE_CONFIG", ""),
-        ];
-        let settings = resolve_in(&dir, Overrides::default(), &vars).unwrap();
-        assert_eq!(settings.stage, "dev");
-        assert_eq!(settings.lambda.memory_mb, 128);
-        assert_eq!(settings.config_file, None);
-    }
-
-    #[test]
-    fn bad_stage_name_is_rejected() {
-        let dir = TempDir::new();
-        assert_eq!(
-            error_in(&dir, stage("my stage"), &[]),
-            "--stage \"my stage\" is not valid: use letters, digits, '-' or '_' (at most 32 characters)"
-        );
-        assert!(resolve_in(&dir, stage(&"s".repeat(32)), &[]).is_ok());
-        assert!(resolve_in(&dir, stage(&"s".repeat(33)), &[]).is_err());
-        assert!(
-            error_in(&dir, Overrides::default(), &[("STEPGATE_STAGE", "a.b")])
-                .starts_with("STEPGATE_STAGE=a.b is not valid")
-        );
-    }
-
-    #[test]
-    fn explicitly_named_config_must_exist() {
-        let dir = TempDir::new();
-        let missing = dir.0.join("nope.toml");
-        let cli = Overrides {
-            config: Some(missing.clone()),
-            ..Overrides::default()
-        };
-        let error = resolve_in(&dir, cli, &[]).unwrap_err();
-        assert!(matches!(error, ConfigError::NotFound { .. }), "{error:?}");
-        assert_eq!(
-            error.to_string(),
-            format!("--config {}: file not found", missing.display())
-        );
-
-        let var = missing.to_str().unwrap();
-        assert_eq!(
-            error_in(&dir, Overrides::default(), &[("STEPGATE_CONFIG", var)]),
-            format!("STEPGATE_CONFIG={var}: file not found")
-        );
-
-        let cli = Overrides {
-            project_dir: Some(missing.clone()),
-            ..Overrides::default()
-        };
-        assert_eq!(
-            Settings::resolve(&cli, &env_of(&[]))
-                .unwrap_err()
-                .to_string(),
-            format!("--project-dir {}: directory not found", missing.display())
-        );
-    }
-
-    #[test]
-    fn default_file_is_read_from_the_project_dir() {
-        let dir = TempDir::new();
-        let default_file = dir.write("stepgate.toml", "stack = \"shop\"\n");
-        let settings = resolve_in(&dir, Overrides::default(), &[]).unwrap();
-        assert_eq!(settings.stack, "shop");
-        assert_eq!(settings.config_file, Some(default_file));
-
-        // A config named explicitly replaces it.
-        let other = dir.write("other.toml", "stack = \"market\"\n");
-        let cli = Overrides {
-            config: Some(other.clone()),
-            ..Overrides::default()
-        };
-        let settings = resolve_in(&dir, cli, &[]).unwrap();
-        assert_eq!(settings.stack, "market");
-        assert_eq!(settings.config_file, Some(other));
-    }
-
-    #[test]
-    fn values_outside_the_rules_are_rejected() {
-        let dir = TempDir::new();
-        let stack = |v: &str| Overrides {
-            stack: Some(v.into()),
-            ..Default::default()
-        };
-        let region = |v: &str| Overrides {
-            region: Some(v.into()),
-            ..Default::default()
-        };
-        let profile = |v: &str| Overrides {
-            profile: Some(v.into()),
-            ..Default::default()
-        };
-        let endpoint = |v: &str| Overrides {
-            endpoint_url: Some(v.into()),
-            ..Default::default()
-        };
-        let account = |v: &str| Overrides {
-            account: Some(v.into()),
-            ..Default::default()
-        };
-        let runtime = |v: &str| Overrides {
-            runtime: Some(v.into()),
-            ..Default::default()
-        };
-        let memory = |v| Overrides {
-            memory_mb: Some(v),
-            ..Default::default()
-        };
-        let timeout = |v| Overrides {
-            timeout_s: Some(v),
-            ..Default::default()
-        };
-        let retention = |v| Overrides {
-            log_retention_days: Some(v),
-            ..Default::default()
-        };
-        let cases = [
-            (stack("a-1"), true),
-            (stack(&"a".repeat(24)), true),
-            (stack(&"a".repeat(25)), false),
-            (stack("1abc"), false),
-            (stack("my_stack"), false),
-            (region("us-gov-west-1"), true),
-            (region("cn-north-1"), true),
-            (region("eu-central-2"), true),
-            (region("us-east"), false),
-            (region("US-EAST-1"), false),
-            (region("us--1"), false),
-            (profile("work"), true),
-            (profile(""), false),
-            (endpoint("https://x.example"), true),
-            (endpoint("localhost:4566"), false),
-            (endpoint("http://"), false),
-            (account("012345678901"), true),
-            (account("12345678901"), false),
-            (account("12345678901a"), false),
-            (runtime("nodejs22.x"), true),
-            (runtime("nodejs24.x"), true),
-            (runtime("nodejs20.x"), false),
-            (runtime("nodejs14.x"), false),
-            (runtime("nodejs999.x"), false),
-            (runtime("python3.12"), false),
-            (runtime("nodejs.x"), false),
-            (runtime("nodejs22"), false),
-            (memory(128), true),
-            (memory(10240), true),
-            (memory(127), false),
-            (memory(10241), false),
-            (timeout(1), true),
-            (timeout(900), true),
-            (timeout(0), false),
-            (timeout(901), false),
-            (retention(3653), true),
-            (retention(2), false),
-        ];
-        for (cli, valid) in cases {
-            let result = resolve_in(&dir, cli.clone(), &[]);
-            assert_eq!(result.is_ok(), valid, "{cli:?} gave {result:?}");
-        }
-        let message = error_in(&dir, retention(2), &[]);
-        let allowed: Vec<String> = LOG_RETENTION_DAYS.iter().map(i32::to_string).collect();
-        assert!(message.ends_with(&allowed.join(", ")), "{message}");
-    }
-
-    #[test]
-    fn file_tags_and_throttling_are_checked() {
-        let dir = TempDir::new();
-        let many: String = (0..30).map(|i| format!("t{i} = \"x\"\n")).collect();
-        let more: String = (30..41).map(|i| format!("t{i} = \"x\"\n")).collect();
-        for (text, expected) in [
-            (
-                "[defaults.tags]\n\"aws:owner\" = \"me\"\n".to_owned(),
-                "line 2: tag \"aws:owner\" is reserved: tag keys may not start with \"aws:\" or \"stepgate:\"",
-            ),
-            (
-                "[stages.prod.tags]\n\"Stepgate:stack\" = \"x\"\n".to_owned(),
-                "line 2: tag \"Stepgate:stack\" is reserved",
-            ),
-            (
-                "[defaults.tags]\n\"cost#center\" = \"42\"\n".to_owned(),
-                "line 2: tag \"cost#center\" has a character AWS does not allow in tag keys ('#')",
-            ),
-            (
-                "[stages.prod.tags]\nteam = \"a|b\"\n".to_owned(),
-                "line 2: tag \"team\" has a character AWS does not allow in tag values ('|')",
-            ),
-            (
-                format!("[defaults.tags]\nnote = \"{}\"\n", "x".repeat(257)),
-                "line 2: tag \"note\" has a value of 257 characters; tag values may have at most 256",
-            ),
-            (
-                format!("[defaults.tags]\n{many}\n[stages.prod.tags]\n{more}"),
-                "line 34: [stages.prod.tags] brings the stage to 41 tags; at most 40 extra tags are allowed",
-            ),
-            (
-                "[defaults.throttling]\nburst_limit = -1\nrate_limit = 1.0\n".to_owned(),
-                "line 2: burst_limit = -1 is negative; burst_limit must be 0 or more",
-            ),
-            (
-                "[stages.prod.throttling]\nburst_limit = 1\nrate_limit = inf\n".to_owned(),
-                "line 3: rate_limit = inf is not allowed",
-            ),
-        ] {
-            let path = dir.write("stepgate.toml", &text);
-            let message = error_in(&dir, Overrides::default(), &[]);
-            assert!(
-                message.starts_with(&format!("{} {expected}", path.display())),
-                "{expected:?} gave {message}"
-            );
-        }
-        // Exactly at the limit is fine, and a tag may be 256 characters long.
-        let text = format!(
-            "[defaults.tags]\n{many}\n[stages.prod.tags]\n{}\nlong = \"{}\"\n",
-            (30..39)
-                .map(|i| format!("t{i} = \"x\"\n"))
-                .collect::<String>(),
-            "x".repeat(256)
-        );
-        dir.write("stepgate.toml", &text);
-        assert_eq!(resolve_in(&dir, stage("prod"), &[]).unwrap().tags.len(), 40);
-    }
-
-    /// The example at the repository root must describe the tutorial stack's
-    /// defaults exactly, and its commented-out settings must stay valid.
-    #[test]
-    fn repository_example_matches_the_defaults() {
-        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("stepgate.toml");
-        let dir = TempDir::new();
-        for name in ["dev", "prod"] {
-            let without = resolve_in(&dir, stage(name), &[]).unwrap();
-            let cli = Overrides {
-                config: Some(example.clone()),
-                ..stage(name)
-            };
-            let mut with = resolve_in(&dir, cli, &[]).unwrap();
-            assert_eq!(with.config_file.as_deref(), Some(example.as_path()));
-            with.config_file = None;
-            assert_eq!(with, without, "stage {name}");
-        }
-
-        // Settings are commented out as "# key = value" or "# [table]".
-        let text = std::fs::read_to_string(&example).unwrap();
-        let mut uncommented_lines = 0;
-        let uncommented: String = text
-            .lines()
-            .map(|line| match line.strip_prefix("# ") {
-                Some(rest)
-                    if rest.starts_with('[')
-                        || rest
-                            .split_once(" = ")
-                            .is_some_and(|(key, _)| toml_key(key) == key) =>
-                {
-                    uncommented_lines += 1;
-                    format!("{rest}\n")
-                }
-                _ => format!("{line}\n"),
-            })
-            .collect();
-        assert!(uncommented_lines >= 10, "{uncommented}");
-        let cli = Overrides {
-            config: Some(dir.write("uncommented.toml", &uncommented)),
-            ..stage("prod")
-        };
-        let prod = resolve_in(&dir, cli, &[]).unwrap();
-        assert_eq!(prod.region.as_deref(), Some("eu-west-1"));
-        assert_eq!(prod.lambda.memory_mb, 256);
-    }
-}
+mod tests;
