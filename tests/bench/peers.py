@@ -385,6 +385,7 @@ def bench(runs, tools, emulator, endpoint, proxy, warmup, model) -> int:
     figures = {t: {} for t in tools}  # tool -> step -> [seconds]
     calls = {t: {} for t in tools}  # tool -> step -> [AWS calls through the proxy]
     pid = os.getpid() % 100000
+    load_start = os.getloadavg()[0]
     work = BENCH / "work"
 
     def recorder(tool_name, timed=True):
@@ -417,6 +418,8 @@ def bench(runs, tools, emulator, endpoint, proxy, warmup, model) -> int:
             shutil.rmtree(tool.work, ignore_errors=True)
 
     report(runs, tools, figures, calls if proxy else None, model, verified)
+    print(f"Load average (1 min) at the start and end: {load_start:.1f}, {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cores.")
     BENCH.joinpath("results").mkdir(exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%dT%H%M%S")
     out = BENCH / "results" / f"peers-{'aws-model' if model else 'plain'}-{stamp}.json"

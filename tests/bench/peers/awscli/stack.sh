@@ -10,13 +10,14 @@
 # BASE names the resources as stepgate does for `{stack}-{stage}`: BASE-completeOrder,
 # BASE-{region}-lambda, /aws/lambda/BASE-completeOrder, BASE-OrderProcessor,
 # BASE-OrderProcessorAPI (stage "dev"). SRC is a directory with lambdas/, definitions/ and
-# policies/ laid out as in the repository. The CLI reads AWS_ENDPOINT_URL, AWS_REGION and the
-# credentials from the environment; with those unset it would run unchanged against AWS.
+# policies/ laid out as in the repository. The CLI reads AWS_ENDPOINT_URL, AWS_DEFAULT_REGION
+# (aws CLI v1 ignores AWS_REGION) and the credentials from the environment; without
+# AWS_ENDPOINT_URL it runs unchanged against AWS.
 set -euo pipefail
 
 cmd="${1:?usage: stack.sh deploy BASE SRC | teardown BASE}"
 base="${2:?BASE missing}"
-region="${AWS_REGION:-us-east-1}"
+region="${AWS_DEFAULT_REGION:-${AWS_REGION:-us-east-1}}"
 stage=dev
 functions=(completeOrder cancelOrder)
 retention=14
