@@ -9,6 +9,8 @@
 # milliseconds, so these measure stepgate's own overhead and call count,
 # not AWS's latency.
 set -euo pipefail
+# `--peers`: the same stack with the aws CLI, SAM and CDK too (tests/bench/peers.py; by hand only).
+[[ "${1:-}" != "--peers" ]] || exec python3 "$(dirname "${BASH_SOURCE[0]}")/bench/peers.py" "${@:2}"
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"

@@ -14,6 +14,8 @@ endpoint="http://127.0.0.1:$port"
 # events: Step Functions reports every execution status change to EventBridge and logs an ERROR
 # per execution when it is off. ssm: Parameter Store holds each stage's deploy lock.
 services="iam,lambda,stepfunctions,apigateway,sts,logs,events,ssm"
+# More services for other tools (tests/bench.sh --peers adds cloudformation,s3 for SAM and CDK).
+services="$services${STEPGATE_EMULATOR_EXTRA_SERVICES:+,$STEPGATE_EMULATOR_EXTRA_SERVICES}"
 start_timeout=120
 
 [[ -x "$py" ]] || { echo "no emulator venv: run tests/emulator/install.sh first" >&2; exit 1; }
