@@ -85,14 +85,17 @@ impl ClassifyRetry for RetryAfterHint {
     }
 }
 
-/// First wait, growth and ceiling: 0.25 s doubling to 8 s, about 60 s in all,
-/// which covers IAM propagation on AWS (usually under 10 s).
+/// First wait, growth and ceiling: 0.25 s doubling to 1 s, for at most 60 s
+/// in all, which covers IAM propagation on AWS (usually under 10 s). The
+/// ceiling is low because the wait is for something that clears at an
+/// unknown moment: with 1 s between tries a run starts at most 1 s after
+/// a role becomes usable (doubling to 8 s overshot a 5 s window by 2.75 s).
 const FIRST_DELAY: Duration = Duration::from_millis(250);
-const MAX_DELAY: Duration = Duration::from_secs(8);
-pub const MAX_ATTEMPTS: u32 = 11;
+const MAX_DELAY: Duration = Duration::from_secs(1);
+pub const CONSISTENCY_BUDGET: Duration = Duration::from_secs(60);
 
 /// Runs `op` until it succeeds, fails with an error `retryable` does not
-/// accept, or the attempts run out (then the last error is returned).
+/// accept, or `CONSISTENCY_BUDGET` is spent (then the last error is returned).
 pub async fn until_consistent<T, E, F, Fut>(
     retryable: impl Fn(&E) -> bool,
     mut op: F,
@@ -101,10 +104,13 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
+    let started = tokio::time::Instant::now();
     let mut attempt = 1;
     loop {
         match op().await {
-            Err(e) if attempt < MAX_ATTEMPTS && retryable(&e) => {
+            Err(e)
+                if started.elapsed() + backoff(attempt) <= CONSISTENCY_BUDGET && retryable(&e) =>
+            {
                 tokio::time::sleep(backoff(attempt)).await;
                 attempt += 1;
             }
@@ -146,7 +152,7 @@ where
     }
 }
 
-/// The wait after the `attempt`-th try (from 1): 0.25 s doubling to 8 s.
+/// The wait after the `attempt`-th try (from 1): 0.25 s doubling to 1 s.
 pub fn backoff(attempt: u32) -> Duration {
     FIRST_DELAY
         .saturating_mul(1 << attempt.saturating_sub(1).min(16))
@@ -224,8 +230,9 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn gives_up_after_bounded_attempts() {
+    async fn gives_up_when_the_budget_is_spent_and_never_waits_over_a_second() {
         let calls = Cell::new(0);
+        let started = tokio::time::Instant::now();
         let result: Result<(), &str> = until_consistent(
             |_: &&str| true,
             || {
@@ -235,6 +242,16 @@ mod tests {
         )
         .await;
         assert_eq!(result, Err("not yet"));
-        assert_eq!(calls.get(), MAX_ATTEMPTS);
+        assert!(
+            started.elapsed() <= CONSISTENCY_BUDGET,
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(started.elapsed() >= CONSISTENCY_BUDGET - MAX_DELAY);
+        // 0.25 s, 0.5 s, then one try a second.
+        assert!(calls.get() >= 58, "{}", calls.get());
+        assert_eq!(backoff(1), Duration::from_millis(250));
+        assert_eq!(backoff(3), MAX_DELAY);
+        assert_eq!(backoff(30), MAX_DELAY);
     }
 }
