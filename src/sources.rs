@@ -18,6 +18,7 @@ pub const DEFINITION_FILE: &str = "definitions/OrderProcessor.asl.json";
 
 #[derive(Clone, Debug)]
 pub struct RolePolicies {
+    /// With `${...}` placeholders still in.
     pub trust: Value,
     /// With `${...}` placeholders still in.
     pub permissions: Value,
@@ -170,6 +171,25 @@ mod tests {
         assert!(api.contains(&names.state_machine_arn()) && api.contains("states:StartExecution"));
         assert!(!api.contains("\"*\""));
         assert!(!render("lambda").contains("\"*\""));
+    }
+
+    #[test]
+    fn service_trust_is_limited_to_this_account_and_state_machine() {
+        let sources = Sources::load(Path::new(env!("CARGO_MANIFEST_DIR")), None).unwrap();
+        let names = Names::new("orders", "dev", "us-east-1", "123456789012");
+        let condition = |p: &str| {
+            template::substitute(&sources.policies[p].trust, &names.placeholders())["Statement"][0]
+                ["Condition"]
+                .clone()
+        };
+        let states = condition("states");
+        assert_eq!(states["StringEquals"]["aws:SourceAccount"], "123456789012");
+        assert_eq!(
+            states["ArnLike"]["aws:SourceArn"],
+            names.state_machine_arn()
+        );
+        let api = condition("apigateway");
+        assert_eq!(api["StringEquals"]["aws:SourceAccount"], "123456789012");
     }
 
     #[test]
