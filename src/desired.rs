@@ -80,6 +80,7 @@ impl Inputs<'_> {
             partition: names.partition.to_string(),
             state_machine_arn: names.state_machine_arn(),
             role_arn: names.role_arn(RoleFor::ApiGateway),
+            order_model: self.sources.order_model.clone(),
         }
     }
 
