@@ -112,6 +112,75 @@ pub enum Command {
         #[arg(long, value_name = "STATUS", conflicts_with = "order")]
         payment_status: Option<String>,
     },
+    /// List the state machine's recent executions, newest first.
+    ///
+    /// Each with its status, start, duration, the order's orderId and the
+    /// result (orderDetails.status of the output) or the error.
+    #[command(
+        after_help = "Example:\n  stepgate executions --stage prod --limit 5 --status FAILED"
+    )]
+    Executions {
+        #[command(flatten)]
+        common: Common,
+        /// How many of the most recent executions to list (1 to 1000)
+        #[arg(long, value_name = "N", default_value_t = 20,
+              value_parser = clap::value_parser!(u16).range(1..=1000))]
+        limit: u16,
+        /// Only executions with this status
+        #[arg(long, value_name = "STATUS", ignore_case = true,
+              value_parser = ["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"])]
+        status: Option<String>,
+    },
+    /// Print the stack's log events from CloudWatch Logs, oldest first.
+    ///
+    /// The functions' log groups and the state machine's, merged by time;
+    /// with --follow, new events as they come until Ctrl-C.
+    #[command(
+        after_help = "Example:\n  stepgate logs completeOrder --since 1h\n  stepgate logs --follow"
+    )]
+    Logs {
+        #[command(flatten)]
+        common: Common,
+        /// Whose logs: a function, or the state machine; all three without it
+        #[arg(value_enum)]
+        source: Option<LogSource>,
+        /// How far back to start (e.g. 30s, 10m, 2h)
+        #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+        since: std::time::Duration,
+        /// Keep polling for new events (every second) until Ctrl-C
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
+}
+
+/// The stack's log groups, by what writes to them.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogSource {
+    /// /aws/lambda/{stack}-{stage}-completeOrder
+    #[value(name = "completeOrder")]
+    CompleteOrder,
+    /// /aws/lambda/{stack}-{stage}-cancelOrder
+    #[value(name = "cancelOrder")]
+    CancelOrder,
+    /// /aws/vendedlogs/states/{stack}-{stage}-OrderProcessor
+    #[value(name = "states")]
+    States,
+}
+
+impl LogSource {
+    pub const ALL: [LogSource; 3] = [
+        LogSource::CompleteOrder,
+        LogSource::CancelOrder,
+        LogSource::States,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogSource::CompleteOrder => "completeOrder",
+            LogSource::CancelOrder => "cancelOrder",
+            LogSource::States => "states",
+        }
+    }
 }
 
 impl Command {
@@ -122,7 +191,9 @@ impl Command {
             | Command::Destroy { common, .. }
             | Command::Outputs { common }
             | Command::Unlock { common }
-            | Command::Invoke { common, .. } => common,
+            | Command::Invoke { common, .. }
+            | Command::Executions { common, .. }
+            | Command::Logs { common, .. } => common,
         }
     }
 }

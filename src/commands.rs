@@ -47,6 +47,15 @@ pub async fn run(command: Command, printer: &Printer) -> Result<Status> {
             payment_status,
             ..
         } => invoke(&settings, &order, payment_status.as_deref(), printer).await,
+        Command::Executions { limit, status, .. } => {
+            executions(&settings, limit.into(), status.as_deref(), printer).await
+        }
+        Command::Logs {
+            source,
+            since,
+            follow,
+            ..
+        } => logs(&settings, source, since, follow, printer).await,
     }
 }
 
@@ -79,6 +88,8 @@ fn report(command: &'static str, names: &Names, aws: &Aws, started: Instant) -> 
         aws_calls: Calls::from_counts(aws.calls.snapshot()),
         outputs: None,
         execution: None,
+        executions: None,
+        log_events: None,
         timing: None,
         lock: None,
         duration_seconds: started.elapsed().as_secs_f64(),
@@ -411,6 +422,180 @@ async fn invoke(
     } else {
         Status::Failed
     })
+}
+
+/// The stack's most recent executions, newest first.
+async fn executions(
+    settings: &Settings,
+    limit: usize,
+    status: Option<&str>,
+    printer: &Printer,
+) -> Result<Status> {
+    let started = Instant::now();
+    let (aws, names) = connect(settings).await?;
+    let status = status.map(str::to_ascii_uppercase);
+    let Some(list) =
+        sfn::recent_executions(&aws, &names.state_machine_arn(), limit, status.as_deref()).await?
+    else {
+        bail!("{}", not_deployed(&names));
+    };
+    let text = executions_text(&list);
+    let mut report = report("executions", &names, &aws, started);
+    report.executions = Some(list);
+    printer.result(&text, &report);
+    Ok(Status::Ok)
+}
+
+fn executions_text(list: &[sfn::ExecutionSummary]) -> String {
+    if list.is_empty() {
+        return "No executions.".to_string();
+    }
+    let mut out = format!(
+        "{:<10} {:<24} {:>9}  {:<12} {:<22} {}\n",
+        "STATUS", "START", "DURATION", "ORDER", "RESULT", "NAME"
+    );
+    for e in list {
+        let result = e
+            .result
+            .clone()
+            .or_else(|| e.error.clone())
+            .unwrap_or_else(|| "-".to_string());
+        out.push_str(&format!(
+            "{:<10} {:<24} {:>8.2}s  {:<12} {:<22} {}\n",
+            e.status,
+            e.start,
+            e.duration_seconds,
+            e.order_id.as_deref().unwrap_or("-"),
+            result,
+            e.name
+        ));
+    }
+    out.trim_end().to_string()
+}
+
+/// How often `logs --follow` asks for new events.
+const FOLLOW_EVERY: Duration = Duration::from_secs(1);
+
+/// The stack's log events since `since` ago, oldest first; with `follow`,
+/// then every second the new ones, until Ctrl-C or SIGTERM.
+async fn logs(
+    settings: &Settings,
+    source: Option<crate::cli::LogSource>,
+    since: Duration,
+    follow: bool,
+    printer: &Printer,
+) -> Result<Status> {
+    use crate::cli::LogSource;
+    let started = Instant::now();
+    if follow && printer.format == crate::output::Format::Json {
+        bail!("--follow prints events as they come, one line each; --output json prints one document at the end: use one or the other");
+    }
+    let (aws, names) = connect(settings).await?;
+    let groups: Vec<(&str, String)> = source
+        .map(|s| vec![s])
+        .unwrap_or(LogSource::ALL.to_vec())
+        .into_iter()
+        .map(|s| {
+            let group = match s {
+                LogSource::CompleteOrder => names.function_log_group("completeOrder"),
+                LogSource::CancelOrder => names.function_log_group("cancelOrder"),
+                LogSource::States => names.state_machine_log_group(),
+            };
+            (s.as_str(), group)
+        })
+        .collect();
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or_default()
+    };
+    let mut cursor = now_ms() - since.as_millis() as i64;
+    // Ids of the events already printed at or after the cursor: the next
+    // poll starts at the cursor, inclusive, so they come again.
+    let mut seen: std::collections::BTreeMap<String, i64> = Default::default();
+    let shown = loop {
+        let fetched = futures::future::join_all(
+            groups
+                .iter()
+                .map(|(source, group)| crate::aws::logs::events(&aws, source, group, cursor)),
+        )
+        .await;
+        let mut batch = Vec::new();
+        for ((_, group), events) in groups.iter().zip(fetched) {
+            let events = match events {
+                Ok(events) => events,
+                // Ctrl-C during --follow: the refused call is how it ends.
+                Err(_) if follow && crate::interrupt::received().is_some() => {
+                    return Ok(Status::Ok)
+                }
+                Err(e) => return Err(e),
+            };
+            match events {
+                Some(events) => batch.extend(events),
+                None => bail!("log group {group} does not exist: {}", not_deployed(&names)),
+            }
+        }
+        batch.retain(|e| !seen.contains_key(&e.event_id));
+        batch.sort_by_key(|e| e.timestamp_ms);
+        if let Some(last) = batch.last() {
+            cursor = cursor.max(last.timestamp_ms);
+        }
+        for e in &batch {
+            seen.insert(e.event_id.clone(), e.timestamp_ms);
+        }
+        seen.retain(|_, ts| *ts >= cursor);
+        if !follow {
+            break batch;
+        }
+        let text = logs_text(&batch, source.is_none());
+        if !text.is_empty() {
+            printer.result(&text, &());
+        }
+        // Sleep in short steps so that Ctrl-C ends the wait at once.
+        let wake = Instant::now() + FOLLOW_EVERY;
+        while Instant::now() < wake && crate::interrupt::received().is_none() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if crate::interrupt::received().is_some() {
+            return Ok(Status::Ok);
+        }
+    };
+    let text = if shown.is_empty() {
+        format!(
+            "No log events in the last {}.",
+            humantime::format_duration(since)
+        )
+    } else {
+        logs_text(&shown, source.is_none())
+    };
+    let mut report = report("logs", &names, &aws, started);
+    report.log_events = Some(shown);
+    printer.result(&text, &report);
+    Ok(Status::Ok)
+}
+
+/// One line per event (a message's own line breaks kept): the time, the
+/// source when several are shown, the message.
+fn logs_text(events: &[crate::aws::logs::LogEvent], with_source: bool) -> String {
+    events
+        .iter()
+        .map(|e| {
+            if with_source {
+                format!("{} {:<13} {}", e.time, e.source, e.message)
+            } else {
+                format!("{} {}", e.time, e.message)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn not_deployed(names: &Names) -> String {
+    format!(
+        "stack {} stage {} is not deployed in account {} {}; run `stepgate deploy --stage {}` first",
+        names.stack, names.stage, names.account, names.region, names.stage
+    )
 }
 
 /// The id of this stack's deployed API, or an error saying how to deploy it.

@@ -31,13 +31,13 @@ impl Inputs<'_> {
 
     pub fn role(&self, purpose: RoleFor) -> RoleSpec {
         let policy = &self.sources.policies[&purpose.as_str()];
+        let placeholders = self.names.placeholders();
         RoleSpec {
             name: self.names.role(purpose),
-            trust: policy.trust.clone(),
-            permissions: crate::template::substitute(
-                &policy.permissions,
-                &self.names.placeholders(),
-            ),
+            // Trust policies name the account and the state machine in their
+            // confused-deputy conditions (aws:SourceAccount, aws:SourceArn).
+            trust: crate::template::substitute(&policy.trust, &placeholders),
+            permissions: crate::template::substitute(&policy.permissions, &placeholders),
         }
     }
 
@@ -80,6 +80,7 @@ impl Inputs<'_> {
             partition: names.partition.to_string(),
             state_machine_arn: names.state_machine_arn(),
             role_arn: names.role_arn(RoleFor::ApiGateway),
+            order_model: self.sources.order_model.clone(),
         }
     }
 

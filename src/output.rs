@@ -224,6 +224,12 @@ pub struct Report {
     pub outputs: Option<Outputs>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub execution: Option<crate::aws::sfn::ExecutionResult>,
+    /// executions: the most recent first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub executions: Option<Vec<crate::aws::sfn::ExecutionSummary>>,
+    /// logs: the events, oldest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_events: Option<Vec<crate::aws::logs::LogEvent>>,
     /// deploy: where the time went, and the critical path.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timing: Option<crate::engine::RunTiming>,

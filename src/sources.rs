@@ -15,9 +15,12 @@ use crate::package::{package_dir, Package};
 use crate::template;
 
 pub const DEFINITION_FILE: &str = "definitions/OrderProcessor.asl.json";
+/// The order's JSON Schema (draft 4), the API's model for POST bodies.
+pub const ORDER_MODEL_FILE: &str = "models/Order.schema.json";
 
 #[derive(Clone, Debug)]
 pub struct RolePolicies {
+    /// With `${...}` placeholders still in.
     pub trust: Value,
     /// With `${...}` placeholders still in.
     pub permissions: Value,
@@ -29,6 +32,8 @@ pub struct Sources {
     pub definition: Definition,
     /// By `RoleFor::as_str()`.
     pub policies: BTreeMap<&'static str, RolePolicies>,
+    /// `models/Order.schema.json`: what API Gateway accepts as an order.
+    pub order_model: Value,
 }
 
 impl Sources {
@@ -98,10 +103,19 @@ impl Sources {
                 },
             );
         }
+        let path = project_dir.join(ORDER_MODEL_FILE);
+        let text = read(
+            &path,
+            limits::DOCUMENT_BYTES,
+            "model",
+            &hint(ORDER_MODEL_FILE),
+        )?;
+        let order_model = parse_model(&text).with_context(|| path.display().to_string())?;
         Ok(Sources {
             functions,
             definition,
             policies,
+            order_model,
         })
     }
 }
@@ -125,6 +139,21 @@ fn read(path: &Path, limit: u64, kind: &str, hint: &str) -> Result<String> {
         Err(ReadError::Io(e)) => {
             Err(e).with_context(|| format!("{}: cannot read it; {hint}", path.display()))
         }
+    }
+}
+
+/// A model is a JSON Schema draft 4 object, the only draft API Gateway
+/// accepts.
+fn parse_model(text: &str) -> Result<Value> {
+    let doc: Value = serde_json::from_str(text).context("not valid JSON")?;
+    if !doc.is_object() {
+        bail!("a model must be a JSON Schema object");
+    }
+    match doc.get("$schema").and_then(Value::as_str) {
+        Some("http://json-schema.org/draft-04/schema#") => Ok(doc),
+        _ => bail!(
+            "\"$schema\" must be \"http://json-schema.org/draft-04/schema#\": API Gateway models are JSON Schema draft 4"
+        ),
     }
 }
 
@@ -170,6 +199,35 @@ mod tests {
         assert!(api.contains(&names.state_machine_arn()) && api.contains("states:StartExecution"));
         assert!(!api.contains("\"*\""));
         assert!(!render("lambda").contains("\"*\""));
+    }
+
+    #[test]
+    fn service_trust_is_limited_to_this_account_and_state_machine() {
+        let sources = Sources::load(Path::new(env!("CARGO_MANIFEST_DIR")), None).unwrap();
+        let names = Names::new("orders", "dev", "us-east-1", "123456789012");
+        let condition = |p: &str| {
+            template::substitute(&sources.policies[p].trust, &names.placeholders())["Statement"][0]
+                ["Condition"]
+                .clone()
+        };
+        let states = condition("states");
+        assert_eq!(states["StringEquals"]["aws:SourceAccount"], "123456789012");
+        assert_eq!(
+            states["ArnLike"]["aws:SourceArn"],
+            names.state_machine_arn()
+        );
+        let api = condition("apigateway");
+        assert_eq!(api["StringEquals"]["aws:SourceAccount"], "123456789012");
+    }
+
+    #[test]
+    fn models_must_be_json_schema_draft_4() {
+        assert!(parse_model(r#"{"$schema":"http://json-schema.org/draft-04/schema#"}"#).is_ok());
+        let err = parse_model(r#"{"$schema":"https://json-schema.org/draft/2020-12/schema"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("draft 4"), "{err}");
+        assert!(parse_model("[]").is_err() && parse_model("{").is_err());
     }
 
     #[test]

@@ -38,6 +38,8 @@ fn help_of_every_command() {
         "invoke",
         "completions",
         "man",
+        "executions",
+        "logs",
     ] {
         let args: Vec<&str> = command.split_whitespace().chain(["--help"]).collect();
         let (code, stdout, stderr) = stepgate(&args);

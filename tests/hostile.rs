@@ -387,6 +387,9 @@ async fn a_lost_answer_to_any_create_is_carried_on_from() {
         "apigateway.PutMethodResponse",
         "apigateway.CreateDeployment",
         "apigateway.CreateStage",
+        "apigateway.CreateModel",
+        "apigateway.CreateRequestValidator",
+        "apigateway.PutGatewayResponse",
         "ssm.PutParameter",
     ] {
         let proxy = Proxy::start(&["--rate", "0", "--faults", "conflict"]);

@@ -169,7 +169,7 @@ fn deploy_on_a_terminal_is_live_and_no_color_has_no_escapes() {
         green_created,
         "Done in ",
         "11 created",
-        "AWS calls: 29 mutating, ",
+        "AWS calls: 32 mutating, ",
         "\u{1b}[2K", // a live line being redrawn
     ] {
         assert!(live.contains(seen), "no {seen:?} in:\n{live:?}");

@@ -3,8 +3,11 @@
 //! deployment of it. The only module that uses the API Gateway client.
 
 use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+
 use aws_sdk_apigateway::types::{
-    EndpointConfiguration, EndpointType, IntegrationType, Op, PatchOperation, RestApi as ApiSummary,
+    EndpointConfiguration, EndpointType, GatewayResponseType, IntegrationType, Op, PatchOperation,
+    RestApi as ApiSummary,
 };
 use serde_json::{json, Value};
 
@@ -13,7 +16,7 @@ use async_trait::async_trait;
 
 use crate::desired::api::{
     ApiSpec, IntegrationResponse, IntegrationSpec, MethodResponse, MethodSpec, StageSpec,
-    DEPLOYMENT_PREFIX, PATH_PART, RESOURCE_PATH,
+    BODY_VALIDATOR, DEPLOYMENT_PREFIX, ORDER_MODEL, PATH_PART, RESOURCE_PATH,
 };
 use crate::model::{Kind, Observed, ResourceId, Tags, OWNER_STAGE_TAG};
 use crate::plan::{Action, ResourcePlan};
@@ -49,7 +52,24 @@ pub async fn read_api(aws: &Aws, name: &str, owner: &Tags) -> Result<Option<Obse
     let duplicates: Vec<&str> = ours.iter().skip(1).filter_map(|a| a.id()).collect();
 
     let resources = resources(aws, &what, &id).await?;
-    let mut fields = json!({ "resource": Value::Null, "methods": {}, "duplicates": duplicates });
+    let validators = request_validators(aws, &what, &id).await?;
+    let validator_names: BTreeMap<String, String> = validators
+        .iter()
+        .map(|v| (v.id.clone(), v.name.clone()))
+        .collect();
+    let mut fields = json!({
+        "resource": Value::Null,
+        "methods": {},
+        "duplicates": duplicates,
+        "models": read_models(aws, &what, &id).await?,
+        // Only what stepgate sets: other validators and models are left alone.
+        "validators": validators
+            .iter()
+            .filter(|v| v.name == BODY_VALIDATOR)
+            .map(|v| (v.name.clone(), json!({ "validate_body": v.body, "validate_parameters": v.parameters })))
+            .collect::<serde_json::Map<_, _>>(),
+        "gateway_responses": read_gateway_responses(aws, &what, &id).await?,
+    });
     if let Some(resource) = resources.iter().find(|r| r.path() == Some(RESOURCE_PATH)) {
         fields["resource"] = json!(RESOURCE_PATH);
         let resource_id = resource.id().unwrap_or_default();
@@ -59,7 +79,7 @@ pub async fn read_api(aws: &Aws, name: &str, owner: &Tags) -> Result<Option<Obse
             .map(|m| m.keys().cloned().collect::<Vec<_>>())
             .unwrap_or_default()
         {
-            let method = read_method(aws, &what, &id, resource_id, &http).await?;
+            let method = read_method(aws, &what, &id, resource_id, &http, &validator_names).await?;
             methods.insert(http, serde_json::to_value(method)?);
         }
         fields["methods"] = Value::Object(methods);
@@ -153,6 +173,7 @@ async fn read_method(
     api_id: &str,
     resource_id: &str,
     http: &str,
+    validator_names: &BTreeMap<String, String>,
 ) -> Result<MethodSpec> {
     let m = aws
         .apigateway
@@ -212,9 +233,223 @@ async fn read_method(
         .unwrap_or_default();
     Ok(MethodSpec {
         authorization: m.authorization_type().unwrap_or_default().to_string(),
+        // An id that names no validator shows as itself.
+        request_validator: m.request_validator_id().map(|id| {
+            validator_names
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| format!("id {id}"))
+        }),
+        request_models: sorted(m.request_models()),
         responses,
         integration,
     })
+}
+
+/// A request validator as AWS reports it.
+struct Validator {
+    id: String,
+    name: String,
+    body: bool,
+    parameters: bool,
+}
+
+async fn request_validators(aws: &Aws, what: &str, api_id: &str) -> Result<Vec<Validator>> {
+    let out = aws
+        .apigateway
+        .get_request_validators()
+        .rest_api_id(api_id)
+        .limit(500)
+        .send()
+        .await
+        .map_err(|e| error(what, "GetRequestValidators", e))?;
+    Ok(out
+        .items()
+        .iter()
+        .map(|v| Validator {
+            id: v.id().unwrap_or_default().to_string(),
+            name: v.name().unwrap_or_default().to_string(),
+            body: v.validate_request_body(),
+            parameters: v.validate_request_parameters(),
+        })
+        .collect())
+}
+
+/// The order model, if the API has it: content type and schema (parsed, so
+/// that formatting does not count as a change).
+async fn read_models(aws: &Aws, what: &str, api_id: &str) -> Result<Value> {
+    let out = aws
+        .apigateway
+        .get_models()
+        .rest_api_id(api_id)
+        .limit(500)
+        .send()
+        .await
+        .map_err(|e| error(what, "GetModels", e))?;
+    Ok(Value::Object(
+        out.items()
+            .iter()
+            .filter(|m| m.name() == Some(ORDER_MODEL))
+            .map(|m| {
+                let schema = m.schema().unwrap_or_default();
+                let schema = serde_json::from_str(schema)
+                    .unwrap_or_else(|_| Value::String(schema.to_string()));
+                (
+                    ORDER_MODEL.to_string(),
+                    json!({ "content_type": m.content_type(), "schema": schema }),
+                )
+            })
+            .collect(),
+    ))
+}
+
+/// The gateway responses set on the API (not API Gateway's defaults).
+async fn read_gateway_responses(aws: &Aws, what: &str, api_id: &str) -> Result<Value> {
+    let out = aws
+        .apigateway
+        .get_gateway_responses()
+        .rest_api_id(api_id)
+        .limit(500)
+        .send()
+        .await
+        .map_err(|e| error(what, "GetGatewayResponses", e))?;
+    Ok(Value::Object(
+        out.items()
+            .iter()
+            .filter(|r| !r.default_response())
+            .map(|r| {
+                (
+                    r.response_type()
+                        .map(|t| t.as_str().to_string())
+                        .unwrap_or_default(),
+                    json!({
+                        "status_code": r.status_code(),
+                        "parameters": sorted(r.response_parameters()),
+                        "templates": sorted(r.response_templates()),
+                    }),
+                )
+            })
+            .collect(),
+    ))
+}
+
+/// Puts the order model, the body validator and the gateway responses in
+/// place where the plan says they differ (all of them on create). They
+/// come before the methods, which name the model and the validator.
+async fn apply_api_extras(
+    aws: &Aws,
+    what: &str,
+    id: &str,
+    spec: &ApiSpec,
+    plan: &ResourcePlan,
+    live: Option<&Observed>,
+) -> Result<()> {
+    let gw = &aws.apigateway;
+    let creating = plan.action == Action::Create;
+    let live_fields = live.map(|l| l.fields.clone()).unwrap_or(Value::Null);
+    if creating || plan.changed("models") {
+        for (name, model) in spec.models() {
+            let schema = model["schema"].to_string();
+            let content_type = model["content_type"].as_str().unwrap_or("application/json");
+            let exists = !live_fields["models"][&name].is_null();
+            if !exists {
+                let created = gw
+                    .create_model()
+                    .rest_api_id(id)
+                    .name(&name)
+                    .content_type(content_type)
+                    .schema(&schema)
+                    .send()
+                    .await;
+                match created {
+                    Ok(_) => continue,
+                    // A retry after a lost answer: it exists; update it below.
+                    Err(e) if code(&e) == Some("ConflictException") => {}
+                    Err(e) => return Err(error(what, &format!("CreateModel {name}"), e)),
+                }
+            }
+            gw.update_model()
+                .rest_api_id(id)
+                .model_name(&name)
+                .patch_operations(patch(Op::Replace, "/schema", Some(schema)))
+                .send()
+                .await
+                .map_err(|e| error(what, &format!("UpdateModel {name}"), e))?;
+        }
+    }
+    if creating || plan.changed("validators") {
+        let existing = request_validators(aws, what, id).await?;
+        for (name, v) in crate::desired::api::validators() {
+            let flag = |key: &str| v[key].as_bool().unwrap_or(false);
+            match existing.iter().find(|e| e.name == name) {
+                Some(found) => {
+                    gw.update_request_validator()
+                        .rest_api_id(id)
+                        .request_validator_id(&found.id)
+                        .patch_operations(patch(
+                            Op::Replace,
+                            "/validateRequestBody",
+                            Some(flag("validate_body").to_string()),
+                        ))
+                        .patch_operations(patch(
+                            Op::Replace,
+                            "/validateRequestParameters",
+                            Some(flag("validate_parameters").to_string()),
+                        ))
+                        .send()
+                        .await
+                        .map_err(|e| error(what, &format!("UpdateRequestValidator {name}"), e))?;
+                }
+                None => {
+                    gw.create_request_validator()
+                        .rest_api_id(id)
+                        .name(&name)
+                        .validate_request_body(flag("validate_body"))
+                        .validate_request_parameters(flag("validate_parameters"))
+                        .send()
+                        .await
+                        .map_err(|e| error(what, &format!("CreateRequestValidator {name}"), e))?;
+                }
+            }
+        }
+    }
+    if creating || plan.changed("gateway_responses") {
+        let desired = crate::desired::api::gateway_responses();
+        for (kind, r) in &desired {
+            let strings = |key: &str| -> std::collections::HashMap<String, String> {
+                r[key]
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            // PutGatewayResponse replaces the whole response: safe to repeat.
+            gw.put_gateway_response()
+                .rest_api_id(id)
+                .response_type(GatewayResponseType::from(kind.as_str()))
+                .status_code(r["status_code"].as_str().unwrap_or("400"))
+                .set_response_parameters(Some(strings("parameters")))
+                .set_response_templates(Some(strings("templates")))
+                .send()
+                .await
+                .map_err(|e| error(what, &format!("PutGatewayResponse {kind}"), e))?;
+        }
+        // Responses set out of band go back to API Gateway's defaults.
+        if let Some(extra) = live_fields["gateway_responses"].as_object() {
+            for kind in extra.keys().filter(|k| !desired.contains_key(*k)) {
+                gw.delete_gateway_response()
+                    .rest_api_id(id)
+                    .response_type(GatewayResponseType::from(kind.as_str()))
+                    .send()
+                    .await
+                    .map_err(|e| error(what, &format!("DeleteGatewayResponse {kind}"), e))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Creates or repairs the API; returns its id. A method that differs in any
@@ -249,6 +484,7 @@ pub async fn apply_api(
             .await
             .map_err(|e| error(&what, "TagResource", e))?;
     }
+    apply_api_extras(aws, &what, &id, spec, plan, live).await?;
     let creating = plan.action == Action::Create;
     let methods_changed = plan
         .changes
@@ -293,6 +529,11 @@ pub async fn apply_api(
     let live_methods = live
         .map(|l| l.fields["methods"].clone())
         .unwrap_or(Value::Null);
+    let validator_ids: BTreeMap<String, String> = request_validators(aws, &what, &id)
+        .await?
+        .into_iter()
+        .map(|v| (v.name, v.id))
+        .collect();
     for (http, method) in spec.methods() {
         // A change at the method, inside it, or above it ("methods" when
         // every method is missing) means the method is put back.
@@ -317,7 +558,16 @@ pub async fn apply_api(
                 .await
                 .map_err(|e| error(&what, &format!("DeleteMethod {http}"), e))?;
         }
-        put_method(aws, &what, &id, &resource_id, &http, &method).await?;
+        put_method(
+            aws,
+            &what,
+            &id,
+            &resource_id,
+            &http,
+            &method,
+            &validator_ids,
+        )
+        .await?;
     }
     // Methods stepgate does not define (added out of band) are drift too.
     if let Some(extra) = live_methods.as_object() {
@@ -342,8 +592,18 @@ async fn put_method(
     resource: &str,
     http: &str,
     m: &MethodSpec,
+    validator_ids: &BTreeMap<String, String>,
 ) -> Result<()> {
     let gw = &aws.apigateway;
+    let validator = match &m.request_validator {
+        Some(name) => Some(
+            validator_ids
+                .get(name)
+                .cloned()
+                .with_context(|| format!("{what}: no request validator {name}"))?,
+        ),
+        None => None,
+    };
     // The method was deleted (or absent) before this, so a conflict means
     // the SDK retried a put whose answer was lost: it is in place.
     let put = gw
@@ -352,6 +612,8 @@ async fn put_method(
         .resource_id(resource)
         .http_method(http)
         .authorization_type(&m.authorization)
+        .set_request_validator_id(validator)
+        .set_request_models(Some(m.request_models.clone().into_iter().collect()))
         .send()
         .await;
     tolerate_conflict(put, what, &format!("PutMethod {http}"))?;

@@ -67,7 +67,7 @@ impl CallRecorder {
 /// every read-only operation this way; anything else counts as a change.
 pub fn is_mutating(operation: &str) -> bool {
     let name = operation.rsplit('.').next().unwrap_or(operation);
-    const READS: [&str; 4] = ["Get", "List", "Describe", "TestInvoke"];
+    const READS: [&str; 5] = ["Get", "List", "Describe", "TestInvoke", "FilterLogEvents"];
     !READS.iter().any(|prefix| name.starts_with(prefix))
 }
 
@@ -108,6 +108,7 @@ mod tests {
             "IAM.ListRoleTags",
             "SFN.DescribeStateMachine",
             "API Gateway.GetRestApis",
+            "CloudWatch Logs.FilterLogEvents",
         ] {
             assert!(!is_mutating(read), "{read}");
         }

@@ -148,3 +148,73 @@ impl Resource for LogGroup {
         delete(ctx.aws, &self.name).await
     }
 }
+
+/// One log event as `stepgate logs` prints it.
+#[derive(Clone, Debug, serde::Serialize, PartialEq)]
+pub struct LogEvent {
+    /// Which of the stack's log groups: completeOrder, cancelOrder, states.
+    pub source: String,
+    /// RFC 3339, UTC, milliseconds.
+    pub time: String,
+    #[serde(skip)]
+    pub timestamp_ms: i64,
+    pub log_stream: String,
+    pub message: String,
+    #[serde(skip)]
+    pub event_id: String,
+}
+
+/// Pages of FilterLogEvents read for one group in one call of `events`: a
+/// bound, so a chatty group cannot keep stepgate reading forever.
+const MAX_PAGES: usize = 100;
+
+/// The events of `group` from `start_ms` on (FilterLogEvents), oldest first,
+/// labelled `source`. `Ok(None)` when the group does not exist.
+pub async fn events(
+    aws: &Aws,
+    source: &str,
+    group: &str,
+    start_ms: i64,
+) -> Result<Option<Vec<LogEvent>>> {
+    let what = format!("log-group {group}");
+    let mut out = Vec::new();
+    let mut token = None;
+    for _ in 0..MAX_PAGES {
+        let page = aws
+            .logs
+            .filter_log_events()
+            .log_group_name(group)
+            .start_time(start_ms)
+            .set_next_token(token)
+            .send()
+            .await;
+        let page = match page {
+            Ok(page) => page,
+            Err(e) if code(&e) == Some("ResourceNotFoundException") => return Ok(None),
+            Err(e) => return Err(error(&what, "FilterLogEvents", e)),
+        };
+        for e in page.events() {
+            let timestamp_ms = e.timestamp().unwrap_or_default();
+            out.push(LogEvent {
+                source: source.to_string(),
+                time: format_millis(timestamp_ms),
+                timestamp_ms,
+                log_stream: e.log_stream_name().unwrap_or_default().to_string(),
+                message: e.message().unwrap_or_default().trim_end().to_string(),
+                event_id: e.event_id().unwrap_or_default().to_string(),
+            });
+        }
+        token = page.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    out.sort_by_key(|e| e.timestamp_ms);
+    Ok(Some(out))
+}
+
+/// Milliseconds since the epoch as RFC 3339 in UTC: 2026-11-22T07:07:46.904Z.
+pub fn format_millis(ms: i64) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(time).to_string()
+}

@@ -277,3 +277,119 @@ impl Resource for StateMachine {
         delete(ctx.aws, &self.name, &self.arn).await
     }
 }
+
+/// One execution as `stepgate executions` lists it.
+#[derive(Clone, Debug, serde::Serialize, PartialEq)]
+pub struct ExecutionSummary {
+    pub name: String,
+    pub execution_arn: String,
+    pub status: String,
+    /// RFC 3339, UTC.
+    pub start: String,
+    pub stop: Option<String>,
+    /// Until stop, or until now while it runs.
+    pub duration_seconds: f64,
+    /// `orderId` of the execution's input.
+    pub order_id: Option<String>,
+    /// `orderDetails.status` of its output (Approved, Rejected).
+    pub result: Option<String>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+}
+
+/// How many executions DescribeExecution is asked about at once.
+const DESCRIBE_CONCURRENCY: usize = 8;
+
+/// The `limit` most recent executions of the state machine, newest first,
+/// optionally only those with `status` (RUNNING, SUCCEEDED, FAILED,
+/// TIMED_OUT, ABORTED, PENDING_REDRIVE), each with its order id and result
+/// (ListExecutions, then DescribeExecution for the input and output).
+/// `Ok(None)` when the state machine does not exist.
+pub async fn recent_executions(
+    aws: &Aws,
+    state_machine_arn: &str,
+    limit: usize,
+    status: Option<&str>,
+) -> Result<Option<Vec<ExecutionSummary>>> {
+    use futures::StreamExt;
+    let what = format!("state-machine {state_machine_arn}");
+    let mut listed = Vec::new();
+    let mut token = None;
+    while listed.len() < limit {
+        let page = aws
+            .sfn
+            .list_executions()
+            .state_machine_arn(state_machine_arn)
+            .set_status_filter(status.map(aws_sdk_sfn::types::ExecutionStatus::from))
+            .max_results((limit - listed.len()).min(1000) as i32)
+            .set_next_token(token)
+            .send()
+            .await;
+        let page = match page {
+            Ok(page) => page,
+            Err(e) if code(&e) == Some("StateMachineDoesNotExist") => return Ok(None),
+            Err(e) => return Err(error(&what, "ListExecutions", e)),
+        };
+        listed.extend(page.executions().iter().cloned());
+        token = page.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    listed.truncate(limit);
+    let described: Vec<Result<ExecutionSummary>> = futures::stream::iter(listed)
+        .map(|item| async move {
+            let arn = item.execution_arn().to_string();
+            let out = aws
+                .sfn
+                .describe_execution()
+                .execution_arn(&arn)
+                .send()
+                .await
+                .map_err(|e| error(&format!("execution {arn}"), "DescribeExecution", e))?;
+            let parse = |text: Option<&str>| {
+                text.and_then(|t| serde_json::from_str::<Value>(t).ok())
+                    .unwrap_or(Value::Null)
+            };
+            let input = parse(out.input());
+            let output = parse(out.output());
+            let field = |v: &Value| match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Null => None,
+                other => Some(other.to_string()),
+            };
+            let start = out.start_date();
+            let stop = out.stop_date();
+            let end_secs = stop.map(seconds).unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs_f64())
+                    .unwrap_or_default()
+            });
+            Ok(ExecutionSummary {
+                name: out.name().unwrap_or(item.name()).to_string(),
+                status: out.status().as_str().to_string(),
+                start: rfc3339(start),
+                stop: stop.map(rfc3339),
+                duration_seconds: ((end_secs - seconds(start)).max(0.0) * 1000.0).round() / 1000.0,
+                order_id: field(&input["orderId"]),
+                result: field(&output["orderDetails"]["status"]),
+                error: out.error().map(str::to_string),
+                cause: out.cause().map(str::to_string),
+                execution_arn: arn,
+            })
+        })
+        .buffered(DESCRIBE_CONCURRENCY)
+        .collect()
+        .await;
+    described.into_iter().collect::<Result<Vec<_>>>().map(Some)
+}
+
+fn seconds(t: &aws_smithy_types::DateTime) -> f64 {
+    t.as_secs_f64()
+}
+
+/// RFC 3339 in UTC with milliseconds, as the logs print it.
+pub fn rfc3339(t: &aws_smithy_types::DateTime) -> String {
+    crate::aws::logs::format_millis(t.to_millis().unwrap_or_default())
+}

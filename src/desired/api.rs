@@ -16,6 +16,12 @@ pub const RESOURCE_PATH: &str = "/orderprocess";
 /// they snapshot: how a stage is known to serve the current configuration.
 pub const DEPLOYMENT_PREFIX: &str = "stepgate api-config ";
 
+/// The order model (`models/Order.schema.json`) as the API knows it.
+pub const ORDER_MODEL: &str = "Order";
+/// The request validator POST uses: the body only.
+pub const BODY_VALIDATOR: &str = "order-body";
+const JSON: &str = "application/json";
+
 const ALLOW_ORIGIN: &str = "method.response.header.Access-Control-Allow-Origin";
 const ALLOW_HEADERS: &str = "method.response.header.Access-Control-Allow-Headers";
 const ALLOW_METHODS: &str = "method.response.header.Access-Control-Allow-Methods";
@@ -26,6 +32,10 @@ const ALLOW_METHODS: &str = "method.response.header.Access-Control-Allow-Methods
 #[serde(rename_all = "camelCase")]
 pub struct MethodSpec {
     pub authorization: String,
+    /// The request validator's name (not its id, which AWS picks).
+    pub request_validator: Option<String>,
+    /// Content type -> model name.
+    pub request_models: BTreeMap<String, String>,
     pub responses: BTreeMap<String, MethodResponse>,
     pub integration: IntegrationSpec,
 }
@@ -64,11 +74,27 @@ pub struct ApiSpec {
     pub partition: String,
     pub state_machine_arn: String,
     pub role_arn: String,
+    /// The order's JSON Schema (draft 4).
+    pub order_model: Value,
 }
 
 impl ApiSpec {
     pub fn fields(&self) -> Value {
-        json!({ "resource": RESOURCE_PATH, "methods": self.methods() })
+        json!({
+            "resource": RESOURCE_PATH,
+            "methods": self.methods(),
+            "models": self.models(),
+            "validators": validators(),
+            "gateway_responses": gateway_responses(),
+        })
+    }
+
+    /// Model name -> content type and schema.
+    pub fn models(&self) -> BTreeMap<String, Value> {
+        BTreeMap::from([(
+            ORDER_MODEL.to_string(),
+            json!({ "content_type": JSON, "schema": self.order_model }),
+        )])
     }
 
     pub fn methods(&self) -> BTreeMap<String, MethodSpec> {
@@ -102,6 +128,10 @@ impl ApiSpec {
         };
         MethodSpec {
             authorization: "NONE".into(),
+            // API Gateway refuses a body that is not an order with 400
+            // (BAD_REQUEST_BODY) before any execution starts.
+            request_validator: Some(BODY_VALIDATOR.into()),
+            request_models: BTreeMap::from([(JSON.to_string(), ORDER_MODEL.to_string())]),
             responses: BTreeMap::from([("200".into(), response.clone()), ("400".into(), response)]),
             integration: IntegrationSpec {
                 kind: "AWS".into(),
@@ -138,12 +168,38 @@ impl ApiSpec {
     }
 }
 
+/// Validator name -> what it validates.
+pub fn validators() -> BTreeMap<String, Value> {
+    BTreeMap::from([(
+        BODY_VALIDATOR.to_string(),
+        json!({ "validate_body": true, "validate_parameters": false }),
+    )])
+}
+
+/// The responses API Gateway itself sends, by type, that stepgate sets: a
+/// refused order is JSON and carries the CORS header, so a browser client
+/// can read why. `messageString` is already a quoted JSON string.
+pub fn gateway_responses() -> BTreeMap<String, Value> {
+    BTreeMap::from([(
+        "BAD_REQUEST_BODY".to_string(),
+        json!({
+            "status_code": "400",
+            "parameters": { "gatewayresponse.header.Access-Control-Allow-Origin": "'*'" },
+            "templates": {
+                JSON: "{\"message\": $context.error.messageString, \"requestId\": \"$context.requestId\"}"
+            },
+        }),
+    )])
+}
+
 /// The CORS preflight: a MOCK integration that answers 200 with the
 /// Access-Control-Allow-* headers.
 fn options() -> MethodSpec {
     let headers = [ALLOW_HEADERS, ALLOW_METHODS, ALLOW_ORIGIN];
     MethodSpec {
         authorization: "NONE".into(),
+        request_validator: None,
+        request_models: BTreeMap::new(),
         responses: BTreeMap::from([(
             "200".into(),
             MethodResponse {
@@ -201,6 +257,7 @@ mod tests {
             partition: "aws".into(),
             state_machine_arn: "arn:aws:states:us-east-1:1:stateMachine:m".into(),
             role_arn: "arn:aws:iam::1:role/r".into(),
+            order_model: json!({"type": "object"}),
         }
     }
 
@@ -237,5 +294,28 @@ mod tests {
         assert_eq!(spec().config_hash(), other.config_hash());
         other.state_machine_arn.push('2');
         assert_ne!(spec().config_hash(), other.config_hash());
+        // The model is part of what a deployment snapshots.
+        let mut other = spec();
+        other.order_model["required"] = json!(["orderId"]);
+        assert_ne!(spec().config_hash(), other.config_hash());
+    }
+
+    #[test]
+    fn post_validates_the_body_against_the_order_model() {
+        let post = &spec().methods()["POST"];
+        assert_eq!(post.request_validator.as_deref(), Some(BODY_VALIDATOR));
+        assert_eq!(post.request_models["application/json"], ORDER_MODEL);
+        assert_eq!(validators()[BODY_VALIDATOR]["validate_body"], true);
+        let refused = &gateway_responses()["BAD_REQUEST_BODY"];
+        assert_eq!(refused["status_code"], "400");
+        let template = refused["templates"]["application/json"].as_str().unwrap();
+        // With messageString's quotes, the body is JSON.
+        let rendered = template
+            .replace("$context.error.messageString", "\"Invalid request body\"")
+            .replace("$context.requestId", "r");
+        assert_eq!(
+            serde_json::from_str::<Value>(&rendered).unwrap()["message"],
+            "Invalid request body"
+        );
     }
 }

@@ -250,7 +250,7 @@ pub fn project_copy(name: &str) -> std::path::PathBuf {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = std::env::temp_dir().join(format!("stepgate-test-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
-    for sub in ["lambdas", "definitions", "policies"] {
+    for sub in ["lambdas", "definitions", "policies", "models"] {
         copy_dir(&root.join(sub), &dir.join(sub));
     }
     dir
