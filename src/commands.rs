@@ -177,6 +177,11 @@ async fn deploy_locked(
         .any(|p| applied.succeeded(&p.resource));
     // Every resource says what was planned and, if it did not happen, why:
     // a pipeline reading the JSON sees exactly where a failed run stopped.
+    let interrupted = crate::interrupt::received();
+    let why_not = match interrupted {
+        Some(signal) => format!("not started: interrupted by {signal}"),
+        None => "not attempted: the run stopped after another resource failed".to_string(),
+    };
     report.resources = plan
         .resources
         .iter()
@@ -187,16 +192,19 @@ async fn deploy_locked(
                 None if p.action != crate::plan::Action::NoChange
                     && !applied.succeeded(&p.resource) =>
                 {
-                    Some("not attempted: the run stopped after another resource failed".to_string())
+                    Some(why_not.clone())
                 }
                 None => None,
             };
             r
         })
         .collect();
-    if !applied.errors.is_empty() {
+    // A signal between two resources fails nothing in flight, yet leaves
+    // changes undone: that is a stopped deploy too.
+    let undone = report.resources.iter().any(|r| r.error.is_some());
+    if undone {
         printer.stopped(&report);
-        if let Some(signal) = crate::interrupt::received() {
+        if let Some(signal) = interrupted {
             bail!("interrupted by {signal}; what was applied stays applied: run deploy again to finish, or destroy to remove it");
         }
         let errors: Vec<&String> = applied.errors.values().collect();
