@@ -29,7 +29,7 @@ figures = {s: {"seconds": [], "calls": [], "mutating": [], "rss_mb": [], "path_c
 
 # A copy of the project whose completeOrder changes once per run.
 project = tempfile.mkdtemp(prefix="stepgate-bench-")
-for sub in ["lambdas", "definitions", "policies"]:
+for sub in ["lambdas", "definitions", "policies", "models"]:
     shutil.copytree(sub, os.path.join(project, sub))
 handler = os.path.join(project, "lambdas", "completeOrder", "index.js")
 

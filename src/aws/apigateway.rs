@@ -51,8 +51,13 @@ pub async fn read_api(aws: &Aws, name: &str, owner: &Tags) -> Result<Option<Obse
     // retried, or two deploys that raced before the lock existed.
     let duplicates: Vec<&str> = ours.iter().skip(1).filter_map(|a| a.id()).collect();
 
-    let resources = resources(aws, &what, &id).await?;
-    let validators = request_validators(aws, &what, &id).await?;
+    // Independent reads at once: on AWS each is a round trip of its own.
+    let (resources, validators, models, gateway_responses) = tokio::try_join!(
+        resources(aws, &what, &id),
+        request_validators(aws, &what, &id),
+        read_models(aws, &what, &id),
+        read_gateway_responses(aws, &what, &id),
+    )?;
     let validator_names: BTreeMap<String, String> = validators
         .iter()
         .map(|v| (v.id.clone(), v.name.clone()))
@@ -61,26 +66,31 @@ pub async fn read_api(aws: &Aws, name: &str, owner: &Tags) -> Result<Option<Obse
         "resource": Value::Null,
         "methods": {},
         "duplicates": duplicates,
-        "models": read_models(aws, &what, &id).await?,
+        "models": models,
         // Only what stepgate sets: other validators and models are left alone.
         "validators": validators
             .iter()
             .filter(|v| v.name == BODY_VALIDATOR)
             .map(|v| (v.name.clone(), json!({ "validate_body": v.body, "validate_parameters": v.parameters })))
             .collect::<serde_json::Map<_, _>>(),
-        "gateway_responses": read_gateway_responses(aws, &what, &id).await?,
+        "gateway_responses": gateway_responses,
     });
     if let Some(resource) = resources.iter().find(|r| r.path() == Some(RESOURCE_PATH)) {
         fields["resource"] = json!(RESOURCE_PATH);
         let resource_id = resource.id().unwrap_or_default();
-        let mut methods = serde_json::Map::new();
-        for http in resource
+        let verbs: Vec<String> = resource
             .resource_methods()
-            .map(|m| m.keys().cloned().collect::<Vec<_>>())
-            .unwrap_or_default()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        let reads = verbs
+            .iter()
+            .map(|http| read_method(aws, &what, &id, resource_id, http, &validator_names));
+        let mut methods = serde_json::Map::new();
+        for (http, method) in verbs
+            .iter()
+            .zip(futures::future::try_join_all(reads).await?)
         {
-            let method = read_method(aws, &what, &id, resource_id, &http, &validator_names).await?;
-            methods.insert(http, serde_json::to_value(method)?);
+            methods.insert(http.clone(), serde_json::to_value(method)?);
         }
         fields["methods"] = Value::Object(methods);
     }
