@@ -5,12 +5,14 @@ mod common;
 
 use common::{stepgate, unique};
 
-/// A run's output with what differs between runs replaced: the stage's
-/// unique name, the REST API's id and durations. Lines of one wave arrive in
+/// A run's output with what differs between runs replaced: the emulator's
+/// address, the stage's unique name, the REST API's id and durations. Lines of one wave arrive in
 /// any order, so on stderr each run of lines starting with the same word is
 /// sorted.
 fn normalise(text: &str, stage: &str, api_id: Option<&str>, sort: bool) -> String {
-    let mut text = text.replace(stage, "[stage]");
+    let mut text = text
+        .replace(&common::endpoint(), "[endpoint]")
+        .replace(stage, "[stage]");
     if let Some(id) = api_id {
         text = text.replace(id, "[api-id]");
     }
