@@ -158,13 +158,9 @@ async fn deploy_locked(
         engine::apply(aws, &stack, &live, &plan, printer).await?
     } else {
         printer.progress("No changes: the stack is up to date.");
-        engine::Applied::default()
+        engine::Applied::nothing_yet(&live)
     };
-    let api_id = applied
-        .known
-        .get(&api_resource(names))
-        .cloned()
-        .or_else(|| observed_id(&live, &api_resource(names)));
+    let api_id = applied.known.get(&api_resource(names)).cloned();
     let mut report = report("deploy", names, aws, started);
     report.timing = Some(engine::RunTiming {
         setup_seconds: setup.as_secs_f64(),
@@ -635,10 +631,6 @@ async fn deployed_api(aws: &Aws, names: &Names) -> Result<String> {
 /// The stack's REST API, as the engine knows it.
 fn api_resource(names: &Names) -> ResourceId {
     ResourceId::new(apigateway::API_KIND, &names.api())
-}
-
-fn observed_id(live: &engine::Live, id: &ResourceId) -> Option<String> {
-    live.get(id)?.as_ref().map(|o| o.physical_id.clone())
 }
 
 fn outputs_for(names: &Names, aws: &Aws, api_id: Option<String>) -> Outputs {

@@ -130,6 +130,17 @@ pub struct Applied {
 }
 
 impl Applied {
+    /// Before anything is applied: only the ids of what already exists.
+    pub fn nothing_yet(live: &Live) -> Applied {
+        Applied {
+            known: live
+                .iter()
+                .filter_map(|(id, o)| Some((id.clone(), o.as_ref()?.physical_id.clone())))
+                .collect(),
+            ..Applied::default()
+        }
+    }
+
     pub fn succeeded(&self, id: &ResourceId) -> bool {
         self.attempted.contains(id) && !self.errors.contains_key(id)
     }
@@ -189,13 +200,7 @@ pub async fn apply(
         .iter()
         .map(|r| (r.id(), r.as_ref()))
         .collect();
-    let mut applied = Applied {
-        known: live
-            .iter()
-            .filter_map(|(id, o)| Some((id.clone(), o.as_ref()?.physical_id.clone())))
-            .collect(),
-        ..Applied::default()
-    };
+    let mut applied = Applied::nothing_yet(live);
     let mut done: BTreeSet<ResourceId> = plan
         .resources
         .iter()
