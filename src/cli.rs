@@ -234,6 +234,13 @@ pub struct Common {
     /// Refuse to run unless the credentials belong to this account
     #[arg(long, value_name = "ID")]
     pub account: Option<String>,
+    /// Assume this IAM role (STS AssumeRole) before anything else: how a
+    /// pipeline deploys into another account
+    #[arg(long, value_name = "ARN")]
+    pub role_arn: Option<String>,
+    /// The external ID the role's trust policy requires (with --role-arn)
+    #[arg(long, value_name = "ID")]
+    pub external_id: Option<String>,
     /// Directory holding lambdas/, definitions/ and policies/ [default: .]
     #[arg(long, value_name = "DIR")]
     pub project_dir: Option<PathBuf>,
@@ -276,6 +283,8 @@ impl Common {
             profile: self.profile.clone(),
             endpoint_url: self.endpoint_url.clone(),
             account: self.account.clone(),
+            role_arn: self.role_arn.clone(),
+            external_id: self.external_id.clone(),
             runtime: self.runtime.clone(),
             memory_mb: self.memory,
             timeout_s: self.timeout,

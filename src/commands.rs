@@ -62,8 +62,13 @@ pub async fn run(command: Command, printer: &Printer) -> Result<Status> {
 /// Connects, finds the account (STS) and enforces the account guard before
 /// anything else touches AWS.
 async fn connect(settings: &Settings) -> Result<(Aws, Names)> {
-    let aws = Aws::connect(settings).await?;
-    let account = aws.account_id().await?;
+    let mut aws = Aws::connect(settings).await?;
+    let identity = aws.identity().await?;
+    if let Some(target) = &aws.assumed {
+        check_assumed(&identity, target)?;
+    }
+    aws.caller = identity.arn;
+    let account = identity.account;
     if let Some(expected) = &settings.account {
         if *expected != account {
             bail!(
@@ -75,6 +80,31 @@ async fn connect(settings: &Settings) -> Result<(Aws, Names)> {
     Ok((aws, names))
 }
 
+/// With `--role-arn`, the calls must run as that role: STS must name the
+/// session stepgate opened, in the role's account. Anything else (an
+/// endpoint that ignores the credentials, a wrong role) is refused before
+/// the run touches anything.
+fn check_assumed(
+    identity: &crate::aws::Identity,
+    target: &crate::aws::assume::Target,
+) -> Result<()> {
+    let role_account = crate::config::role_arn_account(&target.role_arn).unwrap_or_default();
+    let role_name = target.role_arn.rsplit('/').next().unwrap_or_default();
+    let expected = format!(
+        ":sts::{role_account}:assumed-role/{role_name}/{}",
+        target.session_name
+    );
+    if identity.account != role_account || !identity.arn.ends_with(&expected) {
+        bail!(
+            "assumed role {} but STS says the run acts as {} (account {}); refusing to go on. Check the role ARN and the endpoint",
+            target.role_arn,
+            identity.arn,
+            identity.account
+        );
+    }
+    Ok(())
+}
+
 fn report(command: &'static str, names: &Names, aws: &Aws, started: Instant) -> Report {
     Report {
         schema: crate::output::SCHEMA,
@@ -83,6 +113,7 @@ fn report(command: &'static str, names: &Names, aws: &Aws, started: Instant) -> 
         stage: names.stage.clone(),
         region: names.region.clone(),
         account: names.account.clone(),
+        identity: aws.caller.clone(),
         changed: false,
         resources: Vec::new(),
         aws_calls: Calls::from_counts(aws.calls.snapshot()),

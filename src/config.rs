@@ -45,6 +45,8 @@ pub struct Overrides {
     pub profile: Option<String>,
     pub endpoint_url: Option<String>,
     pub account: Option<String>,
+    pub role_arn: Option<String>,
+    pub external_id: Option<String>,
     pub runtime: Option<String>,
     pub memory_mb: Option<i32>,
     pub timeout_s: Option<i32>,
@@ -76,6 +78,13 @@ pub struct Settings {
     pub endpoint_url: Option<String>,
     /// If set, stepgate refuses to run against any other account.
     pub account: Option<String>,
+    /// The deployer role to assume (STS AssumeRole) before anything else,
+    /// as CDK's `--role-arn` and Terraform's `assume_role` do.
+    pub role_arn: Option<String>,
+    /// The external ID the role's trust policy asks for. Not a secret (AWS
+    /// says so), but never printed: it is the role owner's to share.
+    #[serde(skip)]
+    pub external_id: Option<String>,
     pub lambda: LambdaSettings,
     pub log_retention_days: i32,
     /// Extra tags on every resource.
@@ -161,6 +170,7 @@ impl Settings {
         };
 
         let merged = flags.over(vars.over(file));
+        check_role(&merged)?;
         let (profile, profile_origin) = merged.profile.unzip();
         Ok(Settings {
             project_dir,
@@ -173,6 +183,8 @@ impl Settings {
             profile_origin,
             endpoint_url: value(merged.endpoint_url),
             account: value(merged.account),
+            role_arn: value(merged.role_arn),
+            external_id: value(merged.external_id),
             lambda: LambdaSettings {
                 runtime: value(merged.runtime).unwrap_or_else(|| DEFAULT_RUNTIME.to_owned()),
                 memory_mb: value(merged.memory_mb).unwrap_or(DEFAULT_MEMORY_MB),
@@ -270,6 +282,8 @@ layer! {
     profile: String = PROFILE,
     endpoint_url: String = ENDPOINT_URL,
     account: String = ACCOUNT,
+    role_arn: String = ROLE_ARN,
+    external_id: String = EXTERNAL_ID,
     runtime: String = RUNTIME,
     memory_mb: i32 = MEMORY,
     timeout_s: i32 = TIMEOUT,
@@ -422,6 +436,63 @@ const ACCOUNT: Field<String> = Field::new(
     "is not an AWS account ID: it must be exactly 12 digits",
 );
 
+const ROLE_ARN: Field<String> = Field::new(
+    "role_arn",
+    |s| role_arn_account(s).is_some(),
+    "is not an IAM role ARN: expected arn:aws:iam::123456789012:role/NAME (the role stepgate assumes to deploy)",
+);
+
+/// The account of an IAM role ARN (`arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`),
+/// if it is one; names as IAM allows them.
+pub fn role_arn_account(arn: &str) -> Option<&str> {
+    let rest = ["aws", "aws-cn", "aws-us-gov"]
+        .iter()
+        .find_map(|partition| arn.strip_prefix(&format!("arn:{partition}:iam::")))?;
+    let (account, resource) = rest.split_once(':')?;
+    let path_and_name = resource.strip_prefix("role/")?;
+    let name = path_and_name.rsplit('/').next()?;
+    let iam_char = |c: char| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c);
+    let ok = (ACCOUNT.ok)(&account.to_owned())
+        && (1..=64).contains(&name.len())
+        && path_and_name.len() <= 512 + 64
+        && path_and_name.chars().all(|c| iam_char(c) || c == '/');
+    ok.then_some(account)
+}
+
+const EXTERNAL_ID: Field<String> = Field::new(
+    "external_id",
+    |s| {
+        (2..=1224).contains(&s.len())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+=,.@:/_-".contains(c))
+    },
+    "is not an external ID STS accepts: 2 to 1224 characters of letters, digits and + = , . @ : / _ -",
+);
+
+/// The role to assume must agree with the rest, before any AWS call: an
+/// external ID needs a role, and a role in another account than the one
+/// the run is pinned to can only end in the account guard refusing.
+fn check_role(merged: &Layer) -> Result<(), ConfigError> {
+    match (&merged.role_arn, &merged.external_id, &merged.account) {
+        (None, Some((_, origin)), _) => Err(invalid(
+            origin.clone(),
+            "is given without a role to assume; add --role-arn (or role_arn in stepgate.toml), or drop the external ID",
+        )),
+        (Some((arn, origin)), _, Some((account, account_origin))) => {
+            match role_arn_account(arn) {
+                Some(role_account) if role_account != account => Err(invalid(
+                    origin.clone(),
+                    &format!(
+                        "is a role in account {role_account}, but {account_origin} pins the run to account {account}; assume a role in {account}, or change the account"
+                    ),
+                )),
+                _ => Ok(()),
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
 const RUNTIME: Field<String> = Field {
     name: "runtime",
     ok: |s| runtime::is_supported(s),
@@ -470,6 +541,8 @@ struct RawFile {
 struct RawSection {
     region: Option<Spanned<String>>,
     account: Option<Spanned<String>>,
+    role_arn: Option<Spanned<String>>,
+    external_id: Option<Spanned<String>>,
     runtime: Option<Spanned<String>>,
     memory: Option<Spanned<i32>>,
     timeout: Option<Spanned<i32>>,
@@ -543,6 +616,8 @@ impl FileText<'_> {
         Ok(Layer {
             region: REGION.check_file(self, raw.region)?,
             account: ACCOUNT.check_file(self, raw.account)?,
+            role_arn: ROLE_ARN.check_file(self, raw.role_arn)?,
+            external_id: EXTERNAL_ID.check_file(self, raw.external_id)?,
             runtime: RUNTIME.check_file(self, raw.runtime)?,
             memory_mb: MEMORY.check_file(self, raw.memory)?,
             timeout_s: TIMEOUT.check_file(self, raw.timeout)?,

@@ -216,6 +216,9 @@ pub struct Report {
     pub stage: String,
     pub region: String,
     pub account: String,
+    /// Who the run acted as (STS GetCallerIdentity's ARN): with --role-arn,
+    /// the assumed role's session.
+    pub identity: String,
     /// Whether anything changed (deploy, destroy) or would change (plan).
     pub changed: bool,
     pub resources: Vec<ResourceReport>,

@@ -10,7 +10,11 @@ use aws_smithy_runtime_api::client::result::SdkError;
 /// One line for an error of the first call, when it is about credentials or
 /// the endpoint (`endpoint`: where the call went); `None` leaves the error
 /// to the usual description.
-pub fn first_call<E>(error: &SdkError<E, HttpResponse>, endpoint: &str) -> Option<anyhow::Error>
+pub fn first_call<E>(
+    error: &SdkError<E, HttpResponse>,
+    endpoint: &str,
+    operation: &str,
+) -> Option<anyhow::Error>
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -19,13 +23,13 @@ where
     else {
         return match error {
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => Some(anyhow::anyhow!(
-                "cannot reach AWS at {endpoint} (STS GetCallerIdentity): {}; {check}, and that the endpoint is up",
+                "cannot reach AWS at {endpoint} (STS {operation}): {}; {check}, and that the endpoint is up",
                 deepest(error)
             )),
             // An answer that is not AWS's: a web server, a proxy's error page.
-            SdkError::ResponseError(e) => Some(not_aws(endpoint, e.raw().status().as_u16(), check)),
+            SdkError::ResponseError(e) => Some(not_aws(endpoint, operation, e.raw().status().as_u16(), check)),
             SdkError::ServiceError(e) if e.err().code().is_none() => {
-                Some(not_aws(endpoint, e.raw().status().as_u16(), check))
+                Some(not_aws(endpoint, operation, e.raw().status().as_u16(), check))
             }
             _ => None,
         };
@@ -46,14 +50,20 @@ where
     })
 }
 
-fn not_aws(endpoint: &str, status: u16, check: &str) -> anyhow::Error {
+fn not_aws(endpoint: &str, operation: &str, status: u16, check: &str) -> anyhow::Error {
     anyhow::anyhow!(
-        "{endpoint} answered STS GetCallerIdentity with HTTP {status}, which is not an AWS answer; {check}"
+        "{endpoint} answered STS {operation} with HTTP {status}, which is not an AWS answer; {check}"
     )
 }
 
-/// The error of the first call (STS GetCallerIdentity), as one line.
-pub fn first_call_error<E>(error: SdkError<E, HttpResponse>, aws: &crate::aws::Aws) -> anyhow::Error
+/// The error of the first call (STS AssumeRole or GetCallerIdentity), as
+/// one line. `endpoint_url`: the override the call went to, if any.
+pub fn first_call_error<E>(
+    error: SdkError<E, HttpResponse>,
+    region: &str,
+    endpoint_url: Option<&str>,
+    operation: &str,
+) -> anyhow::Error
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata
         + std::error::Error
@@ -62,12 +72,12 @@ where
         + 'static,
 {
     // Without an override the SDK calls the regional STS endpoint.
-    let endpoint = match &aws.endpoint_url {
-        Some(url) => url.clone(),
-        None => format!("https://sts.{}.amazonaws.com", aws.region),
+    let endpoint = match endpoint_url {
+        Some(url) => url.to_owned(),
+        None => format!("https://sts.{region}.amazonaws.com"),
     };
-    first_call(&error, &endpoint)
-        .unwrap_or_else(|| crate::aws::error("sts", "GetCallerIdentity", error))
+    first_call(&error, &endpoint, operation)
+        .unwrap_or_else(|| crate::aws::error("sts", operation, error))
 }
 
 /// The error and its sources, outermost first.
@@ -126,7 +136,7 @@ mod tests {
             aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityError,
             HttpResponse,
         > = SdkError::dispatch_failure(ConnectorError::io(refused.into()));
-        let message = first_call(&error, "http://127.0.0.1:9")
+        let message = first_call(&error, "http://127.0.0.1:9", "GetCallerIdentity")
             .unwrap()
             .to_string();
         assert_eq!(
@@ -141,7 +151,9 @@ mod tests {
             CredentialsError::not_loaded_no_source().into(),
             None,
         ));
-        let message = first_call(&no_credentials, "x").unwrap().to_string();
+        let message = first_call(&no_credentials, "x", "AssumeRole")
+            .unwrap()
+            .to_string();
         assert!(message.starts_with("no AWS credentials found"), "{message}");
         assert!(!message.contains('\n'));
     }

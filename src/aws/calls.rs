@@ -1,12 +1,20 @@
 //! Counts every AWS operation stepgate sends, by service and operation, so that
 //! the output (and the tests and benchmarks that read it) can tell exactly
 //! what a run did: a converged `deploy` must make no mutating call.
+//!
+//! With `STEPGATE_CALL_LOG=FILE`, it also appends each operation's request
+//! to FILE as a JSON line (service, operation, method, path, parameters;
+//! never headers, so never credentials): what an audit of the deployer
+//! policy needs (`tests/deployer_policy.rs` checks every one against
+//! `docs/deployer-policy.json`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
@@ -30,9 +38,38 @@ pub async fn in_resource<F: std::future::Future>(id: ResourceId, work: F) -> F::
 pub struct CallRecorder {
     counts: Arc<Mutex<BTreeMap<String, u32>>>,
     by_resource: Arc<Mutex<BTreeMap<ResourceId, u32>>>,
+    log: Option<Arc<Mutex<std::fs::File>>>,
 }
 
+/// The variable naming the file that requests are appended to.
+pub const CALL_LOG_VAR: &str = "STEPGATE_CALL_LOG";
+
 impl CallRecorder {
+    /// A recorder that also logs requests if `STEPGATE_CALL_LOG` names a
+    /// file. A file that cannot be opened is reported and not used: the
+    /// log is for audits, never a reason to fail a deploy.
+    pub fn from_env() -> CallRecorder {
+        let log = std::env::var_os(CALL_LOG_VAR)
+            .filter(|path| !path.is_empty())
+            .and_then(|path| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .map_err(|e| {
+                        tracing::warn!(
+                            "{CALL_LOG_VAR}={}: cannot open: {e}",
+                            path.to_string_lossy()
+                        )
+                    })
+                    .ok()
+            });
+        CallRecorder {
+            log: log.map(|file| Arc::new(Mutex::new(file))),
+            ..CallRecorder::default()
+        }
+    }
+
     /// "Service.Operation" -> number of times it was sent (retries of one
     /// call count once: this counts what stepgate asked for).
     pub fn snapshot(&self) -> BTreeMap<String, u32> {
@@ -64,8 +101,12 @@ impl CallRecorder {
 }
 
 /// Whether an operation ("Service.Operation") can change anything. AWS names
-/// every read-only operation this way; anything else counts as a change.
+/// every read-only operation this way; anything else counts as a change,
+/// except STS's: AssumeRole hands out credentials and changes nothing.
 pub fn is_mutating(operation: &str) -> bool {
+    if operation.starts_with("STS.") {
+        return false;
+    }
     let name = operation.rsplit('.').next().unwrap_or(operation);
     const READS: [&str; 5] = ["Get", "List", "Describe", "TestInvoke", "FilterLogEvents"];
     !READS.iter().any(|prefix| name.starts_with(prefix))
@@ -95,6 +136,75 @@ impl Intercept for CallRecorder {
         }
         Ok(())
     }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        // Every attempt: a retried request needs the same permission.
+        let (Some(log), Some(meta)) = (&self.log, cfg.load::<Metadata>()) else {
+            return Ok(());
+        };
+        let mut line = request_line(meta, context.request());
+        line.push('\n');
+        use std::io::Write;
+        // One write per line on an O_APPEND file: lines from concurrent
+        // calls (and concurrent runs) never interleave.
+        let mut file = log.lock().expect("call log poisoned");
+        if let Err(e) = file.write_all(line.as_bytes()) {
+            tracing::warn!("{CALL_LOG_VAR}: cannot write: {e}");
+        }
+        Ok(())
+    }
+}
+
+/// One request as the call log writes it.
+fn request_line(meta: &Metadata, request: &aws_smithy_runtime_api::http::Request) -> String {
+    let body = request.body().bytes().unwrap_or_default();
+    let params = if request
+        .headers()
+        .get("content-type")
+        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"))
+    {
+        // IAM and STS: Action=...&RoleName=...
+        let pairs = form_urlencoded::parse(body)
+            .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
+            .collect();
+        serde_json::Value::Object(pairs)
+    } else {
+        serde_json::from_slice(body).unwrap_or(serde_json::Value::Null)
+    };
+    serde_json::json!({
+        "service": meta.service(),
+        "operation": meta.name(),
+        "method": request.method(),
+        "path": path_of(request.uri()),
+        "params": shortened(params),
+    })
+    .to_string()
+}
+
+/// `https://host/a/b?c` -> `/a/b?c`: the endpoint is not the request.
+fn path_of(uri: &str) -> &str {
+    let rest = uri.split_once("://").map_or(uri, |(_, rest)| rest);
+    rest.find('/').map_or("/", |at| &rest[at..])
+}
+
+/// Parameters with long strings (code, definitions, documents) cut: the
+/// log keeps names and ARNs, not payloads.
+fn shortened(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    const LONGEST: usize = 2048;
+    match value {
+        Value::String(s) if s.len() > LONGEST => Value::String(format!("({} bytes)", s.len())),
+        Value::Array(items) => Value::Array(items.into_iter().map(shortened).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, shortened(v))).collect())
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]
@@ -109,6 +219,7 @@ mod tests {
             "SFN.DescribeStateMachine",
             "API Gateway.GetRestApis",
             "CloudWatch Logs.FilterLogEvents",
+            "STS.AssumeRole",
         ] {
             assert!(!is_mutating(read), "{read}");
         }

@@ -3,6 +3,7 @@
 //! and the retry policy.
 
 pub mod apigateway;
+pub mod assume;
 pub mod calls;
 pub mod iam;
 pub mod lambda;
@@ -33,6 +34,18 @@ pub struct Aws {
     pub region: String,
     /// Set when requests go to an endpoint override (an emulator, usually).
     pub endpoint_url: Option<String>,
+    /// The role assumed for this run (`--role-arn`), if any.
+    pub assumed: Option<assume::Target>,
+    /// Who the run acts as, once `identity` has asked STS; for the report.
+    pub caller: String,
+}
+
+/// Who the run acts as (STS GetCallerIdentity).
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub account: String,
+    /// The caller's ARN: a user, a role, or `assumed-role/ROLE/SESSION`.
+    pub arn: String,
 }
 
 impl Aws {
@@ -56,16 +69,45 @@ impl Aws {
             loader = loader.retry_config(retry);
         }
         let sdk = loader.load().await;
-        Aws::from_sdk_config(&sdk)
+        let calls = CallRecorder::from_env();
+        let Some(role_arn) = &settings.role_arn else {
+            return Aws::from_sdk_config(&sdk, calls, None);
+        };
+        // The base credentials are used for AssumeRole only; every client
+        // then signs as the role.
+        let target = assume::Target {
+            role_arn: role_arn.clone(),
+            external_id: settings.external_id.clone(),
+            session_name: assume::session_name(&settings.stack, &settings.stage),
+        };
+        let base = Aws::from_sdk_config(&sdk, calls.clone(), None)?;
+        let role = assume::AssumedRole::assume(
+            base.sts,
+            target.clone(),
+            &base.region,
+            base.endpoint_url.as_deref(),
+        )
+        .await?;
+        let sdk = sdk
+            .into_builder()
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(role),
+            )
+            .build();
+        Aws::from_sdk_config(&sdk, calls, Some(target))
     }
 
-    pub fn from_sdk_config(sdk: &SdkConfig) -> anyhow::Result<Aws> {
+    /// Clients for `sdk`, all reporting to `calls`.
+    pub fn from_sdk_config(
+        sdk: &SdkConfig,
+        calls: CallRecorder,
+        assumed: Option<assume::Target>,
+    ) -> anyhow::Result<Aws> {
         let region = sdk.region().map(|r| r.to_string()).ok_or_else(|| {
             anyhow::anyhow!(
                 "no AWS region is set; pass --region, set STEPGATE_REGION or AWS_REGION, or put region in stepgate.toml"
             )
         })?;
-        let calls = CallRecorder::default();
         // Every client counts its calls; all but the lock's stop starting
         // new ones after Ctrl-C.
         macro_rules! client {
@@ -96,19 +138,28 @@ impl Aws {
             calls,
             region,
             endpoint_url: sdk.endpoint_url().map(str::to_string),
+            assumed,
+            caller: String::new(),
         })
     }
 
-    /// The account the credentials belong to (STS GetCallerIdentity).
-    pub async fn account_id(&self) -> anyhow::Result<String> {
-        let out = self
-            .sts
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(|e| crate::reach::first_call_error(e, self))?;
-        out.account
-            .ok_or_else(|| anyhow::anyhow!("STS GetCallerIdentity returned no account"))
+    /// Who the credentials belong to (STS GetCallerIdentity).
+    pub async fn identity(&self) -> anyhow::Result<Identity> {
+        let out = self.sts.get_caller_identity().send().await.map_err(|e| {
+            crate::reach::first_call_error(
+                e,
+                &self.region,
+                self.endpoint_url.as_deref(),
+                "GetCallerIdentity",
+            )
+        })?;
+        let account = out
+            .account
+            .ok_or_else(|| anyhow::anyhow!("STS GetCallerIdentity returned no account"))?;
+        Ok(Identity {
+            account,
+            arn: out.arn.unwrap_or_default(),
+        })
     }
 }
 

@@ -92,6 +92,8 @@ fn defaults_without_a_file() {
             profile_origin: None,
             endpoint_url: None,
             account: None,
+            role_arn: None,
+            external_id: None,
             lambda: LambdaSettings {
                 runtime: "nodejs22.x".into(),
                 memory_mb: 128,
@@ -283,7 +285,7 @@ fn unknown_key_names_file_line_and_table() {
         error.to_string(),
         format!(
             "{} line 7: unknown key `memroy` in [stages.prod]; expected one of: \
-             region, account, runtime, memory, timeout, log_retention_days, tags, throttling, profile",
+             region, account, role_arn, external_id, runtime, memory, timeout, log_retention_days, tags, throttling, profile",
             path.display()
         )
     );
@@ -673,4 +675,111 @@ fn repository_example_matches_the_defaults() {
     let prod = resolve_in(&dir, cli, &[]).unwrap();
     assert_eq!(prod.region.as_deref(), Some("eu-west-1"));
     assert_eq!(prod.lambda.memory_mb, 256);
+}
+
+#[test]
+fn a_role_per_stage_comes_from_the_file_and_the_flag_wins() {
+    let dir = TempDir::new();
+    dir.write(
+        "stepgate.toml",
+        "[stages.prod]\nrole_arn = \"arn:aws:iam::222222222222:role/deployer\"\nexternal_id = \"pipeline-7\"\n",
+    );
+    let prod = resolve_in(&dir, stage("prod"), &[]).unwrap();
+    assert_eq!(
+        prod.role_arn.as_deref(),
+        Some("arn:aws:iam::222222222222:role/deployer")
+    );
+    assert_eq!(prod.external_id.as_deref(), Some("pipeline-7"));
+    assert_eq!(resolve_in(&dir, stage("dev"), &[]).unwrap().role_arn, None);
+
+    let cli = Overrides {
+        role_arn: Some("arn:aws:iam::333333333333:role/ci/deployer".into()),
+        ..stage("prod")
+    };
+    let settings = resolve_in(&dir, cli, &[]).unwrap();
+    assert_eq!(
+        settings.role_arn.as_deref(),
+        Some("arn:aws:iam::333333333333:role/ci/deployer")
+    );
+}
+
+#[test]
+fn bad_roles_are_refused_before_any_aws_call() {
+    let dir = TempDir::new();
+    for (cli, vars, expected) in [
+        (
+            Overrides {
+                role_arn: Some("deployer".into()),
+                ..Overrides::default()
+            },
+            Vec::<(&str, &str)>::new(),
+            "--role-arn \"deployer\" is not an IAM role ARN: expected arn:aws:iam::123456789012:role/NAME (the role stepgate assumes to deploy)",
+        ),
+        (
+            Overrides::default(),
+            vec![("STEPGATE_ROLE_ARN", "arn:aws:iam::12345:role/deployer")],
+            "STEPGATE_ROLE_ARN=arn:aws:iam::12345:role/deployer is not an IAM role ARN: expected arn:aws:iam::123456789012:role/NAME (the role stepgate assumes to deploy)",
+        ),
+        (
+            Overrides {
+                role_arn: Some("arn:aws:iam::111111111111:user/deployer".into()),
+                ..Overrides::default()
+            },
+            vec![],
+            "--role-arn \"arn:aws:iam::111111111111:user/deployer\" is not an IAM role ARN: expected arn:aws:iam::123456789012:role/NAME (the role stepgate assumes to deploy)",
+        ),
+        (
+            Overrides {
+                external_id: Some("x".into()),
+                role_arn: Some("arn:aws:iam::111111111111:role/deployer".into()),
+                ..Overrides::default()
+            },
+            vec![],
+            "--external-id \"x\" is not an external ID STS accepts: 2 to 1224 characters of letters, digits and + = , . @ : / _ -",
+        ),
+        (
+            Overrides {
+                external_id: Some("pipeline-7".into()),
+                ..Overrides::default()
+            },
+            vec![],
+            "--external-id \"pipeline-7\" is given without a role to assume; add --role-arn (or role_arn in stepgate.toml), or drop the external ID",
+        ),
+        (
+            Overrides {
+                role_arn: Some("arn:aws:iam::111111111111:role/deployer".into()),
+                ..Overrides::default()
+            },
+            vec![("STEPGATE_ACCOUNT", "222222222222")],
+            "--role-arn \"arn:aws:iam::111111111111:role/deployer\" is a role in account 111111111111, but STEPGATE_ACCOUNT=222222222222 pins the run to account 222222222222; assume a role in 222222222222, or change the account",
+        ),
+    ] {
+        assert_eq!(error_in(&dir, cli, &vars), expected);
+    }
+}
+
+#[test]
+fn role_arns_are_read_as_iam_writes_them() {
+    for (arn, account) in [
+        (
+            "arn:aws:iam::123456789012:role/deployer",
+            Some("123456789012"),
+        ),
+        (
+            "arn:aws-cn:iam::123456789012:role/ci/deploy+er",
+            Some("123456789012"),
+        ),
+        (
+            "arn:aws-us-gov:iam::123456789012:role/a.b@c=d,e_f-g",
+            Some("123456789012"),
+        ),
+        ("arn:aws:iam::123456789012:role/", None),
+        ("arn:aws:iam::123456789012:role/has space", None),
+        ("arn:aws:sts::123456789012:assumed-role/deployer/s", None),
+        ("arn:aws:iam:us-east-1:123456789012:role/deployer", None),
+    ] {
+        assert_eq!(super::role_arn_account(arn), account, "{arn}");
+    }
+    let long = format!("arn:aws:iam::123456789012:role/{}", "r".repeat(65));
+    assert_eq!(super::role_arn_account(&long), None);
 }
