@@ -36,6 +36,21 @@ pub enum TopLevel {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Print the IAM policy a deployer role needs for this stack.
+    ///
+    /// Least privilege for every stepgate command, any stage, region and
+    /// account; docs/deployer-policy.json is the default stack's.
+    #[command(
+        after_help = "Example:\n  stepgate deployer-policy --stack orders > deployer-policy.json\n  aws iam put-role-policy --role-name deployer --policy-name stepgate --policy-document file://deployer-policy.json"
+    )]
+    DeployerPolicy {
+        /// The stack [default: stack in ./stepgate.toml, else orders]
+        #[arg(long)]
+        stack: Option<String>,
+        /// The AWS partition the role lives in
+        #[arg(long, default_value = "aws", value_parser = ["aws", "aws-cn", "aws-us-gov"])]
+        partition: String,
+    },
     /// Write the man pages (stepgate.1 and one per command).
     #[command(
         after_help = "Example:\n  stepgate man --out-dir target/man && man target/man/stepgate.1"

@@ -17,7 +17,7 @@ use crate::checks::runtime;
 use crate::limits::{bytes, ReadError, DOCUMENT_BYTES};
 
 const CONFIG_FILE_NAME: &str = "stepgate.toml";
-const DEFAULT_STACK: &str = "orders";
+pub const DEFAULT_STACK: &str = "orders";
 const DEFAULT_STAGE: &str = "dev";
 pub const DEFAULT_RUNTIME: &str = "nodejs22.x";
 const DEFAULT_MEMORY_MB: i32 = 128;

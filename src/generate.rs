@@ -40,7 +40,7 @@ pub fn man(out_dir: Option<&Path>) -> ExitCode {
     }
 }
 
-fn write_stdout(bytes: &[u8]) -> ExitCode {
+pub fn write_stdout(bytes: &[u8]) -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,6 +11,7 @@ mod cli;
 mod commands;
 mod config;
 mod credentials;
+mod deployer;
 mod desired;
 mod engine;
 mod generate;
@@ -52,6 +53,9 @@ fn main() -> ExitCode {
         cli::TopLevel::Stack(command) => command,
         cli::TopLevel::Completions { shell } => return generate::completions(shell),
         cli::TopLevel::Man { out_dir } => return generate::man(out_dir.as_deref()),
+        cli::TopLevel::DeployerPolicy { stack, partition } => {
+            return deployer::print(stack, &partition)
+        }
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

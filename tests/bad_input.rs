@@ -683,3 +683,27 @@ fn the_project_dir_hint_appears_only_when_it_applies() {
         &["run stepgate from the project directory or pass --project-dir"],
     );
 }
+
+#[test]
+fn a_role_to_assume_that_cannot_be_right_is_refused_before_sts() {
+    let dir = project("role");
+    for (args, env, expected) in [
+        (
+            &["plan", "--role-arn", "deployer"][..],
+            &[][..],
+            "--role-arn \"deployer\" is not an IAM role ARN: expected arn:aws:iam::123456789012:role/NAME",
+        ),
+        (
+            &["deploy", "--external-id", "pipeline-7"][..],
+            &[][..],
+            "--external-id \"pipeline-7\" is given without a role to assume; add --role-arn",
+        ),
+        (
+            &["deploy", "--role-arn", "arn:aws:iam::111111111111:role/deployer"][..],
+            &[("STEPGATE_ACCOUNT", "222222222222")][..],
+            "is a role in account 111111111111, but STEPGATE_ACCOUNT=222222222222 pins the run to account 222222222222",
+        ),
+    ] {
+        refused(&dir, args, env, &[expected]);
+    }
+}

@@ -40,6 +40,7 @@ fn help_of_every_command() {
         "man",
         "executions",
         "logs",
+        "deployer-policy",
     ] {
         let args: Vec<&str> = command.split_whitespace().chain(["--help"]).collect();
         let (code, stdout, stderr) = stepgate(&args);
@@ -123,4 +124,23 @@ fn errors_before_aws() {
         assert_eq!(stdout, "", "{name}");
         insta::assert_snapshot!(format!("error_{name}"), stderr);
     }
+}
+
+#[test]
+fn the_deployer_policy_is_printed_for_the_stack_without_aws() {
+    let (code, stdout, stderr) = stepgate(&["deployer-policy", "--stack", "web-shop"]);
+    assert_eq!(code, 0, "{stderr}");
+    let policy: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let text = policy.to_string();
+    assert!(
+        text.contains("arn:aws:lambda:*:*:function:web_shop-*"),
+        "{text}"
+    );
+    assert!(!text.contains("${"), "{text}");
+    let (code, _, stderr) = stepgate(&["deployer-policy", "--stack", "9lives"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        stderr,
+        "error: --stack \"9lives\" is not valid: start with a letter, then use letters, digits or '-' (at most 24 characters)\n"
+    );
 }
