@@ -409,6 +409,22 @@ async fn every_request_of_a_full_cycle_is_allowed_by_the_deployer_policy() {
         format!("arn:aws:sts::{DEPLOYER_ACCOUNT}:assumed-role/deployer/stepgate-orders-{s}")
     );
     assert_eq!(deployed["aws_calls"]["by_operation"]["STS.AssumeRole"], 1);
+    // It landed in the role's account, not the caller's.
+    let function = format!("orders-{s}-completeOrder");
+    let in_account = |sdk: aws_config::SdkConfig| {
+        let function = function.clone();
+        async move {
+            aws_sdk_lambda::Client::new(&sdk)
+                .get_function()
+                .function_name(function)
+                .send()
+                .await
+                .is_ok()
+        }
+    };
+    let default = common::sdk_config().await;
+    assert!(in_account(deployer_sdk(&default)).await);
+    assert!(!in_account(default).await);
 
     // A deploy that changes everything it can: code, definition, a role's
     // policy, a setting and tags.
