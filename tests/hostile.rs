@@ -230,6 +230,15 @@ async fn the_sdk_reads_every_injected_fault_as_the_error_aws_sends() {
         "ConflictException",
         "Method already exists"
     );
+    // STS refusing a role whose trust does not name the caller.
+    expect!(
+        "sts.AssumeRole",
+        "denied",
+        None,
+        sts.assume_role().role_arn(role).role_session_name("s"),
+        "AccessDenied",
+        "is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::000000000000:role/r"
+    );
     // A dropped connection and a lost answer reach the SDK as a dispatch
     // failure, which its standard retry repeats.
     for fault in ["reset", "lost"] {
@@ -241,7 +250,7 @@ async fn the_sdk_reads_every_injected_fault_as_the_error_aws_sends() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 22);
+    assert_eq!(checked, 23);
 }
 
 /// Whether one seed's run converged, and what it left behind.
@@ -779,4 +788,35 @@ fn a_held_lock_is_named_shown_by_plan_removed_by_unlock_and_taken_over_when_expi
     );
     stepgate(&["destroy", "--stage", s, "--yes"]).ok();
     assert_eq!(runtime.block_on(leftovers(s)), Vec::<String>::new());
+}
+
+/// A deployer role that refuses the caller (its trust does not name it, or
+/// the external ID is wrong) ends the run at once with one line naming the
+/// role and what to check, before anything else is called.
+#[test]
+fn a_refused_assume_role_is_one_line_and_stops_the_run() {
+    let proxy = Proxy::start(&["--rate", "0"]);
+    proxy
+        .config(json!({"force": [{"operation": "sts.AssumeRole", "fault": "denied", "count": 1}]}));
+    let run = stepgate_at(
+        &proxy.url,
+        &[
+            "plan",
+            "--stage",
+            "denied",
+            "--role-arn",
+            "arn:aws:iam::111111111111:role/deployer",
+            "--external-id",
+            "orders-deployer",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(
+        run.stderr.trim_end(),
+        "error: cannot assume role arn:aws:iam::111111111111:role/deployer: AccessDenied: \
+         User: arn:aws:iam::000000000000:user/pipeline is not authorized to perform: \
+         sts:AssumeRole on resource: arn:aws:iam::111111111111:role/deployer; the role's trust \
+         policy must allow these credentials (and sts:AssumeRole must be allowed to them) and the external ID"
+    );
+    assert_eq!(proxy.calls(), 1, "nothing after the refused AssumeRole");
 }

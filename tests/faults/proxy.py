@@ -37,7 +37,7 @@ from email.utils import formatdate
 from urllib.parse import parse_qs, unquote, urlsplit
 from xml.sax.saxutils import escape
 
-FAULTS = ("throttle", "5xx", "reset", "lost", "propagation", "quota", "conflict")
+FAULTS = ("throttle", "5xx", "reset", "lost", "propagation", "quota", "conflict", "denied")
 # Injected at --rate on any call of a known service; the others are stateful.
 RANDOM_FAULTS = ("throttle", "5xx", "reset", "lost")
 
@@ -75,6 +75,7 @@ class Reply:
 
 REASONS = {
     400: "Bad Request",
+    403: "Forbidden",
     409: "Conflict",
     429: "Too Many Requests",
     500: "Internal Server Error",
@@ -180,6 +181,17 @@ def propagation_error(service: str, variant: str) -> Reply:
 def quota_error(retry_after: int) -> Reply:
     return aws_error("apigateway", 429, "TooManyRequestsException", "Too Many Requests",
                      retry_after=max(1, retry_after))
+
+
+def denied_error(req: "Request", call: "Call") -> Reply:
+    """STS refusing AssumeRole: the role's trust does not name the caller, or the external ID
+    is wrong. AWS says the same in both cases, naming the caller and the role."""
+    form = parse_qs(req.body.decode("utf-8", "replace"))
+    role = form.get("RoleArn", ["?"])[0]
+    account = call.access_key if re.fullmatch(r"\d{12}", call.access_key) else "000000000000"
+    return aws_error("sts", 403, "AccessDenied",
+                     f"User: arn:aws:iam::{account}:user/pipeline is not authorized to perform: "
+                     f"sts:AssumeRole on resource: {role}")
 
 
 def conflict_error(message: str) -> Reply:
@@ -510,7 +522,7 @@ def parse_force(value) -> list[dict]:
         if fault in ("throttle", "5xx") and service not in PROTOCOL:
             raise ConfigError(f"no {fault} error is known for service {service!r}")
         allowed = {"propagation": PROPAGATION_OPERATIONS, "quota": QUOTA_OPERATIONS,
-                   "conflict": CONFLICT_OPERATIONS}.get(fault)
+                   "conflict": CONFLICT_OPERATIONS, "denied": {"sts.AssumeRole"}}.get(fault)
         if allowed is not None and op not in allowed:
             raise ConfigError(f"{fault} applies only to {sorted(allowed)}")
         variant = rule.get("variant")
@@ -858,6 +870,8 @@ class Proxy:
                 server_error(call.service)
         elif fault in ("propagation", "quota", "conflict"):  # forced
             reply = self.forced_stateful(req, call, fault, variant)
+        elif fault == "denied":  # forced only
+            reply = denied_error(req, call)
 
         if fault is not None:
             state.count_injected(call.key, fault)
