@@ -153,6 +153,9 @@ async fn deploy_locked(
     let stack = Stack::desired(settings, sources, names.clone());
     let live = engine::observe(aws, &stack).await?;
     let plan = engine::plan(&stack, &live);
+    for note in plan.notes() {
+        printer.progress(&format!("Note: {note}"));
+    }
     let setup = started.elapsed();
     let applied = if plan.has_changes() {
         engine::apply(aws, &stack, &live, &plan, printer).await?
@@ -319,6 +322,7 @@ async fn destroy_locked(
             name: r.resource.name.clone(),
             action: r.action.to_string(),
             changes: Vec::new(),
+            note: r.note.map(str::to_string),
             error: r.error.clone(),
         })
         .collect();
@@ -328,10 +332,11 @@ async fn destroy_locked(
         .collect();
     let count = |a: &str| removals.iter().filter(|r| r.action == a).count();
     let text = format!(
-        "Destroyed: {} deleted, {} already absent, {} left alone (not owned), {} failed.",
+        "Destroyed: {} deleted, {} already absent, {} left alone (not owned), {} kept (shared by the account's stacks), {} failed.",
         count("delete"),
         count("absent"),
         count("left-alone"),
+        count("kept"),
         failed.len()
     );
     printer.summary(&report);
