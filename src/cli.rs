@@ -252,6 +252,9 @@ pub struct Common {
     /// Retention of the stack's log groups, in days [default: 14]
     #[arg(long, value_name = "DAYS", allow_negative_numbers = true)]
     pub log_retention_days: Option<i32>,
+    /// The API stage's execution-logging level: OFF, ERROR or INFO [default: ERROR]
+    #[arg(long, value_name = "LEVEL")]
+    pub api_log_level: Option<String>,
     /// Result format on stdout
     #[arg(long, value_enum, default_value = "text")]
     pub output: Format,
@@ -280,6 +283,7 @@ impl Common {
             memory_mb: self.memory,
             timeout_s: self.timeout,
             log_retention_days: self.log_retention_days,
+            api_log_level: self.api_log_level.clone(),
         }
     }
 }
