@@ -332,7 +332,7 @@ async fn destroy_locked(
         .collect();
     let count = |a: &str| removals.iter().filter(|r| r.action == a).count();
     let text = format!(
-        "Destroyed: {} deleted, {} already absent, {} left alone (not owned), {} kept (shared by the account's stacks), {} failed.",
+        "Destroyed: {} deleted, {} already absent, {} left alone (not owned), {} kept (shared), {} failed.",
         count("delete"),
         count("absent"),
         count("left-alone"),
@@ -509,6 +509,7 @@ async fn logs(
                 LogSource::CompleteOrder => names.function_log_group("completeOrder"),
                 LogSource::CancelOrder => names.function_log_group("cancelOrder"),
                 LogSource::States => names.state_machine_log_group(),
+                LogSource::Api => names.api_access_log_group(),
             };
             (s.as_str(), group)
         })
@@ -659,7 +660,10 @@ fn outputs_for(names: &Names, aws: &Aws, api_id: Option<String>) -> Outputs {
         log_groups: FUNCTIONS
             .iter()
             .map(|k| names.function_log_group(k))
-            .chain([names.state_machine_log_group()])
+            .chain([
+                names.state_machine_log_group(),
+                names.api_access_log_group(),
+            ])
             .collect(),
     }
 }
