@@ -22,13 +22,8 @@ use common::{
     CLOUDWATCH_ROLE_ARN, ORDER,
 };
 
-static ACCOUNT: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn turn() -> std::sync::MutexGuard<'static, ()> {
-    ACCOUNT
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+/// One test at a time changes what the account shares.
+static ACCOUNT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The account as before any stepgate deploy on AWS: no shared role, and
 /// an empty CloudWatch role setting.
@@ -89,7 +84,7 @@ fn log_level(stage: &aws_sdk_apigateway::operation::get_stage::GetStageOutput) -
 
 #[tokio::test]
 async fn a_first_deploy_sets_up_logging_and_destroy_keeps_what_the_account_shares() {
-    let _turn = turn();
+    let _turn = ACCOUNT.lock().await;
     common::account_logging_in_place();
     fresh_account().await;
     let stage = unique("apilog");
@@ -268,6 +263,26 @@ async fn a_first_deploy_sets_up_logging_and_destroy_keeps_what_the_account_share
         0
     );
 
+    // The shared role losing its policy is drift too: shown, and put back.
+    iam.detach_role_policy()
+        .role_name(CLOUDWATCH_ROLE)
+        .policy_arn(CLOUDWATCH_POLICY_ARN)
+        .send()
+        .await
+        .unwrap();
+    let drift = stepgate_in(&dir, &["plan", "--stage", s, "--output", "json"])
+        .ok()
+        .json();
+    assert_eq!(
+        resource(&drift, "role", CLOUDWATCH_ROLE)["changes"],
+        json!([{"field": "managed_policies", "live": null, "desired": [CLOUDWATCH_POLICY_ARN]}])
+    );
+    let repaired = stepgate_in(&dir, &["deploy", "--stage", s, "--output", "json"]).ok();
+    assert_eq!(
+        repaired.mutating_calls(),
+        [("IAM.AttachRolePolicy".to_string(), 1)].into()
+    );
+
     // An order through the API. LocalStack 4.4 (community) reads the access
     // log settings but writes no access log: its API Gateway never calls
     // CloudWatch Logs for a request. Should a later emulator write them,
@@ -351,7 +366,7 @@ impl Drop for Restore {
 
 #[tokio::test]
 async fn someone_elses_cloudwatch_role_is_used_as_it_is_and_said_so() {
-    let _turn = turn();
+    let _turn = ACCOUNT.lock().await;
     common::account_logging_in_place();
     let _restore = Restore(cloudwatch_role_setting().await);
     let theirs = "arn:aws:iam::000000000000:role/platform-apigw-logs";
@@ -400,7 +415,7 @@ async fn someone_elses_cloudwatch_role_is_used_as_it_is_and_said_so() {
 /// a lost answer to a call made only in a fresh account is carried on from.
 #[tokio::test]
 async fn a_cloudwatch_role_api_gateway_cannot_use_yet_is_waited_for() {
-    let _turn = turn();
+    let _turn = ACCOUNT.lock().await;
     common::account_logging_in_place();
 
     // A fresh account through the proxy: the role is created and its policy
