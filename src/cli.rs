@@ -148,15 +148,16 @@ pub enum Command {
     },
     /// Print the stack's log events from CloudWatch Logs, oldest first.
     ///
-    /// The functions' log groups and the state machine's, merged by time;
-    /// with --follow, new events as they come until Ctrl-C.
+    /// The functions' log groups, the state machine's and the API's access
+    /// log, merged by time; with --follow, new events as they come until
+    /// Ctrl-C.
     #[command(
-        after_help = "Example:\n  stepgate logs completeOrder --since 1h\n  stepgate logs --follow"
+        after_help = "Example:\n  stepgate logs completeOrder --since 1h\n  stepgate logs api --since 5m\n  stepgate logs --follow"
     )]
     Logs {
         #[command(flatten)]
         common: Common,
-        /// Whose logs: a function, or the state machine; all three without it
+        /// Whose logs: a function, the state machine, or the API's access log; all four without it
         #[arg(value_enum)]
         source: Option<LogSource>,
         /// How far back to start (e.g. 30s, 10m, 2h)
@@ -180,13 +181,17 @@ pub enum LogSource {
     /// /aws/vendedlogs/states/{stack}-{stage}-OrderProcessor
     #[value(name = "states")]
     States,
+    /// /aws/apigateway/{stack}-{stage}-access: the API's access log, one JSON line per request
+    #[value(name = "api")]
+    Api,
 }
 
 impl LogSource {
-    pub const ALL: [LogSource; 3] = [
+    pub const ALL: [LogSource; 4] = [
         LogSource::CompleteOrder,
         LogSource::CancelOrder,
         LogSource::States,
+        LogSource::Api,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -194,6 +199,7 @@ impl LogSource {
             LogSource::CompleteOrder => "completeOrder",
             LogSource::CancelOrder => "cancelOrder",
             LogSource::States => "states",
+            LogSource::Api => "api",
         }
     }
 }
@@ -274,6 +280,9 @@ pub struct Common {
     /// Retention of the stack's log groups, in days [default: 14]
     #[arg(long, value_name = "DAYS", allow_negative_numbers = true)]
     pub log_retention_days: Option<i32>,
+    /// The API stage's execution-logging level: OFF, ERROR or INFO [default: ERROR]
+    #[arg(long, value_name = "LEVEL")]
+    pub api_log_level: Option<String>,
     /// Result format on stdout
     #[arg(long, value_enum, default_value = "text")]
     pub output: Format,
@@ -304,6 +313,7 @@ impl Common {
             memory_mb: self.memory,
             timeout_s: self.timeout,
             log_retention_days: self.log_retention_days,
+            api_log_level: self.api_log_level.clone(),
         }
     }
 }

@@ -184,6 +184,9 @@ async fn deploy_locked(
     let stack = Stack::desired(settings, sources, names.clone());
     let live = engine::observe(aws, &stack).await?;
     let plan = engine::plan(&stack, &live);
+    for note in plan.notes() {
+        printer.progress(&format!("Note: {note}"));
+    }
     let setup = started.elapsed();
     let applied = if plan.has_changes() {
         engine::apply(aws, &stack, &live, &plan, printer).await?
@@ -350,6 +353,7 @@ async fn destroy_locked(
             name: r.resource.name.clone(),
             action: r.action.to_string(),
             changes: Vec::new(),
+            note: r.note.map(str::to_string),
             error: r.error.clone(),
         })
         .collect();
@@ -359,10 +363,11 @@ async fn destroy_locked(
         .collect();
     let count = |a: &str| removals.iter().filter(|r| r.action == a).count();
     let text = format!(
-        "Destroyed: {} deleted, {} already absent, {} left alone (not owned), {} failed.",
+        "Destroyed: {} deleted, {} already absent, {} left alone (not owned), {} kept (shared), {} failed.",
         count("delete"),
         count("absent"),
         count("left-alone"),
+        count("kept"),
         failed.len()
     );
     printer.summary(&report);
@@ -535,6 +540,7 @@ async fn logs(
                 LogSource::CompleteOrder => names.function_log_group("completeOrder"),
                 LogSource::CancelOrder => names.function_log_group("cancelOrder"),
                 LogSource::States => names.state_machine_log_group(),
+                LogSource::Api => names.api_access_log_group(),
             };
             (s.as_str(), group)
         })
@@ -685,7 +691,10 @@ fn outputs_for(names: &Names, aws: &Aws, api_id: Option<String>) -> Outputs {
         log_groups: FUNCTIONS
             .iter()
             .map(|k| names.function_log_group(k))
-            .chain([names.state_machine_log_group()])
+            .chain([
+                names.state_machine_log_group(),
+                names.api_access_log_group(),
+            ])
             .collect(),
     }
 }

@@ -23,6 +23,9 @@ pub const DEFAULT_RUNTIME: &str = "nodejs22.x";
 const DEFAULT_MEMORY_MB: i32 = 128;
 const DEFAULT_TIMEOUT_S: i32 = 10;
 const DEFAULT_LOG_RETENTION_DAYS: i32 = 14;
+/// API Gateway's execution-logging levels, for `api_log_level`.
+pub const API_LOG_LEVELS: [&str; 3] = ["OFF", "ERROR", "INFO"];
+const DEFAULT_API_LOG_LEVEL: &str = "ERROR";
 /// Stepgate adds its own ownership tags, so users get fewer than AWS's 50.
 const MAX_EXTRA_TAGS: usize = 40;
 const RESERVED_TAG_PREFIXES: [&str; 2] = ["aws:", "stepgate:"];
@@ -51,6 +54,7 @@ pub struct Overrides {
     pub memory_mb: Option<i32>,
     pub timeout_s: Option<i32>,
     pub log_retention_days: Option<i32>,
+    pub api_log_level: Option<String>,
 }
 
 /// The settings of one run, every layer applied and validated.
@@ -91,6 +95,8 @@ pub struct Settings {
     pub tags: BTreeMap<String, String>,
     /// Stage throttling; `None` leaves API Gateway's account defaults.
     pub throttling: Option<Throttling>,
+    /// The stage's execution-logging level: OFF, ERROR or INFO.
+    pub api_log_level: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -194,6 +200,8 @@ impl Settings {
                 .unwrap_or(DEFAULT_LOG_RETENTION_DAYS),
             tags: merged.tags,
             throttling: merged.throttling,
+            api_log_level: value(merged.api_log_level)
+                .unwrap_or_else(|| DEFAULT_API_LOG_LEVEL.to_owned()),
         })
     }
 }
@@ -288,6 +296,7 @@ layer! {
     memory_mb: i32 = MEMORY,
     timeout_s: i32 = TIMEOUT,
     log_retention_days: i32 = LOG_RETENTION,
+    api_log_level: String = API_LOG_LEVEL,
 }
 
 /// A setting and the rule its value must pass. Its `name` is its file key,
@@ -514,6 +523,12 @@ const TIMEOUT: Field<i32> = Field::new(
 
 const LOG_RETENTION: Field<i32> = Field::new("log_retention_days", |days| LOG_RETENTION_DAYS.contains(days), "is not a retention CloudWatch Logs allows; use one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653");
 
+const API_LOG_LEVEL: Field<String> = Field::new(
+    "api_log_level",
+    |level| API_LOG_LEVELS.contains(&level.as_str()),
+    "is not an API Gateway execution-logging level; use OFF, ERROR or INFO",
+);
+
 const BURST_LIMIT: Field<i32> = Field::new(
     "burst_limit",
     |burst| *burst >= 0,
@@ -550,6 +565,7 @@ struct RawSection {
     tags: BTreeMap<Spanned<String>, Spanned<String>>,
     throttling: Option<RawThrottling>,
     profile: Option<Spanned<String>>,
+    api_log_level: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -625,6 +641,7 @@ impl FileText<'_> {
             tags: self.tags(raw.tags, table, inherited_tags)?,
             throttling: raw.throttling.map(|raw| self.throttling(raw)).transpose()?,
             profile: PROFILE.check_file(self, raw.profile)?,
+            api_log_level: API_LOG_LEVEL.check_file(self, raw.api_log_level)?,
             ..Layer::default()
         })
     }

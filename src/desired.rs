@@ -37,7 +37,37 @@ impl Inputs<'_> {
             // Trust policies name the account and the state machine in their
             // confused-deputy conditions (aws:SourceAccount, aws:SourceArn).
             trust: crate::template::substitute(&policy.trust, &placeholders),
-            permissions: crate::template::substitute(&policy.permissions, &placeholders),
+            permissions: Some(crate::template::substitute(
+                &policy.permissions,
+                &placeholders,
+            )),
+            managed: Vec::new(),
+        }
+    }
+
+    /// The account's shared role for API Gateway's CloudWatch logging: API
+    /// Gateway may assume it, and AWS's managed policy is all it holds. Not
+    /// a project file: every stack in the account shares it, so no one
+    /// project may change it.
+    pub fn cloudwatch_role(&self) -> RoleSpec {
+        RoleSpec {
+            name: crate::names::CLOUDWATCH_ROLE.to_string(),
+            trust: json!({
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Effect": "Allow",
+                    "Principal": { "Service": "apigateway.amazonaws.com" },
+                    "Action": "sts:AssumeRole",
+                }],
+            }),
+            permissions: None,
+            managed: vec![self.names.cloudwatch_push_policy_arn()],
+        }
+    }
+
+    pub fn apigateway_account(&self) -> api::AccountSpec {
+        api::AccountSpec {
+            cloudwatch_role_arn: self.names.cloudwatch_role_arn(),
         }
     }
 
@@ -85,10 +115,13 @@ impl Inputs<'_> {
     }
 
     pub fn stage(&self) -> api::StageSpec {
+        let names = self.names;
         api::StageSpec {
-            name: self.names.stage.clone(),
+            name: names.stage.clone(),
             api_config_hash: self.api().config_hash(),
             throttling: self.settings.throttling.clone(),
+            access_log_arn: names.log_group_arn(&names.api_access_log_group()),
+            log_level: self.settings.api_log_level.clone(),
         }
     }
 }
@@ -100,16 +133,21 @@ pub const INLINE_POLICY: &str = "stepgate";
 pub struct RoleSpec {
     pub name: String,
     pub trust: Value,
-    pub permissions: Value,
+    /// The one inline policy, `INLINE_POLICY`, if the role has one.
+    pub permissions: Option<Value>,
+    /// ARNs of the managed policies attached (AWS's, for the shared role).
+    pub managed: Vec<String>,
 }
 
 impl RoleSpec {
     pub fn fields(&self) -> Value {
+        let mut managed = self.managed.clone();
+        managed.sort();
         json!({
             "trust_policy": self.trust,
-            "inline_policies": { INLINE_POLICY: self.permissions },
-            // Least privilege: any managed policy attached out of band is drift.
-            "managed_policies": [],
+            "inline_policies": self.permissions.as_ref().map(|p| json!({ INLINE_POLICY: p })),
+            // Least privilege: any other policy attached out of band is drift.
+            "managed_policies": managed,
         })
     }
 }

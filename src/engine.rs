@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::aws::calls::in_resource;
 use crate::aws::Aws;
-use crate::model::{Observed, ResourceId};
+use crate::model::{Claim, Observed, ResourceId};
 use crate::names::Names;
 use crate::output::{Printer, Step};
 use crate::plan::{plan_resource, waves, Action, ResourcePlan};
@@ -57,6 +57,14 @@ impl Plan {
         self.resources.iter().any(|r| r.action != Action::NoChange)
     }
 
+    /// What plan and deploy say besides the changes, one line each.
+    pub fn notes(&self) -> Vec<String> {
+        self.resources
+            .iter()
+            .filter_map(|r| Some(format!("{} {}", r.resource, r.note.as_ref()?)))
+            .collect()
+    }
+
     pub fn conflicts(&self) -> Vec<&ResourceId> {
         self.resources
             .iter()
@@ -67,7 +75,6 @@ impl Plan {
 }
 
 pub fn plan(stack: &Stack, live: &Live) -> Plan {
-    let names = &stack.names;
     let resources = stack
         .ordered()
         .into_iter()
@@ -76,14 +83,13 @@ pub fn plan(stack: &Stack, live: &Live) -> Plan {
             let desired = r
                 .desired()
                 .expect("plan needs a stack listed with its sources");
+            let tags = r.tags(&stack.tags);
             let observed = live.get(&id).and_then(Option::as_ref);
             plan_resource(
                 id,
                 &desired,
-                &stack.tags,
-                observed,
-                &names.stack,
-                &names.stage,
+                &tags,
+                observed.map(|o| (o, r.claim(o, &tags))),
             )
         })
         .collect();
@@ -267,13 +273,18 @@ pub async fn apply(
 #[derive(Clone, Debug, Serialize)]
 pub struct Removal {
     pub resource: ResourceId,
-    /// "delete", "absent" (already gone), "left-alone" (not stepgate's) or "failed".
+    /// "delete", "absent" (already gone), "left-alone" (not stepgate's),
+    /// "kept" (stepgate's, shared by every stack in the account) or "failed".
     pub action: &'static str,
+    /// Why it was kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
-/// Deletes what stepgate owns, in reverse dependency order. Best effort: it
+/// Deletes what stepgate owns, in reverse dependency order, but what the
+/// account shares between stacks (kept, and said so). Best effort: it
 /// keeps going past a failure and reports every error at the end, so one
 /// stuck resource does not strand the rest.
 pub async fn destroy(aws: &Aws, stack: &Stack, live: &Live, printer: &Printer) -> Vec<Removal> {
@@ -291,9 +302,14 @@ pub async fn destroy(aws: &Aws, stack: &Stack, live: &Live, printer: &Printer) -
             let resource = by_id[&id];
             async move {
                 let observed = live.get(&id).cloned().flatten();
+                let tags = resource.tags(&stack.tags);
                 let (action, error) = match observed {
                     None => ("absent", None),
-                    Some(o) if !o.owned_by(&names.stack, &names.stage) => {
+                    Some(_) if resource.kept_on_destroy().is_some() => {
+                        printer.kept(&id, resource.kept_on_destroy().unwrap_or_default());
+                        ("kept", None)
+                    }
+                    Some(o) if resource.claim(&o, &tags) != Claim::Ours => {
                         printer.left_alone(&id, &names.stack, &names.stage);
                         ("left-alone", None)
                     }
@@ -308,6 +324,9 @@ pub async fn destroy(aws: &Aws, stack: &Stack, live: &Live, printer: &Printer) -
                     }
                 };
                 Removal {
+                    note: (action == "kept")
+                        .then(|| resource.kept_on_destroy())
+                        .flatten(),
                     resource: id,
                     action,
                     error,

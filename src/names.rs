@@ -32,6 +32,12 @@ impl RoleFor {
     }
 }
 
+/// The one role through which API Gateway writes the logs of every API in
+/// the account (the region's `cloudwatchRoleArn` setting names it). IAM is
+/// global and the setting is per region, so one role serves every stack,
+/// stage and region: its name carries none of them.
+pub const CLOUDWATCH_ROLE: &str = "stepgate-apigateway-cloudwatch";
+
 /// Deterministic names and ARNs for one stack, stage, account and region.
 #[derive(Clone, Debug)]
 pub struct Names {
@@ -96,6 +102,27 @@ impl Names {
 
     pub fn state_machine_log_group(&self) -> String {
         format!("/aws/vendedlogs/states/{}", self.state_machine())
+    }
+
+    /// The API stage's access logs: `/aws/apigateway/{stack}-{stage}-access`.
+    pub fn api_access_log_group(&self) -> String {
+        format!("/aws/apigateway/{}-access", self.base())
+    }
+
+    /// The account's shared CloudWatch role for API Gateway.
+    pub fn cloudwatch_role_arn(&self) -> String {
+        format!(
+            "arn:{}:iam::{}:role/{CLOUDWATCH_ROLE}",
+            self.partition, self.account
+        )
+    }
+
+    /// The AWS managed policy that lets API Gateway write to CloudWatch Logs.
+    pub fn cloudwatch_push_policy_arn(&self) -> String {
+        format!(
+            "arn:{}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs",
+            self.partition
+        )
     }
 
     pub fn role_arn(&self, purpose: RoleFor) -> String {
@@ -211,6 +238,17 @@ mod tests {
             "arn:aws:states:us-east-1:000000000000:stateMachine:orders-dev-OrderProcessor"
         );
         assert_eq!(Names::new("s", "d", "cn-north-1", "1").partition, "aws-cn");
+        // One CloudWatch role for the whole account, whatever the stage.
+        assert_eq!(a.cloudwatch_role_arn(), b.cloudwatch_role_arn());
+        assert_eq!(a.cloudwatch_role_arn(), c.cloudwatch_role_arn());
+        assert_eq!(
+            a.cloudwatch_role_arn(),
+            "arn:aws:iam::000000000000:role/stepgate-apigateway-cloudwatch"
+        );
+        assert_eq!(
+            Names::new("s", "d", "cn-north-1", "1").cloudwatch_push_policy_arn(),
+            "arn:aws-cn:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+        );
     }
 
     #[test]
@@ -233,6 +271,7 @@ mod tests {
                 names.role(RoleFor::Lambda),
                 names.state_machine(),
                 names.api(),
+                names.api_access_log_group(),
             ] {
                 if let Some(other) = seen.insert(name.clone(), (stack, stage)) {
                     panic!("{name} is both {other:?} and {:?}", (stack, stage));
@@ -245,6 +284,10 @@ mod tests {
         let names = Names::new("orders-a", "b", "us-east-1", "0");
         assert_eq!(names.function("completeOrder"), "orders_a-b-completeOrder");
         assert_eq!(names.role(RoleFor::States), "orders_a-b-us-east-1-states");
+        assert_eq!(
+            names.api_access_log_group(),
+            "/aws/apigateway/orders_a-b-access"
+        );
         // The tags still carry the stack as named.
         assert_eq!(names.owner_tags()[OWNER_STACK_TAG], "orders-a");
     }

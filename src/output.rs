@@ -247,10 +247,14 @@ pub struct ResourceReport {
     pub kind: crate::model::Kind,
     pub name: String,
     /// plan/deploy: create, update, no-change, conflict;
-    /// destroy: delete, absent, left-alone, failed.
+    /// destroy: delete, absent, left-alone, kept, failed.
     pub action: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<FieldChange>,
+    /// plan/deploy: someone else's resource used as it is; destroy: why
+    /// it is kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -266,6 +270,7 @@ impl From<&ResourcePlan> for ResourceReport {
             name: p.resource.name.clone(),
             action,
             changes: p.changes.clone(),
+            note: p.note.clone(),
             error: None,
         }
     }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::model::{Observed, ResourceId, Tags};
+use crate::model::{Claim, Observed, ResourceId, Tags};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -40,6 +40,10 @@ pub struct ResourcePlan {
     pub action: Action,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<FieldChange>,
+    /// What plan and deploy say about it besides: someone else's resource
+    /// used as it is (the account's CloudWatch role).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl ResourcePlan {
@@ -48,20 +52,24 @@ impl ResourcePlan {
     }
 }
 
-/// Decides one resource's action. Tags are compared only on the keys
-/// stepgate sets, so tags others add are left alone.
+/// Decides one resource's action from what was read of it and whose the
+/// resource judged it to be. Tags are compared only on the keys stepgate
+/// sets, so tags others add are left alone.
 pub fn plan_resource(
     resource: ResourceId,
     desired_fields: &Value,
     desired_tags: &Tags,
-    observed: Option<&Observed>,
-    stack: &str,
-    stage: &str,
+    observed: Option<(&Observed, Claim)>,
 ) -> ResourcePlan {
+    let mut note = None;
     let (action, changes) = match observed {
         None => (Action::Create, Vec::new()),
-        Some(live) if !live.owned_by(stack, stage) => (Action::Conflict, Vec::new()),
-        Some(live) => {
+        Some((_, Claim::Foreign)) => (Action::Conflict, Vec::new()),
+        Some((_, Claim::UsedAsIs(why))) => {
+            note = Some(why);
+            (Action::NoChange, Vec::new())
+        }
+        Some((live, Claim::Ours)) => {
             let mut want = desired_fields.clone();
             let mut have = live.fields.clone();
             let live_tags: Tags = desired_tags
@@ -91,6 +99,7 @@ pub fn plan_resource(
         resource,
         action,
         changes,
+        note,
     }
 }
 
@@ -197,6 +206,23 @@ pub fn waves(deps: &BTreeMap<ResourceId, Vec<ResourceId>>) -> Vec<Vec<ResourceId
 mod tests {
     use super::*;
     use crate::model::{Kind, OWNER_STACK_TAG, OWNER_STAGE_TAG};
+
+    /// As the engine plans a stage's resource: ours if it carries the tags.
+    fn plan_stage_resource(
+        resource: ResourceId,
+        fields: &Value,
+        tags: &Tags,
+        live: Option<&Observed>,
+    ) -> ResourcePlan {
+        let claim = |o: &Observed| {
+            if o.owned_as(tags) {
+                Claim::Ours
+            } else {
+                Claim::Foreign
+            }
+        };
+        plan_resource(resource, fields, tags, live.map(|o| (o, claim(o))))
+    }
     use serde_json::json;
 
     fn id(kind: Kind, name: &str) -> ResourceId {
@@ -232,11 +258,11 @@ mod tests {
         let f = json!({"memory": 128});
         let r = id(Kind("function"), "f");
         assert_eq!(
-            plan_resource(r.clone(), &f, &owner_tags(), None, "s", "dev").action,
+            plan_stage_resource(r.clone(), &f, &owner_tags(), None).action,
             Action::Create
         );
         let live = ours(f.clone(), &[]);
-        let p = plan_resource(r, &f, &owner_tags(), Some(&live), "s", "dev");
+        let p = plan_stage_resource(r, &f, &owner_tags(), Some(&live));
         assert_eq!(p.action, Action::NoChange, "{:?}", p.changes);
     }
 
@@ -248,14 +274,7 @@ mod tests {
             json!({"memory": 128, "timeout": 10, "definition": {"States": {"A": {"Next": "C"}}}}),
             &[],
         );
-        let p = plan_resource(
-            id(Kind("function"), "f"),
-            &want,
-            &owner_tags(),
-            Some(&live),
-            "s",
-            "dev",
-        );
+        let p = plan_stage_resource(id(Kind("function"), "f"), &want, &owner_tags(), Some(&live));
         assert_eq!(p.action, Action::Update);
         let fields: Vec<&str> = p.changes.iter().map(|c| c.field.as_str()).collect();
         assert_eq!(fields, ["definition.States.A.Next", "memory"]);
@@ -271,23 +290,19 @@ mod tests {
             tags: Tags::new(),
             physical_id: String::new(),
         };
-        let p = plan_resource(
+        let p = plan_stage_resource(
             id(Kind("role"), "r"),
             &json!({}),
             &owner_tags(),
             Some(&live),
-            "s",
-            "dev",
         );
         assert_eq!(p.action, Action::Conflict);
         let other_stage = ours(json!({}), &[(OWNER_STAGE_TAG, "prod")]);
-        let p = plan_resource(
+        let p = plan_stage_resource(
             id(Kind("role"), "r"),
             &json!({}),
             &owner_tags(),
             Some(&other_stage),
-            "s",
-            "dev",
         );
         assert_eq!(p.action, Action::Conflict);
     }
@@ -297,16 +312,27 @@ mod tests {
         let mut want_tags = owner_tags();
         want_tags.insert("team".into(), "payments".into());
         let live = ours(json!({}), &[]);
-        let p = plan_resource(
-            id(Kind("role"), "r"),
-            &json!({}),
-            &want_tags,
-            Some(&live),
-            "s",
-            "dev",
-        );
+        let p = plan_stage_resource(id(Kind("role"), "r"), &json!({}), &want_tags, Some(&live));
         assert_eq!(p.changes.len(), 1);
         assert_eq!(p.changes[0].field, "tags.team");
+    }
+
+    #[test]
+    fn someone_elses_resource_used_as_it_is_changes_nothing_and_says_so() {
+        let live = Observed {
+            fields: json!({"cloudwatch_role_arn": "arn:aws:iam::1:role/theirs"}),
+            tags: Tags::new(),
+            physical_id: String::new(),
+        };
+        let p = plan_resource(
+            id(Kind("apigateway-account"), "us-east-1"),
+            &json!({"cloudwatch_role_arn": "arn:aws:iam::1:role/ours"}),
+            &Tags::new(),
+            Some((&live, Claim::UsedAsIs("uses theirs".into()))),
+        );
+        assert_eq!(p.action, Action::NoChange);
+        assert!(p.changes.is_empty());
+        assert_eq!(p.note.as_deref(), Some("uses theirs"));
     }
 
     #[test]

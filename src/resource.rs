@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::aws::Aws;
-use crate::model::{Observed, ResourceId, Tags};
+use crate::model::{Claim, Observed, ResourceId, Tags};
 use crate::names::Names;
 use crate::plan::ResourcePlan;
 
@@ -40,6 +40,29 @@ pub trait Resource: Send + Sync {
     /// A resource whose live state `read` needs (the stage: its API), read
     /// first; everything else is read concurrently.
     fn read_after(&self) -> Option<ResourceId> {
+        None
+    }
+
+    /// The tags it carries, given the stage's: those by default. What the
+    /// account shares between stacks carries its own (or none at all).
+    fn tags(&self, stage: &Tags) -> Tags {
+        stage.clone()
+    }
+
+    /// Whose the live resource is. By default stepgate's when it carries the
+    /// ownership tags among `tags` (`Observed::owned_as`), else someone
+    /// else's.
+    fn claim(&self, live: &Observed, tags: &Tags) -> Claim {
+        if live.owned_as(tags) {
+            Claim::Ours
+        } else {
+            Claim::Foreign
+        }
+    }
+
+    /// Why destroy keeps it though it is stepgate's, if it does: what the
+    /// account shares between stacks outlives each of them.
+    fn kept_on_destroy(&self) -> Option<&'static str> {
         None
     }
 

@@ -9,7 +9,7 @@ use crate::aws::{apigateway, iam, lambda, logs, sfn, Aws};
 use crate::config::Settings;
 use crate::desired::Inputs;
 use crate::model::{ResourceId, Tags};
-use crate::names::{Names, RoleFor, FUNCTIONS};
+use crate::names::{Names, RoleFor, CLOUDWATCH_ROLE, FUNCTIONS};
 use crate::resource::{Ctx, Resource};
 use crate::sources::Sources;
 
@@ -85,24 +85,41 @@ fn resources(names: &Names, inputs: Option<&Inputs>) -> Vec<Box<dyn Resource>> {
     let function = |key| ResourceId::new(lambda::KIND, &names.function(key));
     let api = ResourceId::new(apigateway::API_KIND, &names.api());
     let sm_log_group = names.state_machine_log_group();
+    let access_log_group = names.api_access_log_group();
+    let account = ResourceId::new(apigateway::ACCOUNT_KIND, &names.region);
 
     let mut list: Vec<Box<dyn Resource>> = Vec::new();
     for purpose in RoleFor::ALL {
         list.push(Box::new(iam::Role {
             name: names.role(purpose),
             spec: inputs.map(|i| i.role(purpose)),
+            shared: None,
         }));
     }
+    // API Gateway's CloudWatch role: one for the whole account, kept on
+    // destroy, so that no stack's destroy breaks another API's logging.
+    list.push(Box::new(iam::Role {
+        name: CLOUDWATCH_ROLE.to_string(),
+        spec: inputs.map(Inputs::cloudwatch_role),
+        shared: Some("apigateway-cloudwatch"),
+    }));
     for group in FUNCTIONS
         .iter()
         .map(|key| names.function_log_group(key))
-        .chain([sm_log_group.clone()])
+        .chain([sm_log_group.clone(), access_log_group.clone()])
     {
         list.push(Box::new(logs::LogGroup {
             spec: inputs.map(|i| i.log_group(&group)),
             name: group,
         }));
     }
+    // The region's setting that names it: set when empty, kept on destroy.
+    list.push(Box::new(apigateway::Account {
+        region: names.region.clone(),
+        spec: inputs.map(Inputs::apigateway_account),
+        cloudwatch_role_arn: names.cloudwatch_role_arn(),
+        needs: vec![ResourceId::new(iam::KIND, CLOUDWATCH_ROLE)],
+    }));
     for key in FUNCTIONS {
         list.push(Box::new(lambda::Function {
             name: names.function(key),
@@ -131,6 +148,7 @@ fn resources(names: &Names, inputs: Option<&Inputs>) -> Vec<Box<dyn Resource>> {
         name: names.stage.clone(),
         spec: inputs.map(Inputs::stage),
         api,
+        needs: vec![log_group(&access_log_group), account],
     }));
     list
 }
@@ -140,7 +158,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn plans_list_roles_then_log_groups_functions_machine_api_and_stage() {
+    fn plans_list_roles_then_log_groups_account_functions_machine_api_and_stage() {
         let stack = Stack::existing(Names::new("orders", "dev", "us-east-1", "0"));
         let kinds: Vec<&str> = stack.ordered().iter().map(|r| r.id().kind.0).collect();
         assert_eq!(
@@ -149,9 +167,12 @@ mod tests {
                 "role",
                 "role",
                 "role",
+                "role",
                 "log-group",
                 "log-group",
                 "log-group",
+                "log-group",
+                "apigateway-account",
                 "function",
                 "function",
                 "state-machine",
@@ -168,7 +189,44 @@ mod tests {
             .iter()
             .map(|w| w.iter().map(|r| r.kind.0).collect())
             .collect();
-        assert_eq!(kinds[1], ["function", "function", "rest-api"]);
+        assert_eq!(
+            kinds[1],
+            ["apigateway-account", "function", "function", "rest-api"]
+        );
         assert_eq!(kinds[2], ["stage", "state-machine"]);
+    }
+
+    #[test]
+    fn the_stage_logs_only_once_its_group_and_the_accounts_role_setting_are_there() {
+        let names = Names::new("orders", "dev", "us-east-1", "0");
+        let graph = Stack::existing(names.clone()).graph();
+        let stage = &graph[&ResourceId::new(apigateway::STAGE_KIND, "dev")];
+        assert!(stage.contains(&ResourceId::new(
+            logs::KIND,
+            "/aws/apigateway/orders-dev-access"
+        )));
+        assert!(stage.contains(&ResourceId::new(apigateway::ACCOUNT_KIND, "us-east-1")));
+        assert_eq!(
+            graph[&ResourceId::new(apigateway::ACCOUNT_KIND, "us-east-1")],
+            [ResourceId::new(iam::KIND, CLOUDWATCH_ROLE)]
+        );
+    }
+
+    #[test]
+    fn destroy_keeps_what_the_account_shares_and_only_that() {
+        let stack = Stack::existing(Names::new("orders", "dev", "us-east-1", "0"));
+        let kept: Vec<String> = stack
+            .resources
+            .iter()
+            .filter(|r| r.kept_on_destroy().is_some())
+            .map(|r| r.id().to_string())
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                "role stepgate-apigateway-cloudwatch",
+                "apigateway-account us-east-1"
+            ]
+        );
     }
 }

@@ -382,6 +382,38 @@ fn packages_over_lambdas_size_limits_are_refused_before_upload() {
 }
 
 #[test]
+fn an_api_log_level_api_gateway_does_not_have_is_refused_naming_where() {
+    let dir = project("loglevel");
+    let allowed = "is not an API Gateway execution-logging level; use OFF, ERROR or INFO";
+    for (args, env, expected) in [
+        (
+            &["deploy", "--api-log-level", "DEBUG"][..],
+            &[][..],
+            format!("--api-log-level \"DEBUG\" {allowed}"),
+        ),
+        (
+            &["plan"],
+            &[("STEPGATE_API_LOG_LEVEL", "info")],
+            format!("STEPGATE_API_LOG_LEVEL=info {allowed}"),
+        ),
+    ] {
+        refused(&dir, args, env, &[&expected]);
+    }
+    config(
+        &dir,
+        "[defaults]\nmemory = 128\n\n[stages.dev]\napi_log_level = \"VERBOSE\"\n",
+    );
+    refused(
+        &dir,
+        &["plan"],
+        &[],
+        &[&format!(
+            "stepgate.toml line 5: api_log_level = \"VERBOSE\" {allowed}"
+        )],
+    );
+}
+
+#[test]
 fn runtimes_lambda_no_longer_accepts_are_refused_with_the_replacement() {
     let dir = project("runtime");
     for (args, env, expected) in [

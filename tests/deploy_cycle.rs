@@ -44,7 +44,7 @@ fn assert_outputs_shape(outputs: &Value, stage: &str) {
     );
     assert_eq!(outputs["function_arns"].as_object().unwrap().len(), 2);
     assert_eq!(outputs["role_arns"].as_object().unwrap().len(), 3);
-    assert_eq!(outputs["log_groups"].as_array().unwrap().len(), 3);
+    assert_eq!(outputs["log_groups"].as_array().unwrap().len(), 4);
 }
 
 #[tokio::test]
@@ -63,7 +63,16 @@ async fn full_cycle_from_nothing() {
     ]);
     assert_eq!(plan.code, 2, "{}", plan.stderr);
     assert_report_shape(&plan.json(), "plan", s);
-    assert_eq!(plan.resources_with("create").len(), 11);
+    // The stage's 12; what the account shares (the API Gateway CloudWatch
+    // role and its setting) is already there (common::account_logging_in_place).
+    assert_eq!(plan.resources_with("create").len(), 12);
+    assert_eq!(
+        plan.resources_with("no-change"),
+        [
+            "role stepgate-apigateway-cloudwatch",
+            "apigateway-account us-east-1"
+        ]
+    );
     assert!(
         plan.mutating_calls().is_empty(),
         "plan must not change anything: {:?}",
@@ -144,7 +153,7 @@ async fn full_cycle_from_nothing() {
     let again = stepgate(&["deploy", "--stage", s, "--output", "json"]).ok();
     assert_eq!(again.mutating_calls(), BTreeMap::new());
     assert_eq!(again.json()["changed"], false);
-    assert_eq!(again.resources_with("no-change").len(), 11);
+    assert_eq!(again.resources_with("no-change").len(), 14);
     let text = stepgate(&["deploy", "--stage", s]).ok();
     assert!(text.stderr.contains("No changes"), "{}", text.stderr);
     assert!(text.stderr.contains(", 0 mutating"), "{}", text.stderr);
@@ -190,15 +199,17 @@ async fn full_cycle_from_nothing() {
         BTreeMap::from([("SFN.UpdateStateMachine".to_string(), 1)])
     );
 
-    // destroy removes every role, function, state machine, API and log group.
+    // destroy removes every role, function, state machine, API and log group
+    // of the stage, and keeps what the account shares.
     let destroyed = stepgate(&["destroy", "--stage", s, "--yes", "--output", "json"]).ok();
     assert_report_shape(&destroyed.json(), "destroy", s);
-    assert_eq!(destroyed.resources_with("delete").len(), 11);
+    assert_eq!(destroyed.resources_with("delete").len(), 12);
+    assert_eq!(destroyed.resources_with("kept").len(), 2);
     assert_nothing_left(s).await;
     let again = stepgate(&["destroy", "--stage", s, "--yes", "--output", "json"]).ok();
     assert_eq!(
         again.resources_with("absent").len(),
-        11,
+        12,
         "a second destroy finds everything gone"
     );
 }

@@ -344,6 +344,20 @@ fn the_evaluator_refuses_what_the_policy_does_not_allow() {
             "arn:aws:states:us-east-1:1:stateMachine:orders-dev-OrderProcessor",
         ),
     ];
+    let mut attach_admin = need(
+        "iam:AttachRolePolicy",
+        "arn:aws:iam::1:role/stepgate-apigateway-cloudwatch",
+    );
+    attach_admin.context.insert(
+        "iam:PolicyARN".into(),
+        "arn:aws:iam::aws:policy/AdministratorAccess".into(),
+    );
+    let mut denied = denied.to_vec();
+    denied.push(attach_admin);
+    denied.push(need(
+        "iam:DeleteRole",
+        "arn:aws:iam::1:role/stepgate-apigateway-cloudwatch",
+    ));
     for n in denied {
         assert!(
             allowed_by(&policy, &n).is_empty(),
@@ -401,6 +415,33 @@ async fn every_request_of_a_full_cycle_is_allowed_by_the_deployer_policy() {
     let dir = common::project_copy(&stage);
     let log = dir.join("calls.jsonl");
 
+    // The deployer's account as a new one: no API Gateway CloudWatch role
+    // set, no shared role, so the cycle takes the account-setting path too.
+    let sdk = deployer_sdk(&common::sdk_config().await);
+    let iam = aws_sdk_iam::Client::new(&sdk);
+    let _ = iam
+        .detach_role_policy()
+        .role_name("stepgate-apigateway-cloudwatch")
+        .policy_arn("arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs")
+        .send()
+        .await;
+    let _ = iam
+        .delete_role()
+        .role_name("stepgate-apigateway-cloudwatch")
+        .send()
+        .await;
+    aws_sdk_apigateway::Client::new(&sdk)
+        .update_account()
+        .patch_operations(
+            aws_sdk_apigateway::types::PatchOperation::builder()
+                .op(aws_sdk_apigateway::types::Op::Replace)
+                .path("/cloudwatchRoleArn")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
     // Deploy as the assumed role: the identity is the role's session.
     let deployed = run(&dir, &log, &["deploy", "--stage", s]).json();
     assert_eq!(deployed["account"], DEPLOYER_ACCOUNT);
@@ -450,8 +491,6 @@ async fn every_request_of_a_full_cycle_is_allowed_by_the_deployer_policy() {
     assert_eq!(changed["changed"], true);
 
     // Drift made out of band in the deployer's account, repaired by deploy.
-    let sdk = deployer_sdk(&common::sdk_config().await);
-    let iam = aws_sdk_iam::Client::new(&sdk);
     let lambda_role = format!("orders-{s}-us-east-1-lambda");
     iam.attach_role_policy()
         .role_name(&lambda_role)

@@ -192,6 +192,21 @@ async fn the_sdk_reads_every_injected_fault_as_the_error_aws_sends() {
             text
         );
     }
+    // ... and as API Gateway words it for its account's CloudWatch role.
+    expect!(
+        "apigateway.UpdateAccount",
+        "propagation",
+        None,
+        gw.update_account().patch_operations(
+            aws_sdk_apigateway::types::PatchOperation::builder()
+                .op(aws_sdk_apigateway::types::Op::Replace)
+                .path("/cloudwatchRoleArn")
+                .value(role)
+                .build()
+        ),
+        "BadRequestException",
+        "The role ARN does not have required permissions"
+    );
     // API Gateway's quotas come with a retry hint in seconds.
     let throttled = expect!(
         "apigateway.CreateRestApi",

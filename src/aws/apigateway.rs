@@ -15,10 +15,11 @@ use super::{code, error, sorted, Aws};
 use async_trait::async_trait;
 
 use crate::desired::api::{
-    ApiSpec, IntegrationResponse, IntegrationSpec, MethodResponse, MethodSpec, StageSpec,
-    BODY_VALIDATOR, DEPLOYMENT_PREFIX, ORDER_MODEL, PATH_PART, RESOURCE_PATH,
+    cloudwatch_role_claim, AccountSpec, ApiSpec, IntegrationResponse, IntegrationSpec,
+    MethodResponse, MethodSpec, StageSpec, BODY_VALIDATOR, DEPLOYMENT_PREFIX, ORDER_MODEL,
+    PATH_PART, RESOURCE_PATH,
 };
-use crate::model::{Kind, Observed, ResourceId, Tags, OWNER_STAGE_TAG};
+use crate::model::{Claim, Kind, Observed, ResourceId, Tags, OWNER_STAGE_TAG};
 use crate::plan::{Action, ResourcePlan};
 use crate::resource::{spec, Ctx, Known, Resource};
 
@@ -36,7 +37,7 @@ pub async fn read_api(aws: &Aws, name: &str, owner: &Tags) -> Result<Option<Obse
         let mut serving = Vec::new();
         for api in &ours {
             let id = api.id().unwrap_or_default();
-            serving.push(read_stage(aws, id, &stage).await?.is_some());
+            serving.push(read_stage(aws, id, &stage, false).await?.is_some());
         }
         let mut ranked: Vec<_> = ours.into_iter().zip(serving).collect();
         ranked.sort_by_key(|(_, serves)| !serves);
@@ -765,7 +766,16 @@ pub async fn delete_api(aws: &Aws, name: &str, id: &str) -> Result<()> {
     }
 }
 
-pub async fn read_stage(aws: &Aws, api_id: &str, name: &str) -> Result<Option<Observed>> {
+/// The stage as stepgate manages it. `throttling_managed`: whether its
+/// throttle limits are stepgate's to compare (the settings name some).
+/// Without them API Gateway fills its own defaults into the `*/*` method
+/// setting that carries the log level, and those are not drift.
+pub async fn read_stage(
+    aws: &Aws,
+    api_id: &str,
+    name: &str,
+    throttling_managed: bool,
+) -> Result<Option<Observed>> {
     let what = format!("stage {name}");
     let stage = match aws
         .apigateway
@@ -794,14 +804,27 @@ pub async fn read_stage(aws: &Aws, api_id: &str, name: &str) -> Result<Option<Ob
         },
         None => String::new(),
     };
-    let throttling = stage.method_settings().and_then(|m| m.get("*/*")).map(|s| {
+    let all = stage.method_settings().and_then(|m| m.get("*/*"));
+    let throttling = all.filter(|_| throttling_managed).map(|s| {
         json!({ "burst_limit": s.throttling_burst_limit(), "rate_limit": s.throttling_rate_limit() })
+    });
+    // No `*/*` setting, or no level in it, is execution logging off.
+    let log_level = all.and_then(|s| s.logging_level()).unwrap_or("OFF");
+    let access_log = stage.access_log_settings().map(|a| {
+        let format = a.format().unwrap_or_default();
+        json!({
+            "destination_arn": a.destination_arn(),
+            // Parsed, so that spacing and key order are not drift.
+            "format": serde_json::from_str::<Value>(format).unwrap_or_else(|_| json!(format)),
+        })
     });
     Ok(Some(Observed {
         fields: json!({
             // Shows which deployment it serves when it is not one of ours.
             "deployment": if description.is_empty() { format!("deployment {}", stage.deployment_id().unwrap_or("none")) } else { description },
             "throttling": throttling,
+            "access_log": access_log,
+            "log_level": log_level,
         }),
         tags: sorted(stage.tags()),
         physical_id: stage.deployment_id().unwrap_or_default().to_string(),
@@ -860,22 +883,39 @@ pub async fn apply_stage(
         )),
         _ => {}
     }
-    if (plan.action == Action::Create && spec.throttling.is_some()) || plan.changed("throttling") {
-        match &spec.throttling {
-            Some(t) => {
-                patches.push(patch(
-                    Op::Replace,
-                    "/*/*/throttling/burstLimit",
-                    Some(t.burst_limit.to_string()),
-                ));
-                patches.push(patch(
-                    Op::Replace,
-                    "/*/*/throttling/rateLimit",
-                    Some(t.rate_limit.to_string()),
-                ));
-            }
-            None => patches.push(patch(Op::Remove, "/*/*", None)),
-        }
+    let creating = plan.action == Action::Create;
+    // Without throttling in the settings the limits are not stepgate's
+    // (read_stage does not report them), so there is nothing to remove.
+    if let (true, Some(t)) = (creating || plan.changed("throttling"), &spec.throttling) {
+        patches.push(patch(
+            Op::Replace,
+            "/*/*/throttling/burstLimit",
+            Some(t.burst_limit.to_string()),
+        ));
+        patches.push(patch(
+            Op::Replace,
+            "/*/*/throttling/rateLimit",
+            Some(t.rate_limit.to_string()),
+        ));
+    }
+    if creating || plan.changed("log_level") {
+        patches.push(patch(
+            Op::Replace,
+            "/*/*/logging/loglevel",
+            Some(spec.log_level.clone()),
+        ));
+    }
+    if creating || plan.changed("access_log") {
+        patches.push(patch(
+            Op::Replace,
+            "/accessLogSettings/destinationArn",
+            Some(spec.access_log_arn.clone()),
+        ));
+        patches.push(patch(
+            Op::Replace,
+            "/accessLogSettings/format",
+            Some(crate::desired::api::access_log_format().to_string()),
+        ));
     }
     if !patches.is_empty() {
         gw.update_stage()
@@ -983,11 +1023,15 @@ impl Resource for RestApi {
     }
 }
 
-/// The stage, which serves a deployment of the API's configuration.
+/// The stage, which serves a deployment of the API's configuration and
+/// writes its access and execution logs.
 pub struct Stage {
     pub name: String,
     pub spec: Option<StageSpec>,
     pub api: ResourceId,
+    /// Besides its API: the access log group and the account's CloudWatch
+    /// role setting, without which API Gateway refuses to log.
+    pub needs: Vec<ResourceId>,
 }
 
 #[async_trait]
@@ -997,7 +1041,10 @@ impl Resource for Stage {
     }
 
     fn needs(&self) -> Vec<ResourceId> {
-        vec![self.api.clone()]
+        [self.api.clone()]
+            .into_iter()
+            .chain(self.needs.iter().cloned())
+            .collect()
     }
 
     fn read_after(&self) -> Option<ResourceId> {
@@ -1011,7 +1058,10 @@ impl Resource for Stage {
     /// Only a stage of our own API is ours to read (and later to change).
     async fn read(&self, ctx: &Ctx<'_>, api: Option<&Observed>) -> Result<Option<Observed>> {
         match api.filter(|a| a.owned_by(&ctx.names.stack, &ctx.names.stage)) {
-            Some(api) => read_stage(ctx.aws, &api.physical_id, &self.name).await,
+            Some(api) => {
+                let throttling = self.spec.as_ref().is_some_and(|s| s.throttling.is_some());
+                read_stage(ctx.aws, &api.physical_id, &self.name, throttling).await
+            }
             None => Ok(None),
         }
     }
@@ -1044,6 +1094,127 @@ impl Resource for Stage {
     }
 
     /// The stage goes with its API.
+    async fn delete(&self, _: &Ctx<'_>, _: &Observed) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// API Gateway's answer to UpdateAccount naming a role it cannot use yet:
+/// for seconds after the role is created or given its policy (IAM
+/// propagation) it says one of these (tests/faults/README.md has sources).
+fn cloudwatch_role_not_ready<E>(e: &aws_sdk_apigateway::error::SdkError<E>) -> bool
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let message = super::describe(e);
+    code(e) == Some("BadRequestException")
+        && (message.contains("The role ARN does not have required permissions")
+            || message.contains(
+                "API Gateway could not successfully write to CloudWatch Logs using the ARN specified",
+            ))
+}
+
+/// The region's CloudWatch role setting, as `apigateway-account` reports it.
+async fn read_account(aws: &Aws, region: &str) -> Result<Observed> {
+    let out = aws
+        .apigateway
+        .get_account()
+        .send()
+        .await
+        .map_err(|e| error(&format!("apigateway-account {region}"), "GetAccount", e))?;
+    let arn = out.cloudwatch_role_arn().filter(|a| !a.is_empty());
+    Ok(Observed {
+        fields: json!({ "cloudwatch_role_arn": arn }),
+        tags: Tags::new(),
+        physical_id: arn.unwrap_or_default().to_string(),
+    })
+}
+
+pub const ACCOUNT_KIND: Kind = Kind("apigateway-account");
+
+/// The region's API Gateway account setting `cloudwatchRoleArn`: the role
+/// through which API Gateway writes every API's logs in the region. Shared
+/// by every API there, so stepgate sets it only when it is empty or already
+/// names stepgate's shared role, uses anyone else's as it is (and says so),
+/// and never clears it.
+pub struct Account {
+    pub region: String,
+    pub spec: Option<AccountSpec>,
+    /// stepgate's shared role, which the setting names when it is ours.
+    pub cloudwatch_role_arn: String,
+    pub needs: Vec<ResourceId>,
+}
+
+#[async_trait]
+impl Resource for Account {
+    fn id(&self) -> ResourceId {
+        ResourceId::new(ACCOUNT_KIND, &self.region)
+    }
+
+    fn needs(&self) -> Vec<ResourceId> {
+        self.needs.clone()
+    }
+
+    /// A setting carries no tags.
+    fn tags(&self, _: &Tags) -> Tags {
+        Tags::new()
+    }
+
+    fn claim(&self, live: &Observed, _: &Tags) -> Claim {
+        cloudwatch_role_claim(
+            live.fields["cloudwatch_role_arn"].as_str(),
+            &self.cloudwatch_role_arn,
+        )
+    }
+
+    fn kept_on_destroy(&self) -> Option<&'static str> {
+        Some("every API in the region uses this setting; stepgate never clears it")
+    }
+
+    fn desired(&self) -> Option<Value> {
+        self.spec.as_ref().map(AccountSpec::fields)
+    }
+
+    async fn read(&self, ctx: &Ctx<'_>, _: Option<&Observed>) -> Result<Option<Observed>> {
+        read_account(ctx.aws, &self.region).await.map(Some)
+    }
+
+    async fn apply(
+        &self,
+        ctx: &Ctx<'_>,
+        _: &ResourcePlan,
+        _: Option<&Observed>,
+        _: &Known,
+    ) -> Result<String> {
+        let spec = spec(&self.spec, &self.id())?;
+        let what = format!("apigateway-account {}", self.region);
+        // Someone may have set a role since it was read: theirs stays.
+        let now = read_account(ctx.aws, &self.region).await?;
+        if let Claim::UsedAsIs(_) = self.claim(&now, &Tags::new()) {
+            return Ok(now.physical_id);
+        }
+        if now.physical_id == spec.cloudwatch_role_arn {
+            return Ok(now.physical_id);
+        }
+        // A role created seconds ago is refused until IAM has propagated.
+        // Two deploys setting it at once may get 429, which the SDK retries.
+        super::retry::until_consistent(cloudwatch_role_not_ready, || {
+            ctx.aws
+                .apigateway
+                .update_account()
+                .patch_operations(patch(
+                    Op::Replace,
+                    "/cloudwatchRoleArn",
+                    Some(spec.cloudwatch_role_arn.clone()),
+                ))
+                .send()
+        })
+        .await
+        .map_err(|e| error(&what, "UpdateAccount", e))?;
+        Ok(spec.cloudwatch_role_arn.clone())
+    }
+
+    /// Never cleared: other APIs in the region log through it.
     async fn delete(&self, _: &Ctx<'_>, _: &Observed) -> Result<()> {
         Ok(())
     }

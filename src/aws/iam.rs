@@ -1,5 +1,7 @@
-//! IAM roles: trust policy, one inline permissions policy, no managed
-//! policies, stepgate's tags. The only module that uses the IAM client.
+//! IAM roles: trust policy, at most one inline permissions policy, the
+//! managed policies the spec names (none for the stage's roles; AWS's
+//! CloudWatch policy for the account's shared role), stepgate's tags. The
+//! only module that uses the IAM client.
 
 use anyhow::Result;
 use serde_json::{json, Value};
@@ -8,7 +10,7 @@ use super::{code, error, Aws};
 use async_trait::async_trait;
 
 use crate::desired::{RoleSpec, INLINE_POLICY};
-use crate::model::{Kind, Observed, ResourceId, Tags};
+use crate::model::{Kind, Observed, ResourceId, Tags, SHARED_TAG};
 use crate::plan::{Action, ResourcePlan};
 use crate::resource::{spec, Ctx, Known, Resource};
 
@@ -118,18 +120,20 @@ pub async fn apply(
         }
     }
     if create || plan.changed("inline_policies") {
-        aws.iam
-            .put_role_policy()
-            .role_name(&spec.name)
-            .policy_name(INLINE_POLICY)
-            .policy_document(spec.permissions.to_string())
-            .send()
-            .await
-            .map_err(|e| error(&what, "PutRolePolicy", e))?;
+        if let Some(permissions) = &spec.permissions {
+            aws.iam
+                .put_role_policy()
+                .role_name(&spec.name)
+                .policy_name(INLINE_POLICY)
+                .policy_document(permissions.to_string())
+                .send()
+                .await
+                .map_err(|e| error(&what, "PutRolePolicy", e))?;
+        }
         // Inline policies added out of band widen the role: remove them.
         for extra in inline_names(live)
             .into_iter()
-            .filter(|n| n != INLINE_POLICY)
+            .filter(|n| spec.permissions.is_none() || n != INLINE_POLICY)
         {
             aws.iam
                 .delete_role_policy()
@@ -140,9 +144,21 @@ pub async fn apply(
                 .map_err(|e| error(&what, "DeleteRolePolicy", e))?;
         }
     }
-    if plan.changed("managed_policies") {
-        for arn in managed_arns(live) {
-            detach(aws, &spec.name, &arn).await?;
+    if create || plan.changed("managed_policies") {
+        let attached = managed_arns(live);
+        for arn in spec.managed.iter().filter(|a| !attached.contains(a)) {
+            // Attaching what is attached already succeeds: safe to repeat.
+            aws.iam
+                .attach_role_policy()
+                .role_name(&spec.name)
+                .policy_arn(arn)
+                .send()
+                .await
+                .map_err(|e| error(&what, "AttachRolePolicy", e))?;
+        }
+        // Managed policies attached out of band widen the role: detach them.
+        for arn in attached.iter().filter(|a| !spec.managed.contains(a)) {
+            detach(aws, &spec.name, arn).await?;
         }
     }
     Ok(())
@@ -252,16 +268,33 @@ fn percent_decode(text: &str) -> String {
 
 pub const KIND: Kind = Kind("role");
 
-/// An IAM role. IAM is global: its name carries the region.
+/// An IAM role: one of the stage's (IAM is global, so its name carries the
+/// region), or, with `shared`, the one role every stack in the account
+/// shares. That one carries only the tag `stepgate:shared = {shared}`, is
+/// known as stepgate's by it, and outlives every destroy.
 pub struct Role {
     pub name: String,
     pub spec: Option<RoleSpec>,
+    pub shared: Option<&'static str>,
 }
 
 #[async_trait]
 impl Resource for Role {
     fn id(&self) -> ResourceId {
         ResourceId::new(KIND, &self.name)
+    }
+
+    fn tags(&self, stage: &Tags) -> Tags {
+        match self.shared {
+            Some(what) => Tags::from([(SHARED_TAG.to_string(), what.to_string())]),
+            None => stage.clone(),
+        }
+    }
+
+    fn kept_on_destroy(&self) -> Option<&'static str> {
+        self.shared.map(|_| {
+            "shared by every stepgate stack in the account, and the API Gateway CloudWatch role setting of any region may name it"
+        })
     }
 
     fn desired(&self) -> Option<Value> {
@@ -279,7 +312,8 @@ impl Resource for Role {
         live: Option<&Observed>,
         _: &Known,
     ) -> Result<String> {
-        apply(ctx.aws, spec(&self.spec, &self.id())?, ctx.tags, plan, live).await?;
+        let tags = self.tags(ctx.tags);
+        apply(ctx.aws, spec(&self.spec, &self.id())?, &tags, plan, live).await?;
         Ok(format!(
             "arn:{}:iam::{}:role/{}",
             ctx.names.partition, ctx.names.account, self.name
@@ -287,6 +321,10 @@ impl Resource for Role {
     }
 
     async fn delete(&self, ctx: &Ctx<'_>, live: &Observed) -> Result<()> {
+        // The engine keeps a shared role (kept_on_destroy); so does this.
+        if self.shared.is_some() {
+            return Ok(());
+        }
         delete(ctx.aws, &self.name, live).await
     }
 }

@@ -152,7 +152,7 @@ impl Resource for LogGroup {
 /// One log event as `stepgate logs` prints it.
 #[derive(Clone, Debug, serde::Serialize, PartialEq)]
 pub struct LogEvent {
-    /// Which of the stack's log groups: completeOrder, cancelOrder, states.
+    /// Which of the stack's log groups: completeOrder, cancelOrder, states, api.
     pub source: String,
     /// RFC 3339, UTC, milliseconds.
     pub time: String,

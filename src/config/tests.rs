@@ -102,6 +102,7 @@ fn defaults_without_a_file() {
             log_retention_days: 14,
             tags: BTreeMap::new(),
             throttling: None,
+            api_log_level: "ERROR".into(),
         }
     );
 }
@@ -180,6 +181,36 @@ cost-center = "42"
 burst_limit = 500
 rate_limit = 250
 "#;
+
+#[test]
+fn the_api_log_level_comes_from_any_layer() {
+    let dir = TempDir::new();
+    dir.write(
+        "stepgate.toml",
+        "[defaults]\napi_log_level = \"INFO\"\n[stages.prod]\napi_log_level = \"OFF\"\n",
+    );
+    let level = |cli, vars: &[(&str, &str)]| resolve_in(&dir, cli, vars).unwrap().api_log_level;
+    assert_eq!(level(stage("dev"), &[]), "INFO");
+    assert_eq!(level(stage("prod"), &[]), "OFF");
+    assert_eq!(
+        level(stage("prod"), &[("STEPGATE_API_LOG_LEVEL", "ERROR")]),
+        "ERROR"
+    );
+    let cli = Overrides {
+        api_log_level: Some("INFO".into()),
+        ..stage("prod")
+    };
+    assert_eq!(level(cli, &[("STEPGATE_API_LOG_LEVEL", "ERROR")]), "INFO");
+    // A bad variable is refused even where the flag wins.
+    let cli = Overrides {
+        api_log_level: Some("INFO".into()),
+        ..stage("prod")
+    };
+    assert_eq!(
+        error_in(&dir, cli, &[("STEPGATE_API_LOG_LEVEL", "loud")]),
+        "STEPGATE_API_LOG_LEVEL=loud is not an API Gateway execution-logging level; use OFF, ERROR or INFO"
+    );
+}
 
 #[test]
 fn stage_section_overrides_defaults_and_merges_tags() {
@@ -285,7 +316,7 @@ fn unknown_key_names_file_line_and_table() {
         error.to_string(),
         format!(
             "{} line 7: unknown key `memroy` in [stages.prod]; expected one of: \
-             region, account, role_arn, external_id, runtime, memory, timeout, log_retention_days, tags, throttling, profile",
+             region, account, role_arn, external_id, runtime, memory, timeout, log_retention_days, tags, throttling, profile, api_log_level",
             path.display()
         )
     );
@@ -525,6 +556,10 @@ fn values_outside_the_rules_are_rejected() {
         log_retention_days: Some(v),
         ..Default::default()
     };
+    let log_level = |v: &str| Overrides {
+        api_log_level: Some(v.into()),
+        ..Default::default()
+    };
     let cases = [
         (stack("a-1"), true),
         (stack(&"a".repeat(24)), true),
@@ -563,11 +598,21 @@ fn values_outside_the_rules_are_rejected() {
         (timeout(901), false),
         (retention(3653), true),
         (retention(2), false),
+        (log_level("OFF"), true),
+        (log_level("ERROR"), true),
+        (log_level("INFO"), true),
+        (log_level("info"), false),
+        (log_level("DEBUG"), false),
+        (log_level(""), false),
     ];
     for (cli, valid) in cases {
         let result = resolve_in(&dir, cli.clone(), &[]);
         assert_eq!(result.is_ok(), valid, "{cli:?} gave {result:?}");
     }
+    assert_eq!(
+        error_in(&dir, log_level("DEBUG"), &[]),
+        "--api-log-level \"DEBUG\" is not an API Gateway execution-logging level; use OFF, ERROR or INFO"
+    );
     let message = error_in(&dir, retention(2), &[]);
     let allowed: Vec<String> = LOG_RETENTION_DAYS.iter().map(i32::to_string).collect();
     assert!(message.ends_with(&allowed.join(", ")), "{message}");
@@ -610,6 +655,10 @@ fn file_tags_and_throttling_are_checked() {
         (
             "[stages.prod.throttling]\nburst_limit = 1\nrate_limit = inf\n".to_owned(),
             "line 3: rate_limit = inf is not allowed",
+        ),
+        (
+            "[defaults]\nregion = \"us-east-1\"\n[stages.prod]\napi_log_level = \"VERBOSE\"\n".to_owned(),
+            "line 4: api_log_level = \"VERBOSE\" is not an API Gateway execution-logging level; use OFF, ERROR or INFO",
         ),
     ] {
         let path = dir.write("stepgate.toml", &text);

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::config::Throttling;
+use crate::model::Claim;
 
 pub const PATH_PART: &str = "orderprocess";
 pub const RESOURCE_PATH: &str = "/orderprocess";
@@ -232,6 +233,10 @@ pub struct StageSpec {
     pub name: String,
     pub api_config_hash: String,
     pub throttling: Option<Throttling>,
+    /// The access log group's ARN (without CloudWatch's ":*").
+    pub access_log_arn: String,
+    /// Execution logging: OFF, ERROR or INFO.
+    pub log_level: String,
 }
 
 impl StageSpec {
@@ -242,7 +247,55 @@ impl StageSpec {
                 "burst_limit": t.burst_limit,
                 "rate_limit": t.rate_limit,
             })),
+            "access_log": {
+                "destination_arn": self.access_log_arn,
+                "format": access_log_format(),
+            },
+            "log_level": self.log_level,
         })
+    }
+}
+
+/// One JSON object per request in the access log: who called, when, what,
+/// how it ended and how long it took (API Gateway's `$context` variables
+/// for access logging; each a JSON string, so any value keeps the line JSON).
+pub fn access_log_format() -> Value {
+    json!({
+        "requestId": "$context.requestId",
+        "ip": "$context.identity.sourceIp",
+        "requestTime": "$context.requestTime",
+        "httpMethod": "$context.httpMethod",
+        "resourcePath": "$context.resourcePath",
+        "status": "$context.status",
+        "responseLatency": "$context.responseLatency",
+        "integrationLatency": "$context.integrationLatency",
+        "errorMessage": "$context.error.message",
+    })
+}
+
+/// The region's API Gateway account setting as stepgate wants it: its
+/// CloudWatch role is the account's shared one.
+#[derive(Clone, Debug)]
+pub struct AccountSpec {
+    pub cloudwatch_role_arn: String,
+}
+
+impl AccountSpec {
+    pub fn fields(&self) -> Value {
+        json!({ "cloudwatch_role_arn": self.cloudwatch_role_arn })
+    }
+}
+
+/// Whose the region's CloudWatch role setting is. Every API in the region
+/// shares it, so stepgate sets it only when it is empty or already names
+/// stepgate's shared role; a role someone else set is used as it is.
+pub fn cloudwatch_role_claim(live: Option<&str>, ours: &str) -> Claim {
+    match live.filter(|arn| !arn.is_empty()) {
+        None => Claim::Ours,
+        Some(arn) if arn == ours => Claim::Ours,
+        Some(arn) => Claim::UsedAsIs(format!(
+            "uses the account's existing CloudWatch role {arn} (not stepgate's); stepgate leaves the setting as it is"
+        )),
     }
 }
 
@@ -298,6 +351,64 @@ mod tests {
         let mut other = spec();
         other.order_model["required"] = json!(["orderId"]);
         assert_ne!(spec().config_hash(), other.config_hash());
+    }
+
+    #[test]
+    fn the_cloudwatch_role_setting_is_ours_only_when_empty_or_already_ours() {
+        let ours = "arn:aws:iam::1:role/stepgate-apigateway-cloudwatch";
+        assert_eq!(cloudwatch_role_claim(None, ours), Claim::Ours);
+        assert_eq!(cloudwatch_role_claim(Some(""), ours), Claim::Ours);
+        assert_eq!(cloudwatch_role_claim(Some(ours), ours), Claim::Ours);
+        let theirs = "arn:aws:iam::1:role/platform-apigw-logs";
+        match cloudwatch_role_claim(Some(theirs), ours) {
+            Claim::UsedAsIs(note) => assert_eq!(
+                note,
+                "uses the account's existing CloudWatch role arn:aws:iam::1:role/platform-apigw-logs (not stepgate's); stepgate leaves the setting as it is"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_stage_logs_each_request_as_one_json_object_and_sets_the_level() {
+        let stage = StageSpec {
+            name: "dev".into(),
+            api_config_hash: "h".into(),
+            throttling: None,
+            access_log_arn: "arn:aws:logs:us-east-1:1:log-group:/aws/apigateway/orders-dev-access"
+                .into(),
+            log_level: "ERROR".into(),
+        };
+        let fields = stage.fields();
+        assert_eq!(fields["log_level"], "ERROR");
+        assert_eq!(
+            fields["access_log"]["destination_arn"],
+            "arn:aws:logs:us-east-1:1:log-group:/aws/apigateway/orders-dev-access"
+        );
+        let format = &fields["access_log"]["format"];
+        for variable in [
+            "$context.requestId",
+            "$context.identity.sourceIp",
+            "$context.requestTime",
+            "$context.httpMethod",
+            "$context.resourcePath",
+            "$context.status",
+            "$context.responseLatency",
+            "$context.integrationLatency",
+            "$context.error.message",
+        ] {
+            assert!(
+                format.as_object().unwrap().values().any(|v| v == variable),
+                "{variable} is not logged"
+            );
+        }
+        // Whatever the variables hold, a line stays one JSON object.
+        let line = format
+            .to_string()
+            .replace("$context.error.message", "Invalid request body")
+            .replace("$context.status", "400");
+        let parsed: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(parsed["status"], "400");
     }
 
     #[test]

@@ -39,6 +39,12 @@ pub fn plan_text(resources: &[ResourcePlan], show_unchanged: bool) -> String {
             out.push_str(&change_text(change));
         }
     }
+    // Someone else's resource used as it is: said whether it is listed or not.
+    for r in resources {
+        if let Some(note) = &r.note {
+            out.push_str(&paint(UPDATE, format!("Note: {} {note}\n", r.resource)));
+        }
+    }
     let count = |a| resources.iter().filter(|r| r.action == a).count();
     let (create, update, same, conflict) = (
         count(Action::Create),
@@ -122,16 +128,19 @@ mod tests {
                 resource: id(Kind("role"), "orders-dev-us-east-1-lambda"),
                 action: Action::Conflict,
                 changes: vec![],
+                note: None,
             },
             ResourcePlan {
                 resource: id(Kind("log-group"), "/aws/lambda/orders-dev-completeOrder"),
                 action: Action::NoChange,
                 changes: vec![],
+                note: None,
             },
             ResourcePlan {
                 resource: id(Kind("log-group"), "/aws/lambda/orders-dev-cancelOrder"),
                 action: Action::Create,
                 changes: vec![],
+                note: None,
             },
             ResourcePlan {
                 resource: id(Kind("function"), "orders-dev-completeOrder"),
@@ -141,6 +150,7 @@ mod tests {
                     live: json!(128),
                     desired: json!(256),
                 }],
+                note: None,
             },
             ResourcePlan {
                 resource: id(Kind("rest-api"), "orders-dev-OrderProcessorAPI"),
@@ -150,6 +160,7 @@ mod tests {
                     live: json!("{\n  \"input\": \"$util.escapeJavaScript($input.json('$'))\",\n  \"stateMachineArn\": \"arn:old\"\n}"),
                     desired: json!("{\n  \"input\": \"$util.escapeJavaScript($input.json('$'))\",\n  \"stateMachineArn\": \"arn:new\"\n}"),
                 }],
+                note: None,
             },
         ]
     }
@@ -191,10 +202,29 @@ mod tests {
             resource: id(Kind("stage"), "dev"),
             action: Action::NoChange,
             changes: vec![],
+            note: None,
         }];
         assert_eq!(
             plain(&plan_text(&same, false)),
             "Plan: 0 to create, 0 to update, 1 unchanged, 0 in conflict."
         );
+    }
+
+    #[test]
+    fn a_note_shows_whether_or_not_unchanged_resources_are_listed() {
+        let used = vec![ResourcePlan {
+            resource: id(Kind("apigateway-account"), "us-east-1"),
+            action: Action::NoChange,
+            changes: vec![],
+            note: Some("uses the account's existing CloudWatch role r (not stepgate's)".into()),
+        }];
+        for listed in [false, true] {
+            let text = plain(&plan_text(&used, listed));
+            assert!(
+                text.contains("Note: apigateway-account us-east-1 uses the account's existing CloudWatch role r (not stepgate's)\n"),
+                "{text}"
+            );
+            assert!(text.ends_with("1 unchanged, 0 in conflict."), "{text}");
+        }
     }
 }

@@ -132,6 +132,14 @@ impl Printer {
         });
     }
 
+    /// destroy found it, and keeps it: the account shares it between stacks.
+    pub fn kept(&self, id: &ResourceId, why: &str) {
+        self.progress(&match self.view {
+            View::Plain => format!("kept {id}: {why}"),
+            View::Terminal { .. } => format!("  {} {id}: {why}", paint(DIM, "= kept    ")),
+        });
+    }
+
     /// The closing summary of a deploy or destroy. Without a terminal,
     /// deploy's one `Done in` line, as it always was (destroy had none).
     pub fn summary(&self, report: &Report) {
@@ -196,6 +204,7 @@ fn summary_terminal(report: &Report) -> String {
         (count("no-change"), "unchanged", DIM),
         (count("absent"), "already absent", DIM),
         (count("left-alone"), "left alone", CONFLICT),
+        (count("kept"), "kept", DIM),
         (failed, "failed", FAILED),
     ];
     let mut counts: Vec<String> = outcomes

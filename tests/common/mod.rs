@@ -221,6 +221,103 @@ pub fn binary() -> String {
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_stepgate").to_string())
 }
 
+/// stepgate's one API Gateway CloudWatch role for the whole account.
+pub const CLOUDWATCH_ROLE: &str = "stepgate-apigateway-cloudwatch";
+pub const CLOUDWATCH_ROLE_ARN: &str =
+    "arn:aws:iam::000000000000:role/stepgate-apigateway-cloudwatch";
+pub const CLOUDWATCH_POLICY_ARN: &str =
+    "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs";
+/// The trust policy stepgate gives that role (`Inputs::cloudwatch_role`).
+pub const CLOUDWATCH_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"apigateway.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+
+/// What every stack in the account shares, as a first deploy leaves it:
+/// stepgate's CloudWatch role, and the region's API Gateway setting naming
+/// it (LocalStack starts with a made-up role there, api-gw-cw-role, which
+/// does not exist). Put in place once per test process, before its first
+/// stepgate run, so that a test's plan and calls do not depend on whether
+/// another test happened to deploy first. tests/api_logging.rs covers the
+/// first deploy in an account, and someone else's role in the setting.
+pub fn account_logging_in_place() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Callers may be inside a runtime already: use a thread of its own.
+        std::thread::spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(put_account_logging_in_place())
+        })
+        .join()
+        .expect("put the account's CloudWatch role in place");
+    });
+}
+
+/// Creates stepgate's CloudWatch role if it is missing and points the
+/// region's setting at it.
+pub async fn put_account_logging_in_place() {
+    let config = sdk_config().await;
+    let iam = aws_sdk_iam::Client::new(&config);
+    if iam
+        .get_role()
+        .role_name(CLOUDWATCH_ROLE)
+        .send()
+        .await
+        .is_err()
+    {
+        // Another process may create it at the same moment: fine.
+        let _ = iam
+            .create_role()
+            .role_name(CLOUDWATCH_ROLE)
+            .assume_role_policy_document(CLOUDWATCH_TRUST)
+            .description("Managed by stepgate")
+            .tags(
+                aws_sdk_iam::types::Tag::builder()
+                    .key("stepgate:shared")
+                    .value("apigateway-cloudwatch")
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await;
+        iam.attach_role_policy()
+            .role_name(CLOUDWATCH_ROLE)
+            .policy_arn(CLOUDWATCH_POLICY_ARN)
+            .send()
+            .await
+            .unwrap();
+    }
+    set_cloudwatch_role(Some(CLOUDWATCH_ROLE_ARN)).await;
+}
+
+/// Sets the region's API Gateway CloudWatch role setting (`None` clears it).
+pub async fn set_cloudwatch_role(arn: Option<&str>) {
+    use aws_sdk_apigateway::types::{Op, PatchOperation};
+    aws_sdk_apigateway::Client::new(&sdk_config().await)
+        .update_account()
+        .patch_operations(
+            PatchOperation::builder()
+                .op(Op::Replace)
+                .path("/cloudwatchRoleArn")
+                .set_value(arn.map(str::to_string))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The region's API Gateway CloudWatch role setting, `None` when empty.
+pub async fn cloudwatch_role_setting() -> Option<String> {
+    aws_sdk_apigateway::Client::new(&sdk_config().await)
+        .get_account()
+        .send()
+        .await
+        .unwrap()
+        .cloudwatch_role_arn
+        .filter(|a| !a.is_empty())
+}
+
 /// The stepgate command talking to AWS at `aws_endpoint` (the emulator, or
 /// a fault proxy in front of it).
 pub fn command_at(
@@ -228,6 +325,7 @@ pub fn command_at(
     dir: &std::path::Path,
     args: &[&str],
 ) -> std::process::Command {
+    account_logging_in_place();
     let mut cmd = std::process::Command::new(binary());
     for (key, _) in std::env::vars() {
         if key.starts_with("AWS_") || key.starts_with("STEPGATE_") {
@@ -313,9 +411,27 @@ pub async fn place_order(api_url: &str, order: &str) -> (String, serde_json::Val
 
 /// Everything named for this stage still in the emulator, one entry per
 /// resource ("rest-api orders-x-OrderProcessorAPI" twice for a duplicate),
-/// the stage's lock parameter included.
+/// the stage's lock parameter included. The account's shared CloudWatch
+/// role is no stage's, so never a leftover; it must still carry its tag.
 pub async fn leftovers(stage: &str) -> Vec<String> {
     let config = sdk_config().await;
+    if let Ok(shared) = aws_sdk_iam::Client::new(&config)
+        .get_role()
+        .role_name(CLOUDWATCH_ROLE)
+        .send()
+        .await
+    {
+        let tags = shared
+            .role
+            .map(|r| r.tags)
+            .unwrap_or_default()
+            .unwrap_or_default();
+        assert!(
+            tags.iter()
+                .any(|t| t.key() == "stepgate:shared" && t.value() == "apigateway-cloudwatch"),
+            "role {CLOUDWATCH_ROLE} lost its stepgate:shared tag: {tags:?}"
+        );
+    }
     let needle = format!("orders-{stage}-");
     let mut left = Vec::new();
     let mut keep = |kind: &str, names: Vec<String>| {
@@ -534,4 +650,27 @@ pub fn error_lines(run: &Run) -> Vec<&str> {
         .lines()
         .filter(|l| l.starts_with("error:"))
         .collect()
+}
+
+/// A policy document as IAM returns it (URL-encoded; the emulator may not
+/// encode it), as JSON.
+pub fn policy_json(doc: &str) -> serde_json::Value {
+    serde_json::from_str(doc).unwrap_or_else(|_| {
+        let mut out = Vec::new();
+        let mut bytes = doc.bytes();
+        while let Some(b) = bytes.next() {
+            match b {
+                b'%' => {
+                    let hex: String = [bytes.next().unwrap(), bytes.next().unwrap()]
+                        .iter()
+                        .map(|&c| c as char)
+                        .collect();
+                    out.push(u8::from_str_radix(&hex, 16).unwrap());
+                }
+                b'+' => out.push(b' '),
+                b => out.push(b),
+            }
+        }
+        serde_json::from_slice(&out).unwrap()
+    })
 }

@@ -167,10 +167,14 @@ LAMBDA_ROLE_MESSAGE = "The role defined for the function cannot be assumed by La
 SFN_ASSUME_MESSAGE = ("Neither the global service principal states.amazonaws.com, "
                       "nor the regional one is authorized to assume the provided role.")
 SFN_LOG_MESSAGE = "The state machine IAM Role is not authorized to access the Log Destination"
+APIGW_ROLE_MESSAGE = ("The role ARN does not have required permissions configured. Please grant "
+                      "trust permission for API Gateway and add the required role policy.")
 PROPAGATION_VARIANTS = ("assume", "log-destination")
 
 
 def propagation_error(service: str, variant: str) -> Reply:
+    if service == "apigateway":  # UpdateAccount naming a CloudWatch role
+        return aws_error(service, 400, "BadRequestException", APIGW_ROLE_MESSAGE)
     if service == "lambda":
         return aws_error(service, 400, "InvalidParameterValueException", LAMBDA_ROLE_MESSAGE,
                          body={"Type": "User", "message": LAMBDA_ROLE_MESSAGE})
@@ -418,6 +422,7 @@ QUOTA_INTERVALS = {
     ("DeleteRestApi", ""): 30.0,
 }
 PROPAGATION_OPERATIONS = {
+    "apigateway.UpdateAccount",
     "lambda.CreateFunction", "lambda.UpdateFunctionConfiguration",
     "states.CreateStateMachine", "states.UpdateStateMachine",
 }
@@ -425,7 +430,7 @@ QUOTA_OPERATIONS = {"apigateway.CreateRestApi", "apigateway.CreateDeployment",
                     "apigateway.DeleteRestApi"}
 CONFLICT_OPERATIONS = {"apigateway.CreateResource", "apigateway.PutMethod",
                        "apigateway.CreateStage"}
-ROLE_CHANGES = {"CreateRole", "PutRolePolicy", "UpdateAssumeRolePolicy"}
+ROLE_CHANGES = {"CreateRole", "PutRolePolicy", "UpdateAssumeRolePolicy", "AttachRolePolicy"}
 
 
 class ConfigError(ValueError):
@@ -949,6 +954,14 @@ class Proxy:
     def propagation(self, req: Request, call: Call, forced: bool,
                     variant: str | None) -> Reply | None:
         body = json_body(req.body)
+        if call.service == "apigateway":
+            if not forced:
+                ops = body.get("patchOperations") or []
+                arns = [op.get("value") for op in ops if isinstance(op, dict)
+                        and op.get("path") == "/cloudwatchRoleArn"]
+                if not any(self.propagating(role_name(arn)) for arn in arns):
+                    return None
+            return propagation_error("apigateway", "assume")
         if call.service == "lambda":
             if not forced:
                 name = role_name(body.get("Role"))
