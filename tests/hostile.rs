@@ -265,7 +265,7 @@ async fn the_sdk_reads_every_injected_fault_as_the_error_aws_sends() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 23);
+    assert_eq!(checked, 24);
 }
 
 /// Whether one seed's run converged, and what it left behind.
