@@ -601,3 +601,52 @@ async fn every_request_of_a_full_cycle_is_allowed_by_the_deployer_policy() {
         "nothing of the stage is left in the default account either"
     );
 }
+
+/// Every request any test of the suite made through stepgate, checked
+/// against its stack's deployer policy: drift repairs, duplicate APIs,
+/// lock takeovers, retries under injected faults and the rest, beyond the
+/// cycle above. `tests/run.sh` collects them (`STEPGATE_TEST_CALL_LOG`)
+/// and runs this after the suite.
+#[test]
+#[ignore = "run by tests/run.sh after the whole suite"]
+fn every_request_the_suite_made_is_allowed_by_the_deployer_policy() {
+    let path = std::env::var("STEPGATE_TEST_CALL_LOG")
+        .expect("STEPGATE_TEST_CALL_LOG names the suite's call log");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let calls: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        calls.len() > 1000,
+        "only {} requests logged: is the log collected?",
+        calls.len()
+    );
+    let mut policies: BTreeMap<String, Value> = BTreeMap::new();
+    let mut refused = BTreeSet::new();
+    for call in &calls {
+        let stack = call["stack"].as_str().unwrap().to_string();
+        let policy = policies.entry(stack.clone()).or_insert_with(|| {
+            let out = std::process::Command::new(common::binary())
+                .args(["deployer-policy", "--stack", &stack])
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            serde_json::from_slice(&out.stdout).unwrap()
+        });
+        for n in needs(call, "000000000000") {
+            if allowed_by(policy, &n).is_empty() {
+                refused.insert(format!(
+                    "stack {stack}: {} {} needs {} on {} {:?}",
+                    call["service"], call["operation"], n.action, n.resource, n.context
+                ));
+            }
+        }
+    }
+    assert!(
+        refused.is_empty(),
+        "of {} requests, the deployer policy refuses:\n{}",
+        calls.len(),
+        refused.into_iter().collect::<Vec<_>>().join("\n")
+    );
+}

@@ -13,7 +13,14 @@ source tests/emulator/session.sh
 
 status=0
 echo "== Rust tests (emulator at $endpoint)" >&2
+# Every request stepgate makes in the suite is logged, then checked
+# against the deployer policy (tests/deployer_policy.rs).
+export STEPGATE_TEST_CALL_LOG="$repo/target/suite-calls.jsonl"
+rm -f "$STEPGATE_TEST_CALL_LOG"
 STEPGATE_TEST_ENDPOINT="$endpoint" cargo test --locked || status=1
+echo "== Deployer policy against every request of the suite" >&2
+cargo test --locked --test deployer_policy -- --ignored --exact \
+  every_request_the_suite_made_is_allowed_by_the_deployer_policy || status=1
 echo "== Lambda tests" >&2
 node --test lambdas/ || status=1
 exit "$status"

@@ -38,7 +38,15 @@ pub async fn in_resource<F: std::future::Future>(id: ResourceId, work: F) -> F::
 pub struct CallRecorder {
     counts: Arc<Mutex<BTreeMap<String, u32>>>,
     by_resource: Arc<Mutex<BTreeMap<ResourceId, u32>>>,
-    log: Option<Arc<Mutex<std::fs::File>>>,
+    log: Option<Arc<CallLog>>,
+}
+
+/// Where requests are logged, and the stack they are for (an audit renders
+/// that stack's deployer policy).
+#[derive(Debug)]
+struct CallLog {
+    file: Mutex<std::fs::File>,
+    stack: String,
 }
 
 /// The variable naming the file that requests are appended to.
@@ -46,9 +54,10 @@ pub const CALL_LOG_VAR: &str = "STEPGATE_CALL_LOG";
 
 impl CallRecorder {
     /// A recorder that also logs requests if `STEPGATE_CALL_LOG` names a
-    /// file. A file that cannot be opened is reported and not used: the
-    /// log is for audits, never a reason to fail a deploy.
-    pub fn from_env() -> CallRecorder {
+    /// file, each line naming `stack`. A file that cannot be opened is
+    /// reported and not used: the log is for audits, never a reason to fail
+    /// a deploy.
+    pub fn from_env(stack: &str) -> CallRecorder {
         let log = std::env::var_os(CALL_LOG_VAR)
             .filter(|path| !path.is_empty())
             .and_then(|path| {
@@ -65,7 +74,12 @@ impl CallRecorder {
                     .ok()
             });
         CallRecorder {
-            log: log.map(|file| Arc::new(Mutex::new(file))),
+            log: log.map(|file| {
+                Arc::new(CallLog {
+                    file: Mutex::new(file),
+                    stack: stack.to_owned(),
+                })
+            }),
             ..CallRecorder::default()
         }
     }
@@ -147,12 +161,12 @@ impl Intercept for CallRecorder {
         let (Some(log), Some(meta)) = (&self.log, cfg.load::<Metadata>()) else {
             return Ok(());
         };
-        let mut line = request_line(meta, context.request());
+        let mut line = request_line(&log.stack, meta, context.request());
         line.push('\n');
         use std::io::Write;
         // One write per line on an O_APPEND file: lines from concurrent
         // calls (and concurrent runs) never interleave.
-        let mut file = log.lock().expect("call log poisoned");
+        let mut file = log.file.lock().expect("call log poisoned");
         if let Err(e) = file.write_all(line.as_bytes()) {
             tracing::warn!("{CALL_LOG_VAR}: cannot write: {e}");
         }
@@ -161,7 +175,11 @@ impl Intercept for CallRecorder {
 }
 
 /// One request as the call log writes it.
-fn request_line(meta: &Metadata, request: &aws_smithy_runtime_api::http::Request) -> String {
+fn request_line(
+    stack: &str,
+    meta: &Metadata,
+    request: &aws_smithy_runtime_api::http::Request,
+) -> String {
     let body = request.body().bytes().unwrap_or_default();
     let params = if request
         .headers()
@@ -177,6 +195,7 @@ fn request_line(meta: &Metadata, request: &aws_smithy_runtime_api::http::Request
         serde_json::from_slice(body).unwrap_or(serde_json::Value::Null)
     };
     serde_json::json!({
+        "stack": stack,
         "service": meta.service(),
         "operation": meta.name(),
         "method": request.method(),

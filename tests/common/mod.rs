@@ -332,6 +332,11 @@ pub fn command_at(
             cmd.env_remove(key);
         }
     }
+    // tests/run.sh collects every request of the suite, for the deployer
+    // policy audit (tests/deployer_policy.rs).
+    if let Some(log) = std::env::var_os("STEPGATE_TEST_CALL_LOG").filter(|l| !l.is_empty()) {
+        cmd.env("STEPGATE_CALL_LOG", log);
+    }
     cmd.current_dir(dir)
         .args(args)
         .env("AWS_ENDPOINT_URL", aws_endpoint)
