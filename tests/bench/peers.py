@@ -111,7 +111,7 @@ class Tool:
         """A fresh copy of the sources (without tests), as the stack's project directory."""
         shutil.rmtree(self.work, ignore_errors=True)
         self.work.mkdir(parents=True)
-        for part in ("lambdas", "definitions", "policies"):
+        for part in ("lambdas", "definitions", "policies", "models"):
             shutil.copytree(REPO / part, self.work / part,
                             ignore=shutil.ignore_patterns("*.test.js", "node_modules"))
 
