@@ -38,6 +38,12 @@ impl RoleFor {
 /// stage and region: its name carries none of them.
 pub const CLOUDWATCH_ROLE: &str = "stepgate-apigateway-cloudwatch";
 
+/// The log group API Gateway writes a stage's execution logs to; the name is
+/// AWS's, fixed by the API's id and the stage.
+pub fn api_execution_log_group(api_id: &str, stage: &str) -> String {
+    format!("API-Gateway-Execution-Logs_{api_id}/{stage}")
+}
+
 /// Deterministic names and ARNs for one stack, stage, account and region.
 #[derive(Clone, Debug)]
 pub struct Names {

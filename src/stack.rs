@@ -144,11 +144,22 @@ fn resources(names: &Names, inputs: Option<&Inputs>) -> Vec<Box<dyn Resource>> {
         spec: inputs.map(Inputs::api),
         needs: vec![role(RoleFor::ApiGateway)],
     }));
+    // Before the stage turns logging on, so that AWS does not create it
+    // untagged and without expiry.
+    list.push(Box::new(logs::ExecutionLogGroup {
+        stage: names.stage.clone(),
+        api: api.clone(),
+        spec: inputs.map(|i| i.log_group("")),
+    }));
     list.push(Box::new(apigateway::Stage {
         name: names.stage.clone(),
         spec: inputs.map(Inputs::stage),
         api,
-        needs: vec![log_group(&access_log_group), account],
+        needs: vec![
+            log_group(&access_log_group),
+            account,
+            ResourceId::new(logs::EXECUTION_KIND, &names.stage),
+        ],
     }));
     list
 }
@@ -158,7 +169,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn plans_list_roles_then_log_groups_account_functions_machine_api_and_stage() {
+    fn plans_list_roles_then_log_groups_account_functions_machine_api_and_stage_with_its_logs() {
         let stack = Stack::existing(Names::new("orders", "dev", "us-east-1", "0"));
         let kinds: Vec<&str> = stack.ordered().iter().map(|r| r.id().kind.0).collect();
         assert_eq!(
@@ -177,6 +188,7 @@ mod tests {
                 "function",
                 "state-machine",
                 "rest-api",
+                "execution-log-group",
                 "stage"
             ]
         );
@@ -193,7 +205,10 @@ mod tests {
             kinds[1],
             ["apigateway-account", "function", "function", "rest-api"]
         );
-        assert_eq!(kinds[2], ["stage", "state-machine"]);
+        // The stage's execution log group needs the API's id; the stage
+        // turns logging on only once that group exists.
+        assert_eq!(kinds[2], ["execution-log-group", "state-machine"]);
+        assert_eq!(kinds[3], ["stage"]);
     }
 
     #[test]

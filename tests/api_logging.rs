@@ -490,3 +490,96 @@ async fn a_cloudwatch_role_api_gateway_cannot_use_yet_is_waited_for() {
         assert!(leftovers(s).await.is_empty(), "{operation}");
     }
 }
+
+/// The group's retention and tags, or `None` when it does not exist.
+async fn execution_group(
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    name: &str,
+) -> Option<(Option<i32>, std::collections::HashMap<String, String>)> {
+    let out = logs
+        .describe_log_groups()
+        .log_group_name_prefix(name)
+        .send()
+        .await
+        .unwrap();
+    let group = out
+        .log_groups()
+        .iter()
+        .find(|g| g.log_group_name() == Some(name))?;
+    let arn = group.arn().unwrap().trim_end_matches(":*").to_string();
+    let tags = logs
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .unwrap()
+        .tags
+        .unwrap_or_default();
+    Some((group.retention_in_days(), tags))
+}
+
+/// API Gateway writes a stage's execution logs to
+/// `API-Gateway-Execution-Logs_{api id}/{stage}`, which AWS creates itself,
+/// untagged and kept forever, so every destroyed stage would leave one
+/// behind. stepgate creates it first with the stack's tags and retention,
+/// adopts one API Gateway made before it, and deletes it on destroy.
+#[tokio::test]
+async fn the_execution_log_group_is_the_stages_and_goes_with_it() {
+    let stage = unique("exec");
+    let s = stage.as_str();
+    let deployed = stepgate(&["deploy", "--stage", s, "--output", "json"])
+        .ok()
+        .json();
+    let api_id = deployed["outputs"]["api_id"].as_str().unwrap();
+    let name = format!("API-Gateway-Execution-Logs_{api_id}/{s}");
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk_config().await);
+    let (retention, tags) = execution_group(&logs, &name).await.expect("created");
+    assert_eq!(retention, Some(14));
+    assert_eq!(
+        tags.get("stepgate:stack").map(String::as_str),
+        Some("orders")
+    );
+    assert_eq!(tags.get("stepgate:stage").map(String::as_str), Some(s));
+
+    // As AWS leaves it when it makes the group itself: untagged, no expiry.
+    logs.delete_log_group()
+        .log_group_name(&name)
+        .send()
+        .await
+        .unwrap();
+    logs.create_log_group()
+        .log_group_name(&name)
+        .send()
+        .await
+        .unwrap();
+    let plan = stepgate(&[
+        "plan",
+        "--stage",
+        s,
+        "--output",
+        "json",
+        "--detailed-exitcode",
+    ]);
+    assert_eq!(plan.code, 2, "{}", plan.stderr);
+    let planned = plan.json();
+    let group = resource(&planned, "execution-log-group", s);
+    assert_eq!(
+        group["action"], "update",
+        "adopted, not a conflict: {group}"
+    );
+    stepgate(&["deploy", "--stage", s]).ok();
+    let (retention, tags) = execution_group(&logs, &name).await.unwrap();
+    assert_eq!(retention, Some(14));
+    assert_eq!(tags.get("stepgate:stage").map(String::as_str), Some(s));
+    assert_eq!(
+        stepgate(&["plan", "--stage", s, "--detailed-exitcode"]).code,
+        0
+    );
+
+    stepgate(&["destroy", "--stage", s, "--yes"]).ok();
+    assert!(
+        execution_group(&logs, &name).await.is_none(),
+        "{name} left behind"
+    );
+    assert!(leftovers(s).await.is_empty());
+}

@@ -63,9 +63,9 @@ async fn full_cycle_from_nothing() {
     ]);
     assert_eq!(plan.code, 2, "{}", plan.stderr);
     assert_report_shape(&plan.json(), "plan", s);
-    // The stage's 12; what the account shares (the API Gateway CloudWatch
+    // The stage's 13; what the account shares (the API Gateway CloudWatch
     // role and its setting) is already there (common::account_logging_in_place).
-    assert_eq!(plan.resources_with("create").len(), 12);
+    assert_eq!(plan.resources_with("create").len(), 13);
     assert_eq!(
         plan.resources_with("no-change"),
         [
@@ -153,7 +153,7 @@ async fn full_cycle_from_nothing() {
     let again = stepgate(&["deploy", "--stage", s, "--output", "json"]).ok();
     assert_eq!(again.mutating_calls(), BTreeMap::new());
     assert_eq!(again.json()["changed"], false);
-    assert_eq!(again.resources_with("no-change").len(), 14);
+    assert_eq!(again.resources_with("no-change").len(), 15);
     let text = stepgate(&["deploy", "--stage", s]).ok();
     assert!(text.stderr.contains("No changes"), "{}", text.stderr);
     assert!(text.stderr.contains(", 0 mutating"), "{}", text.stderr);
@@ -203,13 +203,13 @@ async fn full_cycle_from_nothing() {
     // of the stage, and keeps what the account shares.
     let destroyed = stepgate(&["destroy", "--stage", s, "--yes", "--output", "json"]).ok();
     assert_report_shape(&destroyed.json(), "destroy", s);
-    assert_eq!(destroyed.resources_with("delete").len(), 12);
+    assert_eq!(destroyed.resources_with("delete").len(), 13);
     assert_eq!(destroyed.resources_with("kept").len(), 2);
     assert_nothing_left(s).await;
     let again = stepgate(&["destroy", "--stage", s, "--yes", "--output", "json"]).ok();
     assert_eq!(
         again.resources_with("absent").len(),
-        12,
+        13,
         "a second destroy finds everything gone"
     );
 }

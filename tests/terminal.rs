@@ -170,9 +170,9 @@ fn deploy_on_a_terminal_is_live_and_no_color_has_no_escapes() {
         "creating ",
         green_created,
         "Done in ",
-        "12 created",
+        "13 created",
         "2 unchanged",
-        "AWS calls: 35 mutating, ",
+        "AWS calls: 37 mutating, ",
         "\u{1b}[2K", // a live line being redrawn
     ] {
         assert!(live.contains(seen), "no {seen:?} in:\n{live:?}");
@@ -187,8 +187,8 @@ fn deploy_on_a_terminal_is_live_and_no_color_has_no_escapes() {
     for seen in [
         &format!("  - deleted  function orders-{s}-completeOrder  "),
         "Done in ",
-        "12 deleted, 2 kept. ",
-        "AWS calls: 14 mutating, ",
+        "13 deleted, 2 kept. ",
+        "AWS calls: 15 mutating, ",
     ] {
         assert!(plain.contains(seen), "no {seen:?} in:\n{plain}");
     }
@@ -390,5 +390,5 @@ fn destroy_confirmation_takes_the_typed_stage_name() {
     reader.join().unwrap();
     let seen = seen.lock().unwrap().clone();
     assert_eq!(status.code(), Some(0), "{seen}");
-    assert!(seen.contains("12 deleted"), "{seen}");
+    assert!(seen.contains("13 deleted"), "{seen}");
 }

@@ -9,7 +9,7 @@ use super::{code, error, Aws};
 use async_trait::async_trait;
 
 use crate::desired::LogGroupSpec;
-use crate::model::{Kind, Observed, ResourceId, Tags};
+use crate::model::{Claim, Kind, Observed, ResourceId, Tags, OWNER_STACK_TAG, OWNER_STAGE_TAG};
 use crate::plan::{Action, ResourcePlan};
 use crate::resource::{spec, Ctx, Known, Resource};
 
@@ -70,21 +70,20 @@ pub async fn apply(
             .send()
             .await
         {
-            // Lambda creates its group on first invoke; racing it is fine
-            // as long as the tags and retention are then put on.
-            Err(e) if code(&e) == Some("ResourceAlreadyExistsException") => {}
+            // Lambda (or API Gateway) creates its group on first use;
+            // racing it is fine as long as the tags and retention are then
+            // put on, which its CreateLogGroup would have done.
+            Err(e) if code(&e) == Some("ResourceAlreadyExistsException") => {
+                if let Some(existing) = read(aws, &spec.name).await? {
+                    tag(aws, &what, &existing.physical_id, tags).await?;
+                }
+            }
             Err(e) => return Err(error(&what, "CreateLogGroup", e)),
             Ok(_) => {}
         }
     } else if plan.changed("tags") {
         let arn = live.map(|l| l.physical_id.clone()).unwrap_or_default();
-        aws.logs
-            .tag_resource()
-            .resource_arn(arn)
-            .set_tags(Some(tags.clone().into_iter().collect()))
-            .send()
-            .await
-            .map_err(|e| error(&what, "TagResource", e))?;
+        tag(aws, &what, &arn, tags).await?;
     }
     if plan.action == Action::Create || plan.changed("retention_days") {
         aws.logs
@@ -95,6 +94,17 @@ pub async fn apply(
             .await
             .map_err(|e| error(&what, "PutRetentionPolicy", e))?;
     }
+    Ok(())
+}
+
+async fn tag(aws: &Aws, what: &str, arn: &str, tags: &Tags) -> Result<()> {
+    aws.logs
+        .tag_resource()
+        .resource_arn(arn)
+        .set_tags(Some(tags.clone().into_iter().collect()))
+        .send()
+        .await
+        .map_err(|e| error(what, "TagResource", e))?;
     Ok(())
 }
 
@@ -146,6 +156,92 @@ impl Resource for LogGroup {
 
     async fn delete(&self, ctx: &Ctx<'_>, _: &Observed) -> Result<()> {
         delete(ctx.aws, &self.name).await
+    }
+}
+
+pub const EXECUTION_KIND: Kind = Kind("execution-log-group");
+
+/// API Gateway's execution log group for the stage,
+/// `API-Gateway-Execution-Logs_{api id}/{stage}`. AWS creates it itself, the
+/// first time the stage logs, untagged and kept forever, so every destroyed
+/// stage would leave one behind (a preview stage per pull request, one per
+/// pull request). stepgate creates it first, as the Terraform provider's
+/// docs advise, with the stack's tags and retention, and deletes it on
+/// destroy. Its name holds the API's id, so it is known only once the API
+/// is: its id here is the stage's name.
+pub struct ExecutionLogGroup {
+    pub stage: String,
+    pub api: ResourceId,
+    pub spec: Option<crate::desired::LogGroupSpec>,
+}
+
+impl ExecutionLogGroup {
+    fn name(&self, api_id: &str) -> String {
+        crate::names::api_execution_log_group(api_id, &self.stage)
+    }
+}
+
+#[async_trait]
+impl Resource for ExecutionLogGroup {
+    fn id(&self) -> ResourceId {
+        ResourceId::new(EXECUTION_KIND, &self.stage)
+    }
+
+    fn needs(&self) -> Vec<ResourceId> {
+        vec![self.api.clone()]
+    }
+
+    fn read_after(&self) -> Option<ResourceId> {
+        Some(self.api.clone())
+    }
+
+    /// A group API Gateway created for our API carries no stepgate tags:
+    /// its name, which holds our API's id, makes it ours to adopt.
+    fn claim(&self, live: &Observed, tags: &Tags) -> Claim {
+        let untagged =
+            !live.tags.contains_key(OWNER_STACK_TAG) && !live.tags.contains_key(OWNER_STAGE_TAG);
+        if live.owned_as(tags) || untagged {
+            Claim::Ours
+        } else {
+            Claim::Foreign
+        }
+    }
+
+    fn desired(&self) -> Option<Value> {
+        self.spec.as_ref().map(crate::desired::LogGroupSpec::fields)
+    }
+
+    /// Only our own API's group: without the API there is none to read.
+    async fn read(&self, ctx: &Ctx<'_>, api: Option<&Observed>) -> Result<Option<Observed>> {
+        match api.filter(|a| a.owned_by(&ctx.names.stack, &ctx.names.stage)) {
+            Some(api) => read(ctx.aws, &self.name(&api.physical_id)).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn apply(
+        &self,
+        ctx: &Ctx<'_>,
+        plan: &ResourcePlan,
+        live: Option<&Observed>,
+        known: &Known,
+    ) -> Result<String> {
+        let api_id = known
+            .get(&self.api)
+            .ok_or_else(|| anyhow::anyhow!("{}: the REST API does not exist", self.id()))?;
+        let mut spec = spec(&self.spec, &self.id())?.clone();
+        spec.name = self.name(api_id);
+        apply(ctx.aws, &spec, ctx.tags, plan, live).await?;
+        Ok(spec.name)
+    }
+
+    async fn delete(&self, ctx: &Ctx<'_>, live: &Observed) -> Result<()> {
+        // The ARN ends in "log-group:NAME".
+        let name = live
+            .physical_id
+            .split_once(":log-group:")
+            .map_or(live.physical_id.as_str(), |(_, name)| name);
+        delete(ctx.aws, name).await
     }
 }
 
