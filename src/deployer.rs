@@ -2,8 +2,9 @@
 //! every stepgate command for one stack: `stepgate deployer-policy` prints
 //! it, and `docs/deployer-policy.json` is it for the default stack. Each
 //! statement is scoped to the stack's deterministic names; only what AWS
-//! cannot scope by name is wider (API Gateway's random ids, Step Functions'
-//! log delivery, DescribeLogGroups). `tests/deployer_policy.rs` records
+//! cannot scope by name is wider (API Gateway's random ids, and the
+//! execution log groups named by them; Step Functions' log delivery,
+//! DescribeLogGroups). `tests/deployer_policy.rs` records
 //! every request of a full cycle and checks each against it.
 
 use std::collections::BTreeMap;
