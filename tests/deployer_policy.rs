@@ -376,16 +376,9 @@ fn run(dir: &Path, log: &Path, args: &[&str]) -> common::Run {
     let role = role_arn();
     let mut all: Vec<&str> = args.to_vec();
     all.extend(["--role-arn", &role, "--output", "json", "-q"]);
-    let out = common::command(dir, &all)
-        .env("STEPGATE_CALL_LOG", log)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let run = common::Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
+    let mut cmd = common::command(dir, &all);
+    cmd.env("STEPGATE_CALL_LOG", log);
+    let run = common::run(cmd);
     assert_eq!(run.code, 0, "stepgate {args:?} failed: {}", run.stderr);
     run
 }

@@ -136,7 +136,8 @@ pub fn stepgate_at(aws_endpoint: &str, args: &[&str]) -> Run {
     run(command_at(aws_endpoint, dir, args))
 }
 
-fn run(mut cmd: std::process::Command) -> Run {
+/// Runs a prepared stepgate command (see `command`) with no stdin.
+pub fn run(mut cmd: std::process::Command) -> Run {
     let out = cmd
         .stdin(std::process::Stdio::null())
         .output()
