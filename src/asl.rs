@@ -32,6 +32,11 @@ impl Definition {
         Ok(Definition { template })
     }
 
+    /// The definition as written, placeholders in.
+    pub fn template(&self) -> &Value {
+        &self.template
+    }
+
     /// The definition with every placeholder replaced by its value.
     pub fn render(&self, values: &BTreeMap<String, String>) -> Value {
         template::substitute(&self.template, values)

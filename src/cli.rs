@@ -11,7 +11,7 @@ use crate::output::Format;
 #[command(
     name = "stepgate",
     version,
-    about = "Deploy and tear down the OrderProcessor stack (IAM, Lambda, Step Functions, API Gateway) on AWS",
+    about = "Deploy and tear down serverless workflow stacks (API Gateway routes, Step Functions, Lambda, IAM) on AWS",
     after_help = "Exit codes: 0 success, 1 error, 2 `plan --detailed-exitcode` found changes, 130/143 interrupted (Ctrl-C, SIGTERM).\n\
                   Credentials, region and endpoint come from the standard AWS chain (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, ...).\n\
                   Colour and live progress on a terminal only; NO_COLOR and CLICOLOR_FORCE are honoured.\n\n\
@@ -115,11 +115,17 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// Place an order through the deployed API and wait for its result.
-    #[command(after_help = "Example:\n  stepgate invoke --stage dev --payment-status FAILED")]
+    /// Call a route of the deployed API and wait for its result.
+    #[command(
+        after_help = "Example:\n  stepgate invoke --stage dev --payment-status FAILED\n  stepgate invoke --route 'POST /recipes/r42/move' --order '{\"user_id\":\"u7\"}'"
+    )]
     Invoke {
         #[command(flatten)]
         common: Common,
+        /// The route: METHOD and path, with values for its parameters
+        /// (`POST /recipes/r42/move`); the only route without it.
+        #[arg(long, value_name = "ROUTE")]
+        route: Option<String>,
         /// The order as JSON, or @FILE to read it from a file.
         #[arg(long, default_value = crate::invoke::SAMPLE_ORDER)]
         order: String,
@@ -137,6 +143,9 @@ pub enum Command {
     Executions {
         #[command(flatten)]
         common: Common,
+        /// Whose executions: a state machine of the project; the only one without it
+        #[arg(long, value_name = "NAME")]
+        state_machine: Option<String>,
         /// How many of the most recent executions to list (1 to 1000)
         #[arg(long, value_name = "N", default_value_t = 20,
               value_parser = clap::value_parser!(u16).range(1..=1000))]
@@ -157,9 +166,9 @@ pub enum Command {
     Logs {
         #[command(flatten)]
         common: Common,
-        /// Whose logs: a function, the state machine, or the API's access log; all four without it
-        #[arg(value_enum)]
-        source: Option<LogSource>,
+        /// Whose logs: a function, a state machine, or `api` (the API's access
+        /// log); all of them without it
+        source: Option<String>,
         /// How far back to start (e.g. 30s, 10m, 2h)
         #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
         since: std::time::Duration,
@@ -167,41 +176,6 @@ pub enum Command {
         #[arg(long, short = 'f')]
         follow: bool,
     },
-}
-
-/// The stack's log groups, by what writes to them.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogSource {
-    /// /aws/lambda/{stack}-{stage}-completeOrder
-    #[value(name = "completeOrder")]
-    CompleteOrder,
-    /// /aws/lambda/{stack}-{stage}-cancelOrder
-    #[value(name = "cancelOrder")]
-    CancelOrder,
-    /// /aws/vendedlogs/states/{stack}-{stage}-OrderProcessor
-    #[value(name = "states")]
-    States,
-    /// /aws/apigateway/{stack}-{stage}-access: the API's access log, one JSON line per request
-    #[value(name = "api")]
-    Api,
-}
-
-impl LogSource {
-    pub const ALL: [LogSource; 4] = [
-        LogSource::CompleteOrder,
-        LogSource::CancelOrder,
-        LogSource::States,
-        LogSource::Api,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogSource::CompleteOrder => "completeOrder",
-            LogSource::CancelOrder => "cancelOrder",
-            LogSource::States => "states",
-            LogSource::Api => "api",
-        }
-    }
 }
 
 impl Command {

@@ -7,14 +7,16 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::aws::{apigateway, sfn, Aws};
+use crate::checks::Checked;
 use crate::cli::Command;
 use crate::config::Settings;
+use crate::desired::Inputs;
 use crate::engine;
 use crate::lock::{self, Lock};
 use crate::model::ResourceId;
-use crate::names::{Names, RoleFor, FUNCTIONS};
+use crate::names::Names;
 use crate::output::{one_line, Calls, Outputs, Printer, Report, ResourceReport};
-use crate::sources::Sources;
+use crate::project::Project;
 use crate::stack::Stack;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,12 +45,34 @@ pub async fn run(command: Command, printer: &Printer) -> Result<Status> {
         Command::Unlock { .. } => unlock(&settings, printer).await,
         Command::Outputs { .. } => outputs(&settings, printer).await,
         Command::Invoke {
+            route,
             order,
             payment_status,
             ..
-        } => invoke(&settings, &order, payment_status.as_deref(), printer).await,
-        Command::Executions { limit, status, .. } => {
-            executions(&settings, limit.into(), status.as_deref(), printer).await
+        } => {
+            invoke(
+                &settings,
+                route.as_deref(),
+                &order,
+                payment_status.as_deref(),
+                printer,
+            )
+            .await
+        }
+        Command::Executions {
+            state_machine,
+            limit,
+            status,
+            ..
+        } => {
+            executions(
+                &settings,
+                state_machine.as_deref(),
+                limit.into(),
+                status.as_deref(),
+                printer,
+            )
+            .await
         }
         Command::Logs {
             source,
@@ -119,6 +143,7 @@ fn report(command: &'static str, names: &Names, aws: &Aws, started: Instant) -> 
         aws_calls: Calls::from_counts(aws.calls.snapshot()),
         outputs: None,
         execution: None,
+        response: None,
         executions: None,
         log_events: None,
         timing: None,
@@ -152,12 +177,12 @@ async fn deploy(
     printer: &Printer,
 ) -> Result<Status> {
     let started = Instant::now();
-    let sources = crate::checks::local(settings, outputs_file.as_deref(), printer)?;
+    let checked = crate::checks::local(settings, outputs_file.as_deref(), printer)?;
     let (aws, names) = connect(settings).await?;
     let lock = lock::acquire(&aws, &names, "deploy", lock_timeout, printer).await?;
     let result = deploy_locked(
         settings,
-        &sources,
+        &checked,
         &aws,
         &names,
         outputs_file,
@@ -170,7 +195,7 @@ async fn deploy(
 
 async fn deploy_locked(
     settings: &Settings,
-    sources: &Sources,
+    checked: &Checked,
     aws: &Aws,
     names: &Names,
     outputs_file: Option<PathBuf>,
@@ -181,7 +206,8 @@ async fn deploy_locked(
         "Deploying stack {} stage {} to account {} in {}",
         names.stack, names.stage, names.account, names.region
     ));
-    let stack = Stack::desired(settings, sources, names.clone());
+    let mut stack = Stack::desired(&inputs(settings, checked, names))?;
+    stack.find_extra(aws).await?;
     let live = engine::observe(aws, &stack).await?;
     let plan = engine::plan(&stack, &live);
     for note in plan.notes() {
@@ -194,7 +220,10 @@ async fn deploy_locked(
         printer.progress("No changes: the stack is up to date.");
         engine::Applied::nothing_yet(&live)
     };
-    let api_id = applied.known.get(&api_resource(names)).cloned();
+    let api_id = applied
+        .known
+        .get(&api_resource(&checked.project, names))
+        .cloned();
     let mut report = report("deploy", names, aws, started);
     report.timing = Some(engine::RunTiming {
         setup_seconds: setup.as_secs_f64(),
@@ -247,7 +276,7 @@ async fn deploy_locked(
                 .join("; ")
         );
     }
-    let outputs = outputs_for(names, aws, api_id);
+    let outputs = outputs_for(&checked.project, names, aws, api_id);
     // Checked before deploying; should writing still fail, the result is
     // printed first, so nobody is left guessing whether the stack deployed.
     let written = match &outputs_file {
@@ -264,9 +293,10 @@ async fn deploy_locked(
 
 async fn plan(settings: &Settings, detailed_exitcode: bool, printer: &Printer) -> Result<Status> {
     let started = Instant::now();
-    let sources = crate::checks::local(settings, None, printer)?;
+    let checked = crate::checks::local(settings, None, printer)?;
     let (aws, names) = connect(settings).await?;
-    let stack = Stack::desired(settings, &sources, names.clone());
+    let mut stack = Stack::desired(&inputs(settings, &checked, &names))?;
+    stack.find_extra(&aws).await?;
     // plan takes no lock, but says when a deploy or destroy holds one.
     let (live, held) = tokio::join!(engine::observe(&aws, &stack), lock::holder(&aws, &names));
     let (live, held) = (live?, held?);
@@ -327,7 +357,8 @@ async fn destroy_locked(
     started: Instant,
     printer: &Printer,
 ) -> Result<Status> {
-    let stack = Stack::existing(names.clone());
+    let mut stack = Stack::existing(names.clone());
+    stack.find_all(aws).await?;
     let live = engine::observe(aws, &stack).await?;
     if !yes {
         let owned = live
@@ -411,9 +442,13 @@ async fn unlock(settings: &Settings, printer: &Printer) -> Result<Status> {
 
 async fn outputs(settings: &Settings, printer: &Printer) -> Result<Status> {
     let started = Instant::now();
+    let project = Project::load(settings)?;
     let (aws, names) = connect(settings).await?;
-    let api_id = deployed_api(&aws, &names).await?;
-    let outputs = outputs_for(&names, &aws, Some(api_id));
+    let api_id = match project.routes.is_empty() {
+        true => None,
+        false => Some(deployed_api(&aws, &project, &names).await?),
+    };
+    let outputs = outputs_for(&project, &names, &aws, api_id);
     let mut report = report("outputs", &names, &aws, started);
     report.outputs = Some(outputs.clone());
     printer.result(&outputs.text(), &report);
@@ -422,26 +457,44 @@ async fn outputs(settings: &Settings, printer: &Printer) -> Result<Status> {
 
 async fn invoke(
     settings: &Settings,
+    route: Option<&str>,
     order: &str,
     payment_status: Option<&str>,
     printer: &Printer,
 ) -> Result<Status> {
     let started = Instant::now();
-    let order = crate::invoke::order_from_args(order, payment_status)?;
+    let body = crate::invoke::order_from_args(order, payment_status)?;
+    let project = Project::load(settings)?;
+    let (declared, path) = crate::invoke::pick_route(&project.routes, route)?;
     let (aws, names) = connect(settings).await?;
-    let api_id = deployed_api(&aws, &names).await?;
+    let api_id = deployed_api(&aws, &project, &names).await?;
     let url = apigateway::invoke_url(
         &api_id,
         &names.region,
         &names.stage,
         aws.endpoint_url.as_deref(),
-    );
-    printer.progress(&format!("POST {url}\n{order}"));
-    let post_url = url.clone();
-    let post_order = order.clone();
-    let execution_arn =
-        tokio::task::spawn_blocking(move || crate::invoke::post_order(&post_url, &post_order))
-            .await??;
+    ) + path.trim_start_matches('/');
+    printer.progress(&format!("{} {url}\n{body}", declared.method));
+    let method = declared.method.clone();
+    let (status, answer) =
+        tokio::task::spawn_blocking(move || crate::invoke::call(&method, &url, &body)).await??;
+    if declared.sync {
+        // The answer is the execution's output, or its error with a status.
+        let text = serde_json::to_string_pretty(&answer)?;
+        let mut report = report("invoke", &names, &aws, started);
+        report.response = Some(crate::output::HttpAnswer {
+            status,
+            body: answer,
+        });
+        printer.result(&format!("HTTP {status}\n{text}"), &report);
+        return Ok(if status < 400 {
+            Status::Ok
+        } else {
+            Status::Failed
+        });
+    }
+    let execution_arn = crate::invoke::execution_arn(status, &answer)
+        .with_context(|| format!("{} {path}", declared.method))?;
     let result = sfn::wait_execution(&aws, &execution_arn, Duration::from_secs(120)).await?;
     let text = format!(
         "{} {}\n{}",
@@ -467,15 +520,28 @@ async fn invoke(
 /// The stack's most recent executions, newest first.
 async fn executions(
     settings: &Settings,
+    state_machine: Option<&str>,
     limit: usize,
     status: Option<&str>,
     printer: &Printer,
 ) -> Result<Status> {
     let started = Instant::now();
+    let project = Project::load(settings)?;
+    let machine = pick(
+        "--state-machine",
+        state_machine,
+        project.machines.keys(),
+        "state machine",
+    )?;
     let (aws, names) = connect(settings).await?;
     let status = status.map(str::to_ascii_uppercase);
-    let Some(list) =
-        sfn::recent_executions(&aws, &names.state_machine_arn(), limit, status.as_deref()).await?
+    let Some(list) = sfn::recent_executions(
+        &aws,
+        &names.state_machine_arn(&machine),
+        limit,
+        status.as_deref(),
+    )
+    .await?
     else {
         bail!("{}", not_deployed(&names));
     };
@@ -520,31 +586,18 @@ const FOLLOW_EVERY: Duration = Duration::from_secs(1);
 /// then every second the new ones, until Ctrl-C or SIGTERM.
 async fn logs(
     settings: &Settings,
-    source: Option<crate::cli::LogSource>,
+    source: Option<String>,
     since: Duration,
     follow: bool,
     printer: &Printer,
 ) -> Result<Status> {
-    use crate::cli::LogSource;
     let started = Instant::now();
+    let project = Project::load(settings)?;
     if follow && printer.format == crate::output::Format::Json {
         bail!("--follow prints events as they come, one line each; --output json prints one document at the end: use one or the other");
     }
     let (aws, names) = connect(settings).await?;
-    let groups: Vec<(&str, String)> = source
-        .map(|s| vec![s])
-        .unwrap_or(LogSource::ALL.to_vec())
-        .into_iter()
-        .map(|s| {
-            let group = match s {
-                LogSource::CompleteOrder => names.function_log_group("completeOrder"),
-                LogSource::CancelOrder => names.function_log_group("cancelOrder"),
-                LogSource::States => names.state_machine_log_group(),
-                LogSource::Api => names.api_access_log_group(),
-            };
-            (s.as_str(), group)
-        })
-        .collect();
+    let groups = log_groups(&project, &names, source.as_deref())?;
     let now_ms = || {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -640,61 +693,151 @@ fn not_deployed(names: &Names) -> String {
 }
 
 /// The id of this stack's deployed API, or an error saying how to deploy it.
-async fn deployed_api(aws: &Aws, names: &Names) -> Result<String> {
-    match apigateway::read_api(aws, &names.api(), &names.owner_tags()).await? {
+async fn deployed_api(aws: &Aws, project: &Project, names: &Names) -> Result<String> {
+    let name = names.api(&project.api.name);
+    match apigateway::read_api(aws, &name, &names.owner_tags()).await? {
         Some(api) if !apigateway::duplicates(&api).is_empty() => bail!(
-            "stack {} stage {} has {} REST APIs named {} (ids {}, {}); run `stepgate deploy --stage {}` to keep {} (it serves the stage, or is the oldest) and delete the others",
+            "stack {} stage {} has {} REST APIs named {name} (ids {}, {}); run `stepgate deploy --stage {}` to keep {} (it serves the stage, or is the oldest) and delete the others",
             names.stack,
             names.stage,
             apigateway::duplicates(&api).len() + 1,
-            names.api(),
             api.physical_id,
             apigateway::duplicates(&api).join(", "),
             names.stage,
             api.physical_id
         ),
         Some(api) if api.owned_by(&names.stack, &names.stage) => Ok(api.physical_id),
-        _ => bail!(
-            "stack {} stage {} is not deployed in account {} {}; run `stepgate deploy --stage {}` first",
-            names.stack,
-            names.stage,
-            names.account,
-            names.region,
-            names.stage
-        ),
+        _ => bail!("{}", not_deployed(names)),
     }
 }
 
 /// The stack's REST API, as the engine knows it.
-fn api_resource(names: &Names) -> ResourceId {
-    ResourceId::new(apigateway::API_KIND, &names.api())
+fn api_resource(project: &Project, names: &Names) -> ResourceId {
+    ResourceId::new(apigateway::API_KIND, &names.api(&project.api.name))
 }
 
-fn outputs_for(names: &Names, aws: &Aws, api_id: Option<String>) -> Outputs {
+fn inputs<'a>(settings: &'a Settings, checked: &'a Checked, names: &'a Names) -> Inputs<'a> {
+    Inputs {
+        settings,
+        project: &checked.project,
+        packages: &checked.packages,
+        names,
+    }
+}
+
+/// The one `what` a flag names, or the only one there is.
+fn pick<'a>(
+    flag: &str,
+    given: Option<&str>,
+    all: impl Iterator<Item = &'a String>,
+    what: &str,
+) -> Result<String> {
+    let all: Vec<&String> = all.collect();
+    let list = all
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    match (given, all.as_slice()) {
+        (Some(name), _) if all.iter().any(|n| *n == name) => Ok(name.to_string()),
+        (Some(name), _) => bail!(
+            "{flag} {name}: the project has no {what} {name}{}; it has {list}",
+            crate::project::did_you_mean(name, all.iter().copied()),
+        ),
+        (None, [only]) => Ok(only.to_string()),
+        (None, []) => bail!("the project has no {what}"),
+        (None, _) => bail!("the project has several: name one with {flag} ({list})"),
+    }
+}
+
+/// The log groups `stepgate logs SOURCE` reads: a function's, a machine's,
+/// the API's access log (`api`), or all of them.
+fn log_groups(
+    project: &Project,
+    names: &Names,
+    source: Option<&str>,
+) -> Result<Vec<(String, String)>> {
+    let mut all: Vec<(String, String)> = Vec::new();
+    for f in project.functions.keys() {
+        all.push((f.clone(), names.function_log_group(f)));
+    }
+    for m in project.machines.keys() {
+        all.push((m.clone(), names.state_machine_log_group(m)));
+    }
+    if !project.routes.is_empty() {
+        all.push(("api".into(), names.api_access_log_group()));
+    }
+    let Some(source) = source else {
+        return Ok(all);
+    };
+    // `states`: the only machine, as before machines were named.
+    let source = match source {
+        "states" if project.machines.len() == 1 => {
+            project.machines.keys().next().cloned().unwrap_or_default()
+        }
+        other => other.to_string(),
+    };
+    match all.iter().find(|(s, _)| *s == source) {
+        Some(found) => Ok(vec![found.clone()]),
+        None => {
+            let known: Vec<String> = all.iter().map(|(s, _)| s.clone()).collect();
+            bail!(
+                "logs {source}: not a function, state machine or `api` of the project{}; use one of {}",
+                crate::project::did_you_mean(&source, known.iter()),
+                known.join(", ")
+            )
+        }
+    }
+}
+
+fn outputs_for(project: &Project, names: &Names, aws: &Aws, api_id: Option<String>) -> Outputs {
+    let base = api_id.as_deref().map(|id| {
+        apigateway::invoke_url(id, &names.region, &names.stage, aws.endpoint_url.as_deref())
+    });
     Outputs {
-        api_url: api_id.as_deref().map(|id| {
-            apigateway::invoke_url(id, &names.region, &names.stage, aws.endpoint_url.as_deref())
-        }),
+        routes: project
+            .routes
+            .iter()
+            .map(|r| crate::output::RouteOutput {
+                route: r.key(),
+                url: base
+                    .as_ref()
+                    .map(|b| format!("{b}{}", r.path.trim_start_matches('/'))),
+                state_machine: r.state_machine.clone(),
+            })
+            .collect(),
+        api_url: base
+            .as_ref()
+            .zip(project.routes.first())
+            .map(|(b, r)| format!("{b}{}", r.path.trim_start_matches('/'))),
         api_id,
         stage: names.stage.clone(),
         region: names.region.clone(),
         account: names.account.clone(),
-        state_machine_arn: names.state_machine_arn(),
-        function_arns: FUNCTIONS
-            .iter()
-            .map(|k| (k.to_string(), names.function_arn(k)))
+        state_machine_arn: project
+            .machines
+            .keys()
+            .next()
+            .map(|m| names.state_machine_arn(m)),
+        state_machine_arns: project
+            .machines
+            .keys()
+            .map(|m| (m.clone(), names.state_machine_arn(m)))
             .collect(),
-        role_arns: RoleFor::ALL
-            .iter()
-            .map(|p| (p.as_str().to_string(), names.role_arn(*p)))
+        function_arns: project
+            .functions
+            .keys()
+            .map(|f| (f.clone(), names.function_arn(f)))
             .collect(),
-        log_groups: FUNCTIONS
-            .iter()
-            .map(|k| names.function_log_group(k))
-            .chain([
-                names.state_machine_log_group(),
-                names.api_access_log_group(),
-            ])
+        role_arns: project
+            .roles()
+            .keys()
+            .map(|r| (r.clone(), names.role_arn(r)))
+            .collect(),
+        log_groups: log_groups(project, names, None)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(_, g)| g)
             .collect(),
     }
 }

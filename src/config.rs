@@ -548,6 +548,11 @@ struct RawFile {
     stack: Option<Spanned<String>>,
     defaults: RawSection,
     stages: BTreeMap<Spanned<String>, RawSection>,
+    // The stack's declarations: project/file.rs reads and checks them.
+    functions: Option<toml::Value>,
+    state_machines: Option<toml::Value>,
+    routes: Option<toml::Value>,
+    api: Option<toml::Value>,
 }
 
 /// `[defaults]` or one `[stages.NAME]`.
@@ -566,6 +571,9 @@ struct RawSection {
     throttling: Option<RawThrottling>,
     profile: Option<Spanned<String>>,
     api_log_level: Option<Spanned<String>>,
+    // A stage's overrides of the declarations (project/file.rs).
+    functions: Option<toml::Value>,
+    state_machines: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]

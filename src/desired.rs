@@ -4,20 +4,25 @@
 //! it into calls.
 
 pub mod api;
+pub mod policies;
+
+use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
 use crate::config::Settings;
 use crate::model::Tags;
-use crate::names::{Names, RoleFor};
+use crate::names::Names;
 use crate::package::Package;
-use crate::sources::Sources;
+use crate::project::{Project, RoleOf};
 
-/// What desired state is built from: the settings, the repository's
-/// sources and the names of this stack, stage, account and region.
+/// What desired state is built from: the settings, the declared stack,
+/// its functions' packages and the names of this stack, stage, account and
+/// region.
 pub struct Inputs<'a> {
     pub settings: &'a Settings,
-    pub sources: &'a Sources,
+    pub project: &'a Project,
+    pub packages: &'a BTreeMap<String, Package>,
     pub names: &'a Names,
 }
 
@@ -29,18 +34,19 @@ impl Inputs<'_> {
         tags
     }
 
-    pub fn role(&self, purpose: RoleFor) -> RoleSpec {
-        let policy = &self.sources.policies[&purpose.as_str()];
-        let placeholders = self.names.placeholders();
+    pub fn role(&self, role: &str, of: &RoleOf) -> RoleSpec {
+        // Trust policies name the account and the state machine in their
+        // confused-deputy conditions (aws:SourceAccount, aws:SourceArn).
+        let machine = match of {
+            RoleOf::StateMachine(name) => Some(name.as_str()),
+            _ => None,
+        };
+        let placeholders = self.names.placeholders(self.project, machine);
+        let render = |doc: Value| crate::template::substitute(&doc, &placeholders);
         RoleSpec {
-            name: self.names.role(purpose),
-            // Trust policies name the account and the state machine in their
-            // confused-deputy conditions (aws:SourceAccount, aws:SourceArn).
-            trust: crate::template::substitute(&policy.trust, &placeholders),
-            permissions: Some(crate::template::substitute(
-                &policy.permissions,
-                &placeholders,
-            )),
+            name: self.names.role(role),
+            trust: render(policies::trust(self.project, role, of)),
+            permissions: Some(render(policies::permissions(self.project, role, of))),
             managed: Vec::new(),
         }
     }
@@ -78,39 +84,56 @@ impl Inputs<'_> {
         }
     }
 
-    pub fn function(&self, key: &str) -> FunctionSpec {
-        let lambda = &self.settings.lambda;
+    pub fn function(&self, name: &str) -> FunctionSpec {
+        let f = &self.project.functions[name];
         FunctionSpec {
-            name: self.names.function(key),
-            handler: format!("index.{key}"),
-            role_arn: self.names.role_arn(RoleFor::Lambda),
-            runtime: lambda.runtime.clone(),
-            memory_mb: lambda.memory_mb,
-            timeout_s: lambda.timeout_s,
-            package: self.sources.functions[key].clone(),
+            name: self.names.function(name),
+            handler: f.handler.clone(),
+            role_arn: self.names.role_arn(&f.role),
+            runtime: f.runtime.clone(),
+            memory_mb: f.memory_mb,
+            timeout_s: f.timeout_s,
+            architecture: f.architecture.clone(),
+            environment: f.environment.clone(),
+            package: self.packages[name].clone(),
         }
     }
 
-    pub fn state_machine(&self) -> StateMachineSpec {
+    pub fn state_machine(&self, name: &str) -> StateMachineSpec {
         let names = self.names;
+        let m = &self.project.machines[name];
         StateMachineSpec {
-            name: names.state_machine(),
-            arn: names.state_machine_arn(),
-            role_arn: names.role_arn(RoleFor::States),
-            definition: self.sources.definition.render(&names.placeholders()),
-            log_group_arn: names.log_group_arn(&names.state_machine_log_group()),
+            name: names.state_machine(name),
+            arn: names.state_machine_arn(name),
+            role_arn: names.role_arn(&m.role),
+            definition: m
+                .definition
+                .render(&names.placeholders(self.project, Some(name))),
+            log_group_arn: names.log_group_arn(&names.state_machine_log_group(name)),
+            kind: m.kind.clone(),
+            log_level: m.logging.clone(),
+            tracing: m.tracing,
         }
     }
 
     pub fn api(&self) -> api::ApiSpec {
         let names = self.names;
         api::ApiSpec {
-            name: names.api(),
+            name: names.api(&self.project.api.name),
             region: names.region.clone(),
             partition: names.partition.to_string(),
-            state_machine_arn: names.state_machine_arn(),
-            role_arn: names.role_arn(RoleFor::ApiGateway),
-            order_model: self.sources.order_model.clone(),
+            role_arn: names.role_arn(crate::project::API_ROLE),
+            routes: self
+                .project
+                .routes
+                .iter()
+                .map(|r| api::RouteSpec {
+                    route: r.clone(),
+                    state_machine_arn: names.state_machine_arn(&r.state_machine),
+                })
+                .collect(),
+            models: self.project.models.clone(),
+            cors_origin: self.project.api.cors_origins[0].clone(),
         }
     }
 
@@ -172,6 +195,8 @@ pub struct FunctionSpec {
     pub runtime: String,
     pub memory_mb: i32,
     pub timeout_s: i32,
+    pub architecture: String,
+    pub environment: BTreeMap<String, String>,
     pub package: Package,
 }
 
@@ -184,8 +209,9 @@ impl FunctionSpec {
             "role": self.role_arn,
             "memory": self.memory_mb,
             "timeout": self.timeout_s,
-            // stepgate sets no variables: any that appear are drift.
-            "environment": {},
+            // Exactly the declared variables: any others are drift.
+            "environment": self.environment,
+            "architecture": self.architecture,
         })
     }
 }
@@ -197,6 +223,11 @@ pub struct StateMachineSpec {
     pub role_arn: String,
     pub definition: Value,
     pub log_group_arn: String,
+    /// STANDARD or EXPRESS: AWS cannot change it, so a change replaces the machine.
+    pub kind: String,
+    /// ALL, ERROR, FATAL or OFF.
+    pub log_level: String,
+    pub tracing: bool,
 }
 
 impl StateMachineSpec {
@@ -204,12 +235,13 @@ impl StateMachineSpec {
         json!({
             "definition": self.definition,
             "role": self.role_arn,
-            "type": "STANDARD",
+            "type": self.kind,
             "logging": {
-                "level": "ALL",
-                "include_execution_data": true,
-                "destination": self.log_destination(),
+                "level": self.log_level,
+                "include_execution_data": self.log_level != "OFF",
+                "destination": (self.log_level != "OFF").then(|| self.log_destination()),
             },
+            "tracing": self.tracing,
         })
     }
 

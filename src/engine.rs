@@ -1,7 +1,10 @@
 //! Runs the stack: observe live state (read-only, concurrent), plan (pure),
 //! then apply as a dependency graph (each resource starts as soon as what it
-//! needs is done), or destroy in reverse. The engine knows resources only
-//! through the `Resource` trait: no kind is named here.
+//! needs is done) and prune what the project no longer declares, or destroy
+//! in reverse. The engine knows resources only through the `Resource`
+//! trait: no kind is named here.
+
+pub mod graph;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -17,31 +20,47 @@ use crate::model::{Claim, Observed, ResourceId};
 use crate::names::Names;
 use crate::output::{Printer, Step};
 use crate::plan::{plan_resource, waves, Action, ResourcePlan};
-use crate::resource::{Known, Resource};
+use crate::resource::{Ctx, Known, Resource};
 use crate::stack::Stack;
 
 pub type Live = BTreeMap<ResourceId, Option<Observed>>;
 
-/// Reads every resource of the stack, all at once but for those that need
-/// another's live state first (the stage, its API). Makes no mutating call.
+/// Reads every resource of the stack (declared and extra) in waves: all at
+/// once but for those that need another's live state first (the stage, its
+/// API), which are read as soon as that one is. Makes no mutating call.
 pub async fn observe(aws: &Aws, stack: &Stack) -> Result<Live> {
     let ctx = stack.ctx(aws);
-    let (first, after): (Vec<_>, Vec<_>) = stack
+    let all: Vec<&dyn Resource> = stack
         .resources
         .iter()
-        .partition(|r| r.read_after().is_none());
-    let reads = first
-        .iter()
-        .map(|r| async { Ok::<_, anyhow::Error>((r.id(), r.read(&ctx, None).await?)) });
-    let mut live: Live = try_join_all(reads).await?.into_iter().collect();
-    let reads = after.iter().map(|r| {
-        let before = r
-            .read_after()
-            .and_then(|id| live.get(&id).cloned().flatten());
-        let ctx = &ctx;
-        async move { Ok::<_, anyhow::Error>((r.id(), r.read(ctx, before.as_ref()).await?)) }
-    });
-    live.extend(try_join_all(reads).await?);
+        .chain(stack.extra.iter())
+        .map(|r| r.as_ref())
+        .collect();
+    let ids: BTreeSet<ResourceId> = all.iter().map(|r| r.id()).collect();
+    let mut live = Live::new();
+    let mut pending = all;
+    while !pending.is_empty() {
+        let (ready, rest): (Vec<&dyn Resource>, Vec<&dyn Resource>) =
+            pending.into_iter().partition(|r| {
+                r.read_after()
+                    .is_none_or(|id| live.contains_key(&id) || !ids.contains(&id))
+            });
+        if ready.is_empty() {
+            return Err(anyhow!(
+                "{} and the resources it reads after wait for each other",
+                rest[0].id()
+            ));
+        }
+        let reads = ready.iter().map(|r| {
+            let before = r
+                .read_after()
+                .and_then(|id| live.get(&id).cloned().flatten());
+            let ctx = &ctx;
+            async move { Ok::<_, anyhow::Error>((r.id(), r.read(ctx, before.as_ref()).await?)) }
+        });
+        live.extend(try_join_all(reads).await?);
+        pending = rest;
+    }
     Ok(live)
 }
 
@@ -74,26 +93,60 @@ impl Plan {
     }
 }
 
+/// The declared resources' plans in the stack's order, after the deletes
+/// of what the stage owns and no longer declares.
 pub fn plan(stack: &Stack, live: &Live) -> Plan {
-    let resources = stack
-        .ordered()
+    let declared = stack.ordered().into_iter().map(|r| {
+        let id = r.id();
+        let desired = r
+            .desired()
+            .expect("plan needs a stack listed with its sources");
+        let tags = r.tags(&stack.tags);
+        let observed = live.get(&id).and_then(Option::as_ref);
+        plan_resource(
+            id,
+            &desired,
+            &tags,
+            observed.map(|o| (o, r.claim(o, &tags))),
+            r.replaced_on(),
+        )
+    });
+    let resources = prunable(stack, live)
         .into_iter()
-        .map(|r| {
-            let id = r.id();
-            let desired = r
-                .desired()
-                .expect("plan needs a stack listed with its sources");
-            let tags = r.tags(&stack.tags);
-            let observed = live.get(&id).and_then(Option::as_ref);
-            plan_resource(
-                id,
-                &desired,
-                &tags,
-                observed.map(|o| (o, r.claim(o, &tags))),
-            )
+        .map(|r| ResourcePlan {
+            resource: r.id(),
+            action: Action::Delete,
+            changes: Vec::new(),
+            note: None,
         })
+        .chain(declared)
         .collect();
     Plan { resources }
+}
+
+/// The extra resources deploy deletes: live, the stage's, not what the
+/// account shares, and not a declared resource seen under another id (the
+/// stage's execution log group is also a log group).
+fn prunable<'a>(stack: &'a Stack, live: &Live) -> Vec<&'a dyn Resource> {
+    let declared: BTreeSet<&str> = stack
+        .resources
+        .iter()
+        .filter_map(|r| live.get(&r.id())?.as_ref())
+        .map(|o| o.physical_id.as_str())
+        .collect();
+    stack
+        .extra
+        .iter()
+        .map(|r| r.as_ref())
+        .filter(|r| {
+            let Some(Some(o)) = live.get(&r.id()) else {
+                return false;
+            };
+            r.kept_on_destroy().is_none()
+                && r.claim(o, &r.tags(&stack.tags)) == Claim::Ours
+                && !declared.contains(o.physical_id.as_str())
+        })
+        .collect()
 }
 
 /// Where a deploy's time went: before apply (credentials, STS, the lock,
@@ -161,8 +214,10 @@ impl Applied {
             .max_by(|a, b| a.1.end.total_cmp(&b.1.end))
             .map(|(id, _)| id.clone());
         while let Some(id) = at {
-            at = needs[&id]
-                .iter()
+            at = needs
+                .get(&id)
+                .into_iter()
+                .flatten()
                 .filter(|n| self.timings.contains_key(*n))
                 .max_by(|a, b| self.timings[*a].end.total_cmp(&self.timings[*b].end))
                 .cloned();
@@ -204,9 +259,13 @@ pub async fn apply(
     let by_id: BTreeMap<ResourceId, &dyn Resource> = stack
         .resources
         .iter()
+        .chain(stack.extra.iter())
         .map(|r| (r.id(), r.as_ref()))
         .collect();
     let mut applied = Applied::nothing_yet(live);
+    // Deletes wait for everything else: what still points at a pruned
+    // resource (a route at its machine) has moved off it by then.
+    let declared: Vec<ResourceId> = stack.resources.iter().map(|r| r.id()).collect();
     let mut done: BTreeSet<ResourceId> = plan
         .resources
         .iter()
@@ -224,10 +283,12 @@ pub async fn apply(
             }
             let id = &p.resource;
             let resource = by_id[id];
-            if done.contains(id)
-                || started.contains(id)
-                || !resource.needs().iter().all(|n| done.contains(n))
-            {
+            let ready = if p.action == Action::Delete {
+                declared.iter().all(|d| done.contains(d))
+            } else {
+                resource.needs().iter().all(|n| done.contains(n))
+            };
+            if done.contains(id) || started.contains(id) || !ready {
                 continue;
             }
             started.insert(id.clone());
@@ -239,8 +300,7 @@ pub async fn apply(
                 let start = began.elapsed();
                 let before = calls.for_resource(id);
                 let task = printer.resource_started(id, p.action.into());
-                let result =
-                    in_resource(id.clone(), resource.apply(ctx, p, observed, &known)).await;
+                let result = in_resource(id.clone(), run(ctx, resource, p, observed, &known)).await;
                 printer.resource_finished(task, result.as_ref().err());
                 let end = began.elapsed();
                 let timing = Timing {
@@ -269,6 +329,32 @@ pub async fn apply(
     Ok(applied)
 }
 
+/// One resource's step: apply, delete (pruning), or delete then create
+/// (replace). Returns the id AWS knows it by.
+async fn run(
+    ctx: &Ctx<'_>,
+    resource: &dyn Resource,
+    p: &ResourcePlan,
+    observed: Option<&Observed>,
+    known: &Known,
+) -> Result<String> {
+    match (p.action, observed) {
+        (Action::Delete, Some(live)) => {
+            resource.delete(ctx, live).await?;
+            Ok(live.physical_id.clone())
+        }
+        (Action::Replace, Some(live)) => {
+            resource.delete(ctx, live).await?;
+            let create = ResourcePlan {
+                action: Action::Create,
+                ..p.clone()
+            };
+            resource.apply(ctx, &create, None, known).await
+        }
+        _ => resource.apply(ctx, p, observed, known).await,
+    }
+}
+
 /// What destroy did with one resource.
 #[derive(Clone, Debug, Serialize)]
 pub struct Removal {
@@ -295,9 +381,27 @@ pub async fn destroy(aws: &Aws, stack: &Stack, live: &Live, printer: &Printer) -
         .iter()
         .map(|r| (r.id(), r.as_ref()))
         .collect();
+    // What another stage owns (its names may start like this one's) is
+    // none of this destroy's business; one AWS object found under two ids
+    // (the execution log group) is deleted once.
+    let mut seen = BTreeSet::new();
+    let skip: BTreeSet<ResourceId> = stack
+        .resources
+        .iter()
+        .filter(|r| r.kept_on_destroy().is_none())
+        .filter(|r| {
+            let Some(Some(o)) = live.get(&r.id()) else {
+                return false;
+            };
+            let another_stage = o.tags.contains_key(crate::model::OWNER_STACK_TAG)
+                && !o.owned_by(&names.stack, &names.stage);
+            another_stage || (!o.physical_id.is_empty() && !seen.insert(o.physical_id.clone()))
+        })
+        .map(|r| r.id())
+        .collect();
     let mut removals = Vec::new();
     for wave in waves(&stack.graph()).into_iter().rev() {
-        let work = wave.into_iter().map(|id| {
+        let work = wave.into_iter().filter(|id| !skip.contains(id)).map(|id| {
             let ctx = &ctx;
             let resource = by_id[&id];
             async move {

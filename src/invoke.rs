@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use crate::limits::{bytes, ReadError, ORDER_BYTES};
+use crate::project::Route;
 
 pub const SAMPLE_ORDER: &str = r#"{"orderId":"O101","customerName":"Demo Customer","orderDate":"2022-01-15","orderAmount":1400,"paymentStatus":"SUCCESS"}"#;
 
@@ -42,32 +43,89 @@ pub fn order_from_args(order: &str, payment_status: Option<&str>) -> Result<Valu
     Ok(value)
 }
 
-/// POSTs the order; returns the execution ARN that API Gateway's
-/// StartExecution integration answers with.
-pub fn post_order(url: &str, order: &Value) -> Result<String> {
-    let response = ureq::post(url)
-        .set("Content-Type", "application/json")
-        .timeout(std::time::Duration::from_secs(30))
-        .send_string(&order.to_string());
-    let body = match response {
-        Ok(r) => r.into_string().context("read the API's response")?,
-        Err(ureq::Error::Status(code, r)) => {
-            let body = r.into_string().unwrap_or_default();
-            bail!("POST {url}: HTTP {code}: {}", one_line(&body));
-        }
-        Err(e) => bail!("POST {url}: {e}"),
+/// The route `--route` names (`POST /recipes/r42/move`, matched against
+/// the declared paths' `{param}` segments), or the only one; with the
+/// concrete path to call.
+pub fn pick_route<'a>(routes: &'a [Route], given: Option<&str>) -> Result<(&'a Route, String)> {
+    let list = || routes.iter().map(Route::key).collect::<Vec<_>>().join(", ");
+    let Some(given) = given else {
+        return match routes {
+            [only] if !only.path.contains('{') => Ok((only, only.path.clone())),
+            [only] => bail!(
+                "the route {} has path parameters: name the call with --route, e.g. --route '{}'",
+                only.key(),
+                only.key()
+            ),
+            [] => bail!("the project declares no route ([[routes]] in stepgate.toml)"),
+            _ => bail!(
+                "the project has several routes: name one with --route ({})",
+                list()
+            ),
+        };
     };
-    let parsed: Value = serde_json::from_str(&body)
-        .with_context(|| format!("POST {url}: the answer is not JSON: {}", one_line(&body)))?;
-    parsed["executionArn"]
-        .as_str()
-        .map(str::to_string)
+    let (method, path) = given
+        .trim()
+        .split_once(' ')
+        .map(|(m, p)| (m.to_ascii_uppercase(), p.trim().to_string()))
+        .with_context(|| {
+            format!("--route {given:?}: write METHOD PATH, e.g. --route 'POST /orderprocess'")
+        })?;
+    let matches = |template: &str| {
+        let (a, b): (Vec<&str>, Vec<&str>) =
+            (template.split('/').collect(), path.split('/').collect());
+        a.len() == b.len()
+            && a.iter()
+                .zip(&b)
+                .all(|(t, p)| (t.starts_with('{') && t.ends_with('}') && !p.is_empty()) || t == p)
+    };
+    routes
+        .iter()
+        .find(|r| r.method == method && matches(&r.path))
+        .map(|r| (r, path.clone()))
         .with_context(|| {
             format!(
-                "POST {url}: no executionArn in the answer: {}",
-                one_line(&body)
+                "--route {given:?} matches no route of the project; it has {}",
+                list()
             )
         })
+}
+
+/// Calls the route with `body` as JSON; returns the HTTP status and the
+/// answer, JSON (or the text as a string).
+pub fn call(method: &str, url: &str, body: &Value) -> Result<(u16, Value)> {
+    let request = ureq::request(method, url)
+        .set("Content-Type", "application/json")
+        .timeout(std::time::Duration::from_secs(30));
+    let response = if method == "GET" || method == "DELETE" {
+        request.call()
+    } else {
+        request.send_string(&body.to_string())
+    };
+    let (status, text) = match response {
+        Ok(r) => (
+            r.status(),
+            r.into_string().context("read the API's response")?,
+        ),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+        Err(e) => bail!("{method} {url}: {e}"),
+    };
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Ok((status, value))
+}
+
+/// The execution ARN of a StartExecution route's answer.
+pub fn execution_arn(status: u16, answer: &Value) -> Result<String> {
+    let body = match answer {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if status >= 300 {
+        bail!("HTTP {status}: {}", one_line(&body));
+    }
+    answer["executionArn"]
+        .as_str()
+        .map(str::to_string)
+        .with_context(|| format!("no executionArn in the answer: {}", one_line(&body)))
 }
 
 /// An HTTP body as one short line for an error message: an HTML page's
@@ -137,21 +195,16 @@ mod tests {
              <html>\n<head><title>502 Bad Gateway</title></head>\n<body>\n<center><h1>502 Bad Gateway</h1></center>\n\
              <hr><center>nginx</center>\n</body>\n</html>\n",
         );
-        let message = post_order(&url, &serde_json::json!({}))
-            .unwrap_err()
-            .to_string();
-        assert_eq!(message, format!("POST {url}: HTTP 502: 502 Bad Gateway"));
+        let (status, answer) = call("POST", &url, &serde_json::json!({})).unwrap();
+        let message = execution_arn(status, &answer).unwrap_err().to_string();
+        assert_eq!(message, "HTTP 502: 502 Bad Gateway");
 
         let url = answer_once(
             "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n{\"message\":\n  \"Invalid request body\"}\n",
         );
-        let message = post_order(&url, &serde_json::json!({}))
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            message,
-            format!("POST {url}: HTTP 400: {{\"message\": \"Invalid request body\"}}")
-        );
+        let (status, answer) = call("POST", &url, &serde_json::json!({})).unwrap();
+        let message = execution_arn(status, &answer).unwrap_err().to_string();
+        assert_eq!(message, "HTTP 400: {\"message\":\"Invalid request body\"}");
     }
 
     #[test]

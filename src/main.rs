@@ -25,6 +25,7 @@ mod names;
 mod output;
 mod package;
 mod plan;
+mod project;
 mod reach;
 mod resource;
 mod sources;

@@ -7,31 +7,6 @@ use sha2::{Digest, Sha256};
 
 use crate::model::{Observed, Tags, OWNER_STACK_TAG, OWNER_STAGE_TAG};
 
-/// The two functions of the order-processing stack: `lambdas/<key>/` holds
-/// the code, `index.<key>` is the handler, `${<key>Arn}` the placeholder.
-pub const FUNCTIONS: [&str; 2] = ["completeOrder", "cancelOrder"];
-
-/// Who each role is for; the suffix of its name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RoleFor {
-    Lambda,
-    States,
-    ApiGateway,
-}
-
-impl RoleFor {
-    pub const ALL: [RoleFor; 3] = [RoleFor::Lambda, RoleFor::States, RoleFor::ApiGateway];
-
-    /// Also the prefix of its policy files in `policies/`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RoleFor::Lambda => "lambda",
-            RoleFor::States => "states",
-            RoleFor::ApiGateway => "apigateway",
-        }
-    }
-}
-
 /// The one role through which API Gateway writes the logs of every API in
 /// the account (the region's `cloudwatchRoleArn` setting names it). IAM is
 /// global and the setting is per region, so one role serves every stack,
@@ -83,31 +58,53 @@ impl Names {
 
     /// IAM is global: the region is in the name so that the same stage in two
     /// regions does not share (and fight over) one role.
-    pub fn role(&self, purpose: RoleFor) -> String {
-        fit(
-            format!("{}-{}-{}", self.base(), self.region, purpose.as_str()),
-            64,
-        )
+    /// A role by its name within the stage (`lambda`, `apigateway`, a
+    /// machine's or a function's).
+    pub fn role(&self, role: &str) -> String {
+        fit(format!("{}-{}-{role}", self.base(), self.region), 64)
     }
 
-    pub fn function(&self, key: &str) -> String {
-        fit(format!("{}-{key}", self.base()), 64)
+    /// What every role of the stage's name starts with (inventory).
+    pub fn role_prefix(&self) -> String {
+        format!("{}-{}-", self.base(), self.region)
     }
 
-    pub fn state_machine(&self) -> String {
-        fit(format!("{}-OrderProcessor", self.base()), 80)
+    /// What every function, machine and API of the stage's name starts with.
+    /// Another stage's names may start alike (stage `dev-x`): ownership
+    /// tags tell them apart.
+    pub fn prefix(&self) -> String {
+        format!("{}-", self.base())
     }
 
-    pub fn api(&self) -> String {
-        format!("{}-OrderProcessorAPI", self.base())
+    pub fn function(&self, name: &str) -> String {
+        fit(self.function_unfitted(name), 64)
     }
 
-    pub fn function_log_group(&self, key: &str) -> String {
-        format!("/aws/lambda/{}", self.function(key))
+    /// The function's name before any shortening: project checks refuse
+    /// one over Lambda's limit rather than hide it behind a hash.
+    pub fn function_unfitted(&self, name: &str) -> String {
+        format!("{}-{name}", self.base())
     }
 
-    pub fn state_machine_log_group(&self) -> String {
-        format!("/aws/vendedlogs/states/{}", self.state_machine())
+    pub fn state_machine(&self, name: &str) -> String {
+        fit(self.state_machine_unfitted(name), 80)
+    }
+
+    pub fn state_machine_unfitted(&self, name: &str) -> String {
+        format!("{}-{name}", self.base())
+    }
+
+    /// The REST API by its name within the stage (`[api] name`).
+    pub fn api(&self, name: &str) -> String {
+        format!("{}-{name}", self.base())
+    }
+
+    pub fn function_log_group(&self, name: &str) -> String {
+        format!("/aws/lambda/{}", self.function(name))
+    }
+
+    pub fn state_machine_log_group(&self, name: &str) -> String {
+        format!("/aws/vendedlogs/states/{}", self.state_machine(name))
     }
 
     /// The API stage's access logs: `/aws/apigateway/{stack}-{stage}-access`.
@@ -131,32 +128,32 @@ impl Names {
         )
     }
 
-    pub fn role_arn(&self, purpose: RoleFor) -> String {
+    pub fn role_arn(&self, role: &str) -> String {
         format!(
             "arn:{}:iam::{}:role/{}",
             self.partition,
             self.account,
-            self.role(purpose)
+            self.role(role)
         )
     }
 
-    pub fn function_arn(&self, key: &str) -> String {
+    pub fn function_arn(&self, name: &str) -> String {
         format!(
             "arn:{}:lambda:{}:{}:function:{}",
             self.partition,
             self.region,
             self.account,
-            self.function(key)
+            self.function(name)
         )
     }
 
-    pub fn state_machine_arn(&self) -> String {
+    pub fn state_machine_arn(&self, name: &str) -> String {
         format!(
             "arn:{}:states:{}:{}:stateMachine:{}",
             self.partition,
             self.region,
             self.account,
-            self.state_machine()
+            self.state_machine(name)
         )
     }
 
@@ -167,21 +164,39 @@ impl Names {
         )
     }
 
-    /// The placeholders the definition and policies may use, with values.
-    pub fn placeholders(&self) -> BTreeMap<String, String> {
+    /// The placeholders every document of `project` may use, with values;
+    /// `machine` is the one `${stateMachineArn}` names, if any.
+    pub fn placeholders(
+        &self,
+        project: &crate::project::Project,
+        machine: Option<&str>,
+    ) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
-        for key in FUNCTIONS {
-            out.insert(format!("{key}Arn"), self.function_arn(key));
+        for name in project.functions.keys() {
+            out.insert(format!("{name}Arn"), self.function_arn(name));
             out.insert(
-                format!("{key}LogGroupArn"),
-                self.log_group_arn(&self.function_log_group(key)),
+                format!("{name}LogGroupArn"),
+                self.log_group_arn(&self.function_log_group(name)),
             );
         }
-        out.insert("stateMachineArn".into(), self.state_machine_arn());
-        out.insert(
-            "stateMachineLogGroupArn".into(),
-            self.log_group_arn(&self.state_machine_log_group()),
-        );
+        for name in project.machines.keys() {
+            out.insert(format!("{name}Arn"), self.state_machine_arn(name));
+            out.insert(
+                format!("{name}LogGroupArn"),
+                self.log_group_arn(&self.state_machine_log_group(name)),
+            );
+        }
+        // The machine a document is about: its role's, or the only one.
+        let only = (project.machines.len() == 1)
+            .then(|| project.machines.keys().next())
+            .flatten();
+        if let Some(name) = machine.or(only.map(String::as_str)) {
+            out.insert("stateMachineArn".into(), self.state_machine_arn(name));
+            out.insert(
+                "stateMachineLogGroupArn".into(),
+                self.log_group_arn(&self.state_machine_log_group(name)),
+            );
+        }
         out.insert("region".into(), self.region.clone());
         out.insert("account".into(), self.account.clone());
         out.insert("partition".into(), self.partition.into());
@@ -236,11 +251,11 @@ mod tests {
         let b = Names::new("orders", "prod", "us-east-1", "000000000000");
         let c = Names::new("orders", "dev", "eu-west-1", "000000000000");
         assert_eq!(a.function("completeOrder"), "orders-dev-completeOrder");
-        assert_eq!(a.role(RoleFor::States), "orders-dev-us-east-1-states");
+        assert_eq!(a.role("states"), "orders-dev-us-east-1-states");
         assert_ne!(a.function("completeOrder"), b.function("completeOrder"));
-        assert_ne!(a.role(RoleFor::Lambda), c.role(RoleFor::Lambda));
+        assert_ne!(a.role("lambda"), c.role("lambda"));
         assert_eq!(
-            a.state_machine_arn(),
+            a.state_machine_arn("OrderProcessor"),
             "arn:aws:states:us-east-1:000000000000:stateMachine:orders-dev-OrderProcessor"
         );
         assert_eq!(Names::new("s", "d", "cn-north-1", "1").partition, "aws-cn");
@@ -274,9 +289,9 @@ mod tests {
             let names = Names::new(stack, stage, "us-east-1", "0");
             for name in [
                 names.function("completeOrder"),
-                names.role(RoleFor::Lambda),
-                names.state_machine(),
-                names.api(),
+                names.role("lambda"),
+                names.state_machine("OrderProcessor"),
+                names.api("OrderProcessorAPI"),
                 names.api_access_log_group(),
             ] {
                 if let Some(other) = seen.insert(name.clone(), (stack, stage)) {
@@ -289,7 +304,7 @@ mod tests {
         assert_eq!(names.function("completeOrder"), "orders-a-b-completeOrder");
         let names = Names::new("orders-a", "b", "us-east-1", "0");
         assert_eq!(names.function("completeOrder"), "orders_a-b-completeOrder");
-        assert_eq!(names.role(RoleFor::States), "orders_a-b-us-east-1-states");
+        assert_eq!(names.role("states"), "orders_a-b-us-east-1-states");
         assert_eq!(
             names.api_access_log_group(),
             "/aws/apigateway/orders_a-b-access"
@@ -327,12 +342,12 @@ mod tests {
         let stage_b = format!("{}b", "s".repeat(31));
         let a = Names::new(&long, &stage_a, "ap-southeast-3", "1");
         let b = Names::new(&long, &stage_b, "ap-southeast-3", "1");
-        for p in RoleFor::ALL {
+        for p in ["lambda", "states", "apigateway"] {
             assert!(a.role(p).len() <= 64, "{}", a.role(p));
             assert_ne!(a.role(p), b.role(p));
         }
         assert!(a.function("completeOrder").len() <= 64);
-        assert!(a.state_machine().len() <= 80);
-        assert_eq!(a.role(RoleFor::Lambda), a.role(RoleFor::Lambda));
+        assert!(a.state_machine("OrderProcessor").len() <= 80);
+        assert_eq!(a.role("lambda"), a.role("lambda"));
     }
 }

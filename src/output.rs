@@ -8,6 +8,7 @@ use std::io::{IsTerminal, Write};
 
 use indicatif::MultiProgress;
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::plan::{FieldChange, ResourcePlan};
 
@@ -227,6 +228,9 @@ pub struct Report {
     pub outputs: Option<Outputs>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub execution: Option<crate::aws::sfn::ExecutionResult>,
+    /// invoke of a sync route: the HTTP answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<HttpAnswer>,
     /// executions: the most recent first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub executions: Option<Vec<crate::aws::sfn::ExecutionSummary>>,
@@ -279,27 +283,64 @@ impl From<&ResourcePlan> for ResourceReport {
 /// What the next pipeline step needs from a deployed stack.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Outputs {
+    /// The first route's URL (the only one's, for the tutorial).
     pub api_url: Option<String>,
     pub api_id: Option<String>,
     pub stage: String,
     pub region: String,
     pub account: String,
-    pub state_machine_arn: String,
+    /// Every route with its URL and the machine it starts.
+    pub routes: Vec<RouteOutput>,
+    /// The first state machine's ARN (the only one's, for the tutorial).
+    pub state_machine_arn: Option<String>,
+    pub state_machine_arns: BTreeMap<String, String>,
     pub function_arns: BTreeMap<String, String>,
     pub role_arns: BTreeMap<String, String>,
     pub log_groups: Vec<String>,
 }
 
+/// One route as outputs list it.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct RouteOutput {
+    /// `POST /recipes/{id}/move`.
+    pub route: String,
+    pub url: Option<String>,
+    pub state_machine: String,
+}
+
+/// What a sync route answered: the HTTP status and the body.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub body: Value,
+}
+
 impl Outputs {
     pub fn text(&self) -> String {
-        let mut out = format!(
-            "api_url                {}\n",
-            self.api_url.as_deref().unwrap_or("(not deployed)")
-        );
-        out.push_str(&format!(
-            "state_machine_arn      {}\n",
-            self.state_machine_arn
-        ));
+        let mut out = String::new();
+        if self.routes.len() <= 1 {
+            out.push_str(&format!(
+                "api_url                {}\n",
+                self.api_url.as_deref().unwrap_or("(not deployed)")
+            ));
+        } else {
+            for r in &self.routes {
+                out.push_str(&format!(
+                    "route {:<17}{}\n",
+                    r.route,
+                    r.url.as_deref().unwrap_or("(not deployed)")
+                ));
+            }
+        }
+        if self.state_machine_arns.len() == 1 {
+            if let Some(arn) = &self.state_machine_arn {
+                out.push_str(&format!("state_machine_arn      {arn}\n"));
+            }
+        } else {
+            for (k, v) in &self.state_machine_arns {
+                out.push_str(&format!("state_machine {k:<9}{v}\n"));
+            }
+        }
         for (k, v) in &self.function_arns {
             out.push_str(&format!("function {k:<14}{v}\n"));
         }

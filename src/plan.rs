@@ -13,6 +13,10 @@ use crate::model::{Claim, Observed, ResourceId, Tags};
 pub enum Action {
     Create,
     Update,
+    /// A field AWS cannot change differs: deleted, then created anew.
+    Replace,
+    /// Owned by the stage, no longer declared: pruned.
+    Delete,
     NoChange,
     /// A same-named resource exists that stepgate does not own.
     Conflict,
@@ -54,12 +58,14 @@ impl ResourcePlan {
 
 /// Decides one resource's action from what was read of it and whose the
 /// resource judged it to be. Tags are compared only on the keys stepgate
-/// sets, so tags others add are left alone.
+/// sets, so tags others add are left alone. A change to one of
+/// `replaced_on` (fields AWS cannot update) is a replace.
 pub fn plan_resource(
     resource: ResourceId,
     desired_fields: &Value,
     desired_tags: &Tags,
     observed: Option<(&Observed, Claim)>,
+    replaced_on: &[&str],
 ) -> ResourcePlan {
     let mut note = None;
     let (action, changes) = match observed {
@@ -89,6 +95,8 @@ pub fn plan_resource(
             let changes = diff(&want, &have);
             let action = if changes.is_empty() {
                 Action::NoChange
+            } else if changes.iter().any(|c| replaced_on.contains(&c.top())) {
+                Action::Replace
             } else {
                 Action::Update
             };
@@ -221,7 +229,7 @@ mod tests {
                 Claim::Foreign
             }
         };
-        plan_resource(resource, fields, tags, live.map(|o| (o, claim(o))))
+        plan_resource(resource, fields, tags, live.map(|o| (o, claim(o))), &[])
     }
     use serde_json::json;
 
@@ -329,10 +337,28 @@ mod tests {
             &json!({"cloudwatch_role_arn": "arn:aws:iam::1:role/ours"}),
             &Tags::new(),
             Some((&live, Claim::UsedAsIs("uses theirs".into()))),
+            &[],
         );
         assert_eq!(p.action, Action::NoChange);
         assert!(p.changes.is_empty());
         assert_eq!(p.note.as_deref(), Some("uses theirs"));
+    }
+
+    #[test]
+    fn a_field_aws_cannot_change_plans_a_replace() {
+        let live = ours(json!({"type": "STANDARD", "definition": 1}), &[]);
+        let express = json!({"type": "EXPRESS", "definition": 1});
+        let r = id(Kind("state-machine"), "m");
+        let p = plan_resource(
+            r.clone(),
+            &express,
+            &owner_tags(),
+            Some((&live, Claim::Ours)),
+            &["type"],
+        );
+        assert_eq!(p.action, Action::Replace);
+        let p = plan_resource(r, &express, &owner_tags(), Some((&live, Claim::Ours)), &[]);
+        assert_eq!(p.action, Action::Update);
     }
 
     #[test]

@@ -66,6 +66,12 @@ pub trait Resource: Send + Sync {
         None
     }
 
+    /// The managed fields AWS cannot change in place: a change to one plans
+    /// a replace (delete, then create), as Terraform's `ForceNew` does.
+    fn replaced_on(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// The managed fields as they should be, in the shape `read` reports
     /// them. `None` when the stack was listed without its sources (destroy
     /// needs none).
@@ -87,6 +93,16 @@ pub trait Resource: Send + Sync {
 
     /// Deletes it (and whatever AWS requires to go first); gone is fine.
     async fn delete(&self, ctx: &Ctx<'_>, live: &Observed) -> Result<()>;
+}
+
+/// How a kind finds what a stage owns without its sources: each candidate
+/// (by name prefix, or by tags where names are AWS's) as a resource listed
+/// without desired state, for the engine to read, judge by its tags, and
+/// delete. How `destroy` needs no checkout, and how `deploy` prunes what
+/// the project no longer declares.
+#[async_trait]
+pub trait Inventory: Send + Sync {
+    async fn list(&self, ctx: &Ctx<'_>) -> Result<Vec<Box<dyn Resource>>>;
 }
 
 /// The desired state a resource was listed with, for apply: a stack listed

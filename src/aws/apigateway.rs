@@ -1,6 +1,7 @@
-//! The REST API: `/orderprocess` with POST (an AWS-service integration that
-//! starts the state machine) and OPTIONS (CORS), and the stage that serves a
-//! deployment of it. The only module that uses the API Gateway client.
+//! The REST API: a resource per route path with the routes' methods (each an
+//! AWS-service integration that starts its state machine) and OPTIONS
+//! (CORS), and the stage that serves a deployment of it. The only module
+//! that uses the API Gateway client.
 
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
@@ -16,12 +17,11 @@ use async_trait::async_trait;
 
 use crate::desired::api::{
     cloudwatch_role_claim, AccountSpec, ApiSpec, IntegrationResponse, IntegrationSpec,
-    MethodResponse, MethodSpec, StageSpec, BODY_VALIDATOR, DEPLOYMENT_PREFIX, ORDER_MODEL,
-    PATH_PART, RESOURCE_PATH,
+    MethodResponse, MethodSpec, StageSpec, DEPLOYMENT_PREFIX,
 };
 use crate::model::{Claim, Kind, Observed, ResourceId, Tags, OWNER_STAGE_TAG};
 use crate::plan::{Action, ResourcePlan};
-use crate::resource::{spec, Ctx, Known, Resource};
+use crate::resource::{spec, Ctx, Inventory, Known, Resource};
 
 /// Finds the API by name, preferring the one carrying this stack's tags (REST
 /// API ids are random and names need not be unique). A same-named API that
@@ -64,37 +64,45 @@ pub async fn read_api(aws: &Aws, name: &str, owner: &Tags) -> Result<Option<Obse
         .map(|v| (v.id.clone(), v.name.clone()))
         .collect();
     let mut fields = json!({
-        "resource": Value::Null,
-        "methods": {},
+        "resources": {},
         "duplicates": duplicates,
         "models": models,
-        // Only what stepgate sets: other validators and models are left alone.
+        // Only what stepgate sets (`NAME-body`): other validators are left alone.
         "validators": validators
             .iter()
-            .filter(|v| v.name == BODY_VALIDATOR)
+            .filter(|v| v.name.ends_with("-body"))
             .map(|v| (v.name.clone(), json!({ "validate_body": v.body, "validate_parameters": v.parameters })))
             .collect::<serde_json::Map<_, _>>(),
         "gateway_responses": gateway_responses,
     });
-    if let Some(resource) = resources.iter().find(|r| r.path() == Some(RESOURCE_PATH)) {
-        fields["resource"] = json!(RESOURCE_PATH);
-        let resource_id = resource.id().unwrap_or_default();
-        let verbs: Vec<String> = resource
+    // Every path with methods, each method read at once.
+    let mut reads = Vec::new();
+    for resource in &resources {
+        let (Some(path), Some(resource_id)) = (resource.path(), resource.id()) else {
+            continue;
+        };
+        for http in resource
             .resource_methods()
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default();
-        let reads = verbs
-            .iter()
-            .map(|http| read_method(aws, &what, &id, resource_id, http, &validator_names));
-        let mut methods = serde_json::Map::new();
-        for (http, method) in verbs
-            .iter()
-            .zip(futures::future::try_join_all(reads).await?)
+            .into_iter()
+            .flat_map(|m| m.keys())
         {
-            methods.insert(http.clone(), serde_json::to_value(method)?);
+            let what = &what;
+            let validator_names = &validator_names;
+            let id = &id;
+            reads.push(async move {
+                let method = read_method(aws, what, id, resource_id, http, validator_names).await?;
+                Ok::<_, anyhow::Error>((path.to_string(), http.clone(), method))
+            });
         }
-        fields["methods"] = Value::Object(methods);
     }
+    let mut paths = serde_json::Map::new();
+    for (path, http, method) in futures::future::try_join_all(reads).await? {
+        let methods = paths
+            .entry(path)
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        methods[&http] = serde_json::to_value(method)?;
+    }
+    fields["resources"] = Value::Object(paths);
     Ok(Some(Observed {
         fields,
         tags,
@@ -234,6 +242,7 @@ async fn read_method(
                                 IntegrationResponse {
                                     selection_pattern,
                                     parameters,
+                                    templates: sorted(resp.response_templates()),
                                 },
                             )
                         })
@@ -286,8 +295,8 @@ async fn request_validators(aws: &Aws, what: &str, api_id: &str) -> Result<Vec<V
         .collect())
 }
 
-/// The order model, if the API has it: content type and schema (parsed, so
-/// that formatting does not count as a change).
+/// The API's models but API Gateway's own (`Empty`, `Error`): content type
+/// and schema (parsed, so that formatting does not count as a change).
 async fn read_models(aws: &Aws, what: &str, api_id: &str) -> Result<Value> {
     let out = aws
         .apigateway
@@ -300,19 +309,22 @@ async fn read_models(aws: &Aws, what: &str, api_id: &str) -> Result<Value> {
     Ok(Value::Object(
         out.items()
             .iter()
-            .filter(|m| m.name() == Some(ORDER_MODEL))
+            .filter(|m| !DEFAULT_MODELS.contains(&m.name().unwrap_or_default()))
             .map(|m| {
                 let schema = m.schema().unwrap_or_default();
                 let schema = serde_json::from_str(schema)
                     .unwrap_or_else(|_| Value::String(schema.to_string()));
                 (
-                    ORDER_MODEL.to_string(),
+                    m.name().unwrap_or_default().to_string(),
                     json!({ "content_type": m.content_type(), "schema": schema }),
                 )
             })
             .collect(),
     ))
 }
+
+/// The models API Gateway gives every API.
+const DEFAULT_MODELS: [&str; 2] = ["Empty", "Error"];
 
 /// The gateway responses set on the API (not API Gateway's defaults).
 async fn read_gateway_responses(aws: &Aws, what: &str, api_id: &str) -> Result<Value> {
@@ -390,7 +402,7 @@ async fn apply_api_extras(
     }
     if creating || plan.changed("validators") {
         let existing = request_validators(aws, what, id).await?;
-        for (name, v) in crate::desired::api::validators() {
+        for (name, v) in spec.validators() {
             let flag = |key: &str| v[key].as_bool().unwrap_or(false);
             match existing.iter().find(|e| e.name == name) {
                 Some(found) => {
@@ -425,7 +437,7 @@ async fn apply_api_extras(
         }
     }
     if creating || plan.changed("gateway_responses") {
-        let desired = crate::desired::api::gateway_responses();
+        let desired = spec.gateway_responses();
         for (kind, r) in &desired {
             let strings = |key: &str| -> std::collections::HashMap<String, String> {
                 r[key]
@@ -497,103 +509,189 @@ pub async fn apply_api(
     }
     apply_api_extras(aws, &what, &id, spec, plan, live).await?;
     let creating = plan.action == Action::Create;
-    let methods_changed = plan
-        .changes
-        .iter()
-        .any(|c| c.top() == "methods" || c.top() == "resource");
-    if !creating && !methods_changed {
-        return Ok(id);
+    if creating || plan.changed("resources") {
+        apply_resources(aws, &what, &id, spec, plan, live).await?;
     }
-
-    let all = resources(aws, &what, &id).await?;
-    let root = all
-        .iter()
-        .find(|r| r.path() == Some("/"))
-        .and_then(|r| r.id())
-        .context("the API has no root resource")?;
-    let find = |all: &[aws_sdk_apigateway::types::Resource]| {
-        all.iter()
-            .find(|r| r.path() == Some(RESOURCE_PATH))
-            .and_then(|r| r.id())
-            .map(str::to_string)
-    };
-    let resource_id = match find(&all) {
-        Some(existing) => existing,
-        None => match aws
-            .apigateway
-            .create_resource()
-            .rest_api_id(&id)
-            .parent_id(root)
-            .path_part(PATH_PART)
-            .send()
-            .await
-        {
-            Ok(out) => out.id.context("CreateResource returned no id")?,
-            // A retry after a lost answer: the first attempt made it.
-            Err(e) if code(&e) == Some("ConflictException") => {
-                find(&resources(aws, &what, &id).await?)
-                    .ok_or_else(|| error(&what, "CreateResource", e))?
+    // Models no route uses any more go once no method names them.
+    if plan.changed("models") {
+        if let Some(live_models) = live.and_then(|l| l.fields["models"].as_object()) {
+            for name in live_models.keys().filter(|m| !spec.models.contains_key(*m)) {
+                match aws
+                    .apigateway
+                    .delete_model()
+                    .rest_api_id(&id)
+                    .model_name(name)
+                    .send()
+                    .await
+                {
+                    Err(e) if code(&e) != Some("NotFoundException") => {
+                        return Err(error(&what, &format!("DeleteModel {name}"), e))
+                    }
+                    _ => {}
+                }
             }
-            Err(e) => return Err(error(&what, "CreateResource", e)),
-        },
-    };
-    let live_methods = live
-        .map(|l| l.fields["methods"].clone())
+        }
+    }
+    Ok(id)
+}
+
+/// Puts each path's methods in place where the plan says they differ: the
+/// path's resources first (parents before children), then every method
+/// that differs, deleted and put back whole (API Gateway has no single call
+/// that replaces a method with its responses and integration). Methods and
+/// paths stepgate does not define are drift, and go.
+async fn apply_resources(
+    aws: &Aws,
+    what: &str,
+    id: &str,
+    spec: &ApiSpec,
+    plan: &ResourcePlan,
+    live: Option<&Observed>,
+) -> Result<()> {
+    let creating = plan.action == Action::Create;
+    let desired = spec.resources();
+    let mut by_path: BTreeMap<String, String> = resources(aws, what, id)
+        .await?
+        .into_iter()
+        .filter_map(|r| Some((r.path()?.to_string(), r.id()?.to_string())))
+        .collect();
+    let live_paths = live
+        .map(|l| l.fields["resources"].clone())
         .unwrap_or(Value::Null);
-    let validator_ids: BTreeMap<String, String> = request_validators(aws, &what, &id)
+    let validator_ids: BTreeMap<String, String> = request_validators(aws, what, id)
         .await?
         .into_iter()
         .map(|v| (v.name, v.id))
         .collect();
-    for (http, method) in spec.methods() {
-        // A change at the method, inside it, or above it ("methods" when
-        // every method is missing) means the method is put back.
-        let path = format!("methods.{http}");
-        let differs = creating
-            || plan.changes.iter().any(|c| {
-                c.field == path
-                    || c.field.starts_with(&format!("{path}."))
-                    || path.starts_with(&format!("{}.", c.field))
-                    || c.field == "resource"
-            });
-        if !differs {
-            continue;
+    for (path, methods) in &desired {
+        let resource_id = ensure_path(aws, what, id, path, &mut by_path).await?;
+        for (http, method) in methods {
+            // A change at the method, inside it, or above it ("resources"
+            // or the path when all are missing) means it is put back.
+            let at = format!("resources.{path}.{http}");
+            let differs = creating
+                || plan.changes.iter().any(|c| {
+                    c.field == at
+                        || c.field.starts_with(&format!("{at}."))
+                        || at.starts_with(&format!("{}.", c.field))
+                });
+            if !differs {
+                continue;
+            }
+            if !live_paths[path][http].is_null() {
+                delete_method(aws, what, id, &resource_id, http).await?;
+            }
+            put_method(aws, what, id, &resource_id, http, method, &validator_ids).await?;
         }
-        if !live_methods[&http].is_null() {
-            aws.apigateway
-                .delete_method()
-                .rest_api_id(&id)
-                .resource_id(&resource_id)
-                .http_method(&http)
-                .send()
-                .await
-                .map_err(|e| error(&what, &format!("DeleteMethod {http}"), e))?;
-        }
-        put_method(
-            aws,
-            &what,
-            &id,
-            &resource_id,
-            &http,
-            &method,
-            &validator_ids,
-        )
-        .await?;
-    }
-    // Methods stepgate does not define (added out of band) are drift too.
-    if let Some(extra) = live_methods.as_object() {
-        for http in extra.keys().filter(|h| !spec.methods().contains_key(*h)) {
-            aws.apigateway
-                .delete_method()
-                .rest_api_id(&id)
-                .resource_id(&resource_id)
-                .http_method(http)
-                .send()
-                .await
-                .map_err(|e| error(&what, &format!("DeleteMethod {http}"), e))?;
+        // Methods stepgate does not define on this path (out of band).
+        if let Some(extra) = live_paths[path].as_object() {
+            for http in extra.keys().filter(|h| !methods.contains_key(*h)) {
+                delete_method(aws, what, id, &resource_id, http).await?;
+            }
         }
     }
+    // Paths no route has any more: the deepest resource that holds no
+    // declared path goes, with what is under it.
+    if let Some(extra) = live_paths.as_object() {
+        for path in extra.keys().filter(|p| !desired.contains_key(*p)) {
+            let keeps = |p: &str| {
+                desired
+                    .keys()
+                    .any(|d| d == p || d.starts_with(&format!("{p}/")))
+            };
+            let mut top = path.as_str();
+            while let Some((parent, _)) = top.rsplit_once('/') {
+                if parent.is_empty() || keeps(parent) {
+                    break;
+                }
+                top = parent;
+            }
+            if keeps(top) {
+                // Another route lives below: only the methods go.
+                for http in extra[path].as_object().into_iter().flat_map(|m| m.keys()) {
+                    if let Some(rid) = by_path.get(path) {
+                        delete_method(aws, what, id, rid, http).await?;
+                    }
+                }
+                continue;
+            }
+            if let Some(rid) = by_path.get(top).cloned() {
+                match aws
+                    .apigateway
+                    .delete_resource()
+                    .rest_api_id(id)
+                    .resource_id(&rid)
+                    .send()
+                    .await
+                {
+                    Err(e) if code(&e) != Some("NotFoundException") => {
+                        return Err(error(what, &format!("DeleteResource {top}"), e))
+                    }
+                    _ => {}
+                }
+                by_path.retain(|p, _| p != top && !p.starts_with(&format!("{top}/")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The id of the resource at `path`, creating it and any missing parent.
+async fn ensure_path(
+    aws: &Aws,
+    what: &str,
+    api: &str,
+    path: &str,
+    by_path: &mut BTreeMap<String, String>,
+) -> Result<String> {
+    if let Some(id) = by_path.get(path) {
+        return Ok(id.clone());
+    }
+    let (parent, part) = path.rsplit_once('/').context("a path starts with /")?;
+    let parent = if parent.is_empty() { "/" } else { parent };
+    let parent_id = match by_path.get(parent) {
+        Some(id) => id.clone(),
+        None if parent == "/" => anyhow::bail!("{what}: the API has no root resource"),
+        None => Box::pin(ensure_path(aws, what, api, parent, by_path)).await?,
+    };
+    let created = aws
+        .apigateway
+        .create_resource()
+        .rest_api_id(api)
+        .parent_id(&parent_id)
+        .path_part(part)
+        .send()
+        .await;
+    let id = match created {
+        Ok(out) => out.id.context("CreateResource returned no id")?,
+        // A retry after a lost answer: the first attempt made it.
+        Err(e) if code(&e) == Some("ConflictException") => resources(aws, what, api)
+            .await?
+            .into_iter()
+            .find(|r| r.path() == Some(path))
+            .and_then(|r| r.id().map(str::to_string))
+            .ok_or_else(|| error(what, &format!("CreateResource {path}"), e))?,
+        Err(e) => return Err(error(what, &format!("CreateResource {path}"), e)),
+    };
+    by_path.insert(path.to_string(), id.clone());
     Ok(id)
+}
+
+async fn delete_method(aws: &Aws, what: &str, api: &str, resource: &str, http: &str) -> Result<()> {
+    match aws
+        .apigateway
+        .delete_method()
+        .rest_api_id(api)
+        .resource_id(resource)
+        .http_method(http)
+        .send()
+        .await
+    {
+        Err(e) if code(&e) != Some("NotFoundException") => {
+            Err(error(what, &format!("DeleteMethod {http}"), e))
+        }
+        _ => Ok(()),
+    }
 }
 
 async fn put_method(
@@ -663,6 +761,7 @@ async fn put_method(
             .status_code(status)
             .set_selection_pattern(resp.selection_pattern.clone())
             .set_response_parameters(Some(resp.parameters.clone().into_iter().collect()))
+            .set_response_templates(Some(resp.templates.clone().into_iter().collect()))
             .send()
             .await
             .map_err(|e| error(what, &format!("PutIntegrationResponse {http} {status}"), e))?;
@@ -703,7 +802,7 @@ async fn create_api(aws: &Aws, spec: &ApiSpec, tags: &Tags) -> Result<String> {
             .apigateway
             .create_rest_api()
             .name(&spec.name)
-            .description("Order processing API, managed by stepgate")
+            .description("Managed by stepgate")
             .endpoint_configuration(
                 EndpointConfiguration::builder()
                     .types(EndpointType::Regional)
@@ -957,10 +1056,12 @@ fn patch(op: Op, path: &str, value: Option<String>) -> PatchOperation {
 
 /// Where clients POST orders. With an endpoint override (an emulator) the
 /// URL takes LocalStack's path form, since there is no per-API hostname.
+/// The stage's base URL, ending in `/`: a route's URL is it plus the
+/// route's path without its leading `/`.
 pub fn invoke_url(api_id: &str, region: &str, stage: &str, endpoint_url: Option<&str>) -> String {
     match endpoint_url {
         Some(endpoint) => format!(
-            "{}/restapis/{api_id}/{stage}/_user_request_/{PATH_PART}",
+            "{}/restapis/{api_id}/{stage}/_user_request_/",
             endpoint.trim_end_matches('/')
         ),
         None => {
@@ -969,7 +1070,7 @@ pub fn invoke_url(api_id: &str, region: &str, stage: &str, endpoint_url: Option<
             } else {
                 "amazonaws.com"
             };
-            format!("https://{api_id}.execute-api.{region}.{domain}/{stage}/{PATH_PART}")
+            format!("https://{api_id}.execute-api.{region}.{domain}/{stage}/")
         }
     }
 }
@@ -1021,6 +1122,58 @@ impl Resource for RestApi {
         }
         delete_api(ctx.aws, &self.name, &live.physical_id).await
     }
+}
+
+/// The stage's REST APIs: every API carrying its owner tags (REST API ids
+/// are random and names free, so tags are how they are found). The first
+/// comes with the stage and its execution log group, which go with it.
+pub struct ApiInventory;
+
+#[async_trait]
+impl Inventory for ApiInventory {
+    async fn list(&self, ctx: &Ctx<'_>) -> Result<Vec<Box<dyn Resource>>> {
+        let names = ctx.names;
+        let owner = names.owner_tags();
+        let apis = aws_all_apis(ctx.aws).await?;
+        let mut found: Vec<String> = apis
+            .into_iter()
+            .filter(|a| {
+                owner
+                    .iter()
+                    .all(|(k, v)| a.tags().and_then(|t| t.get(k)) == Some(v))
+            })
+            .filter_map(|a| a.name().map(str::to_string))
+            .collect();
+        found.sort();
+        found.dedup();
+        let mut out: Vec<Box<dyn Resource>> = Vec::new();
+        for (i, name) in found.into_iter().enumerate() {
+            let api = ResourceId::new(API_KIND, &name);
+            if i == 0 {
+                out.push(Box::new(Stage {
+                    name: names.stage.clone(),
+                    spec: None,
+                    api: api.clone(),
+                    needs: Vec::new(),
+                }));
+                out.push(Box::new(crate::aws::logs::ExecutionLogGroup {
+                    stage: names.stage.clone(),
+                    api: api.clone(),
+                    spec: None,
+                }));
+            }
+            out.push(Box::new(RestApi {
+                name,
+                spec: None,
+                needs: Vec::new(),
+            }));
+        }
+        Ok(out)
+    }
+}
+
+async fn aws_all_apis(aws: &Aws) -> Result<Vec<ApiSummary>> {
+    all_apis(aws, "of the stage").await
 }
 
 /// The stage, which serves a deployment of the API's configuration and
@@ -1228,11 +1381,11 @@ mod tests {
     fn invoke_urls_for_aws_and_an_emulator() {
         assert_eq!(
             invoke_url("abc", "us-east-1", "dev", None),
-            "https://abc.execute-api.us-east-1.amazonaws.com/dev/orderprocess"
+            "https://abc.execute-api.us-east-1.amazonaws.com/dev/"
         );
         assert_eq!(
             invoke_url("abc", "us-east-1", "dev", Some("http://127.0.0.1:4566/")),
-            "http://127.0.0.1:4566/restapis/abc/dev/_user_request_/orderprocess"
+            "http://127.0.0.1:4566/restapis/abc/dev/_user_request_/"
         );
     }
 }

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use crate::desired::{RoleSpec, INLINE_POLICY};
 use crate::model::{Kind, Observed, ResourceId, Tags, SHARED_TAG};
 use crate::plan::{Action, ResourcePlan};
-use crate::resource::{spec, Ctx, Known, Resource};
+use crate::resource::{spec, Ctx, Inventory, Known, Resource};
 
 pub async fn read(aws: &Aws, name: &str) -> Result<Option<Observed>> {
     let what = format!("role {name}");
@@ -326,6 +326,44 @@ impl Resource for Role {
             return Ok(());
         }
         delete(ctx.aws, &self.name, live).await
+    }
+}
+
+/// A search prefix that survives `fit`'s shortening of long names.
+pub fn search_prefix(prefix: &str) -> &str {
+    &prefix[..prefix.len().min(55)]
+}
+
+/// The stage's roles: every role named with its prefix (its tags decide).
+pub struct RoleInventory;
+
+#[async_trait]
+impl Inventory for RoleInventory {
+    async fn list(&self, ctx: &Ctx<'_>) -> Result<Vec<Box<dyn Resource>>> {
+        let prefix = ctx.names.role_prefix();
+        let roles = ctx
+            .aws
+            .iam
+            .list_roles()
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| error("the stage's roles", "ListRoles", e))?;
+        Ok(roles
+            .into_iter()
+            .filter(|r| r.role_name().starts_with(search_prefix(&prefix)))
+            .map(|r| {
+                Box::new(Role {
+                    name: r.role_name().to_string(),
+                    spec: None,
+                    shared: None,
+                }) as Box<dyn Resource>
+            })
+            .collect())
     }
 }
 

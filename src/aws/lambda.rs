@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::{FunctionCode, LastUpdateStatus, Runtime, State};
+use aws_sdk_lambda::types::{Architecture, FunctionCode, LastUpdateStatus, Runtime, State};
 use serde_json::{json, Value};
 
 use super::retry::{poll, until_consistent, Readiness};
@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use crate::desired::FunctionSpec;
 use crate::model::{Kind, Observed, ResourceId, Tags};
 use crate::plan::{Action, ResourcePlan};
-use crate::resource::{spec, Ctx, Known, Resource};
+use crate::resource::{spec, Ctx, Inventory, Known, Resource};
 
 /// How long a function may take to become Active or finish an update.
 const SETTLE: Duration = Duration::from_secs(300);
@@ -42,6 +42,7 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Observed>> {
             "memory": c.memory_size(),
             "timeout": c.timeout(),
             "environment": environment,
+            "architecture": c.architectures().first().map(|a| a.as_str()).unwrap_or("x86_64"),
         }),
         tags: sorted(out.tags()),
         physical_id: c.function_arn().unwrap_or_default().to_string(),
@@ -78,6 +79,12 @@ pub async fn apply(
 ) -> Result<()> {
     let what = format!("function {}", spec.name);
     let runtime = Runtime::from(spec.runtime.as_str());
+    let architecture = Architecture::from(spec.architecture.as_str());
+    let environment = || {
+        aws_sdk_lambda::types::Environment::builder()
+            .set_variables(Some(spec.environment.clone().into_iter().collect()))
+            .build()
+    };
     if plan.action == Action::Create {
         let created = until_consistent(role_not_ready, || {
             aws.lambda
@@ -88,6 +95,8 @@ pub async fn apply(
                 .role(&spec.role_arn)
                 .memory_size(spec.memory_mb)
                 .timeout(spec.timeout_s)
+                .architectures(architecture.clone())
+                .environment(environment())
                 .description("Managed by stepgate")
                 .code(
                     FunctionCode::builder()
@@ -117,7 +126,8 @@ pub async fn apply(
     // A previous run may have left an update in progress; Lambda refuses a
     // second one until it settles (ResourceConflictException).
     wait_updated(aws, &spec.name).await?;
-    if plan.changed("code_sha256") {
+    // The architecture goes with the code: only UpdateFunctionCode sets it.
+    if plan.changed("code_sha256") || plan.changed("architecture") {
         // Retried after a lost answer, the update conflicts with itself
         // until the first one settles.
         until_consistent(update_in_progress, || {
@@ -125,6 +135,7 @@ pub async fn apply(
                 .update_function_code()
                 .function_name(&spec.name)
                 .zip_file(Blob::new(spec.package.zip.clone()))
+                .architectures(architecture.clone())
                 .send()
         })
         .await
@@ -143,11 +154,7 @@ pub async fn apply(
                     .role(&spec.role_arn)
                     .memory_size(spec.memory_mb)
                     .timeout(spec.timeout_s)
-                    .environment(
-                        aws_sdk_lambda::types::Environment::builder()
-                            .set_variables(Some(Default::default()))
-                            .build(),
-                    )
+                    .environment(environment())
                     .send()
             },
         )
@@ -273,5 +280,41 @@ impl Resource for Function {
 
     async fn delete(&self, ctx: &Ctx<'_>, _: &Observed) -> Result<()> {
         delete(ctx.aws, &self.name).await
+    }
+}
+
+/// The stage's functions: every function named with its prefix (its tags
+/// decide).
+pub struct FunctionInventory;
+
+#[async_trait]
+impl Inventory for FunctionInventory {
+    async fn list(&self, ctx: &Ctx<'_>) -> Result<Vec<Box<dyn Resource>>> {
+        let prefix = ctx.names.prefix();
+        let prefix = super::iam::search_prefix(&prefix);
+        let functions = ctx
+            .aws
+            .lambda
+            .list_functions()
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| error("the stage's functions", "ListFunctions", e))?;
+        Ok(functions
+            .into_iter()
+            .filter_map(|f| f.function_name().map(str::to_string))
+            .filter(|name| name.starts_with(prefix))
+            .map(|name| {
+                Box::new(Function {
+                    name,
+                    spec: None,
+                    needs: Vec::new(),
+                }) as Box<dyn Resource>
+            })
+            .collect())
     }
 }

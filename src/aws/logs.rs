@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use crate::desired::LogGroupSpec;
 use crate::model::{Claim, Kind, Observed, ResourceId, Tags, OWNER_STACK_TAG, OWNER_STAGE_TAG};
 use crate::plan::{Action, ResourcePlan};
-use crate::resource::{spec, Ctx, Known, Resource};
+use crate::resource::{spec, Ctx, Inventory, Known, Resource};
 
 pub async fn read(aws: &Aws, name: &str) -> Result<Option<Observed>> {
     let what = format!("log-group {name}");
@@ -243,6 +243,59 @@ impl Resource for ExecutionLogGroup {
             .map_or(live.physical_id.as_str(), |(_, name)| name);
         delete(ctx.aws, name).await
     }
+}
+
+/// The stage's log groups: its functions', machines' and API's, by name
+/// prefix, and API Gateway's execution log groups of any API for this
+/// stage (by the stage in their names): those of APIs that are gone too,
+/// which only their tags still tie to the stage.
+pub struct LogGroupInventory;
+
+#[async_trait]
+impl Inventory for LogGroupInventory {
+    async fn list(&self, ctx: &Ctx<'_>) -> Result<Vec<Box<dyn Resource>>> {
+        let names = ctx.names;
+        let prefix = names.prefix();
+        let short = super::iam::search_prefix(&prefix);
+        let prefixes = [
+            format!("/aws/lambda/{short}"),
+            format!("/aws/vendedlogs/states/{short}"),
+            names.api_access_log_group(),
+            "API-Gateway-Execution-Logs_".to_string(),
+        ];
+        let lists =
+            futures::future::try_join_all(prefixes.iter().map(|p| groups(ctx.aws, p))).await?;
+        let execution_suffix = format!("/{}", names.stage);
+        Ok(lists
+            .into_iter()
+            .flatten()
+            .filter(|name| {
+                !name.starts_with("API-Gateway-Execution-Logs_")
+                    || name.ends_with(&execution_suffix)
+            })
+            .map(|name| Box::new(LogGroup { name, spec: None }) as Box<dyn Resource>)
+            .collect())
+    }
+}
+
+/// The names of every log group whose name starts with `prefix`.
+async fn groups(aws: &Aws, prefix: &str) -> Result<Vec<String>> {
+    let pages = aws
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix(prefix)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| error(&format!("log groups {prefix}*"), "DescribeLogGroups", e))?;
+    Ok(pages
+        .into_iter()
+        .filter_map(|g| g.log_group_name().map(str::to_string))
+        .collect())
 }
 
 /// One log event as `stepgate logs` prints it.

@@ -4,6 +4,7 @@
 use anyhow::Result;
 use aws_sdk_sfn::types::{
     CloudWatchLogsLogGroup, LogDestination, LogLevel, LoggingConfiguration, StateMachineType, Tag,
+    TracingConfiguration,
 };
 use serde_json::{json, Value};
 
@@ -14,13 +15,18 @@ use async_trait::async_trait;
 use crate::desired::StateMachineSpec;
 use crate::model::{Kind, Observed, ResourceId, Tags};
 use crate::plan::{Action, ResourcePlan};
-use crate::resource::{spec, Ctx, Known, Resource};
+use crate::resource::{spec, Ctx, Inventory, Known, Resource};
 
 /// The logging configuration as the SDK takes it.
 fn logging(spec: &StateMachineSpec) -> LoggingConfiguration {
-    LoggingConfiguration::builder()
-        .level(LogLevel::All)
-        .include_execution_data(true)
+    let off = spec.log_level == "OFF";
+    let builder = LoggingConfiguration::builder()
+        .level(LogLevel::from(spec.log_level.as_str()))
+        .include_execution_data(!off);
+    if off {
+        return builder.build();
+    }
+    builder
         .destinations(
             LogDestination::builder()
                 .cloud_watch_logs_log_group(
@@ -30,6 +36,12 @@ fn logging(spec: &StateMachineSpec) -> LoggingConfiguration {
                 )
                 .build(),
         )
+        .build()
+}
+
+fn tracing(spec: &StateMachineSpec) -> TracingConfiguration {
+    TracingConfiguration::builder()
+        .enabled(spec.tracing)
         .build()
 }
 
@@ -73,6 +85,7 @@ pub async fn read(aws: &Aws, name: &str, arn: &str) -> Result<Option<Observed>> 
                     .and_then(|d| d.cloud_watch_logs_log_group())
                     .and_then(|g| g.log_group_arn()),
             },
+            "tracing": sm.tracing_configuration().is_some_and(|t| t.enabled()),
         }),
         tags,
         physical_id: sm.state_machine_arn().to_string(),
@@ -116,8 +129,9 @@ pub async fn apply(
                 .name(&spec.name)
                 .definition(&definition)
                 .role_arn(&spec.role_arn)
-                .r#type(StateMachineType::Standard)
+                .r#type(StateMachineType::from(spec.kind.as_str()))
                 .logging_configuration(logging(spec))
+                .tracing_configuration(tracing(spec))
                 .set_tags(Some(sfn_tags(tags)))
                 .send()
         })
@@ -135,12 +149,10 @@ pub async fn apply(
             Err(e) => Err(error(&what, "CreateStateMachine", e)),
         };
     }
-    if plan.changed("type") {
-        anyhow::bail!(
-            "{what}: its type is not STANDARD and Step Functions cannot change a machine's type; run `stepgate destroy` for this stage and deploy again"
-        );
-    }
-    if plan.changed("definition") || plan.changed("role") || plan.changed("logging") {
+    if ["definition", "role", "logging", "tracing"]
+        .iter()
+        .any(|f| plan.changed(f))
+    {
         until_consistent(not_ready, || {
             aws.sfn
                 .update_state_machine()
@@ -148,6 +160,7 @@ pub async fn apply(
                 .definition(&definition)
                 .role_arn(&spec.role_arn)
                 .logging_configuration(logging(spec))
+                .tracing_configuration(tracing(spec))
                 .send()
         })
         .await
@@ -258,6 +271,11 @@ impl Resource for StateMachine {
         self.spec.as_ref().map(StateMachineSpec::fields)
     }
 
+    /// Step Functions cannot change a machine's type: a new one replaces it.
+    fn replaced_on(&self) -> &'static [&'static str] {
+        &["type"]
+    }
+
     async fn read(&self, ctx: &Ctx<'_>, _: Option<&Observed>) -> Result<Option<Observed>> {
         read(ctx.aws, &self.name, &self.arn).await
     }
@@ -275,6 +293,42 @@ impl Resource for StateMachine {
 
     async fn delete(&self, ctx: &Ctx<'_>, _: &Observed) -> Result<()> {
         delete(ctx.aws, &self.name, &self.arn).await
+    }
+}
+
+/// The stage's state machines: every machine named with its prefix (its
+/// tags decide).
+pub struct MachineInventory;
+
+#[async_trait]
+impl Inventory for MachineInventory {
+    async fn list(&self, ctx: &Ctx<'_>) -> Result<Vec<Box<dyn Resource>>> {
+        let prefix = ctx.names.prefix();
+        let prefix = super::iam::search_prefix(&prefix);
+        let machines = ctx
+            .aws
+            .sfn
+            .list_state_machines()
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| error("the stage's state machines", "ListStateMachines", e))?;
+        Ok(machines
+            .into_iter()
+            .filter(|m| m.name().starts_with(prefix))
+            .map(|m| {
+                Box::new(StateMachine {
+                    name: m.name().to_string(),
+                    arn: m.state_machine_arn().to_string(),
+                    spec: None,
+                    needs: Vec::new(),
+                }) as Box<dyn Resource>
+            })
+            .collect())
     }
 }
 

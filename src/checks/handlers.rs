@@ -29,11 +29,12 @@ pub const SKIPPED: &str = "note: node is not on the PATH, so the handlers were n
 
 const SCRIPT: &str = include_str!("handlers.js");
 
-/// A function to check: its directory, the files it packages (relative)
-/// and the export its handler `index.<export>` names.
+/// A function to check: its directory, the files it packages (relative),
+/// the handler's module file and the export its handler names.
 pub struct Function<'a> {
     pub dir: PathBuf,
     pub files: &'a [String],
+    pub entry: &'a str,
     pub export: &'a str,
 }
 
@@ -80,11 +81,7 @@ pub fn check(functions: &[Function]) -> Result<bool> {
                 check.push(dir.join(file));
             }
         }
-        let entry = if function.dir.join("index.js").is_file() {
-            "index.js"
-        } else {
-            "index.mjs"
-        };
+        let entry = function.entry;
         shown.insert(dir.join(entry), function.dir.join(entry));
         load.push(json!([dir, dir.join(entry), function.export]));
     }
@@ -162,7 +159,7 @@ fn passed_marker_in(cache: &Path, node: &Path, functions: &[Function]) -> Option
     hash.update(SCRIPT);
     hash.update(node.as_os_str().as_encoded_bytes());
     for function in functions {
-        hash.update(format!("\0{}\0", function.export));
+        hash.update(format!("\0{}\0{}\0", function.entry, function.export));
         for file in function.files {
             let bytes = std::fs::read(function.dir.join(file)).ok()?;
             hash.update(format!("\0{file}\0{}\0", bytes.len()));
@@ -295,9 +292,15 @@ mod tests {
 
     fn check_one(dir: &Path, files: &[String], export: &str) -> Result<bool> {
         assert!(find_node().is_some(), "these tests need node on the PATH");
+        let entry = if dir.join("index.mjs").is_file() {
+            "index.mjs"
+        } else {
+            "index.js"
+        };
         check(&[Function {
             dir: dir.to_path_buf(),
             files,
+            entry,
             export,
         }])
     }
@@ -309,6 +312,7 @@ mod tests {
             let f = Function {
                 dir: dir.clone(),
                 files,
+                entry: "index.js",
                 export: "go",
             };
             passed_marker_in(Path::new("/c"), Path::new("/usr/bin/node"), &[f]).unwrap()

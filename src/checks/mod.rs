@@ -8,62 +8,80 @@ pub mod policy;
 pub mod runtime;
 pub mod tags;
 
+use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::config::Settings;
 use crate::limits::{bytes, DEFINITION_BYTES};
-use crate::names::{Names, FUNCTIONS};
+use crate::names::Names;
 use crate::output::Printer;
-use crate::sources::{Sources, DEFINITION_FILE};
+use crate::package::{package_dir, Package};
+use crate::project::Project;
 
-/// Runs every local check and returns the loaded sources: nothing that can
-/// be known without AWS is left to fail half-way through a deploy.
+/// The declared stack and its functions' packages, checked.
+pub struct Checked {
+    pub project: Project,
+    pub packages: BTreeMap<String, Package>,
+}
+
+/// Runs every local check and returns the project with its packages:
+/// nothing that can be known without AWS is left to fail half-way through
+/// a deploy.
 pub fn local(
     settings: &Settings,
     outputs_file: Option<&Path>,
     printer: &Printer,
-) -> Result<Sources> {
+) -> Result<Checked> {
     if let Some(path) = outputs_file {
         check_outputs_file(path)?;
     }
-    let origin = settings.project_dir_origin.as_deref();
-    let sources = Sources::load(&settings.project_dir, origin)?;
-    check_definition_size(settings, &sources)?;
-    let functions: Vec<handlers::Function> = FUNCTIONS
-        .iter()
-        .map(|key| handlers::Function {
-            dir: settings.project_dir.join("lambdas").join(key),
-            files: &sources.functions[key].files,
-            export: key,
+    let project = Project::load(settings)?;
+    check_definition_sizes(settings, &project)?;
+    let mut packages = BTreeMap::new();
+    for (name, f) in &project.functions {
+        let package = package_dir(&f.dir).with_context(|| format!("package lambdas/{name}"))?;
+        packages.insert(name.clone(), package);
+    }
+    let functions: Vec<handlers::Function> = project
+        .functions
+        .values()
+        .map(|f| handlers::Function {
+            dir: f.dir.clone(),
+            files: &packages[&f.name].files,
+            entry: &f.entry,
+            export: f.handler.rsplit('.').next().unwrap_or_default(),
         })
         .collect();
     if !handlers::check(&functions)? {
         printer.progress(handlers::SKIPPED);
     }
-    Ok(sources)
+    Ok(Checked { project, packages })
 }
 
 /// The longest region name, for sizes when the region is left to the SDK.
 const LONGEST_REGION: &str = "ap-southeast-7";
 
-/// The definition as sent (placeholders filled in, as aws::sfn serializes
+/// Each definition as sent (placeholders filled in, as aws::sfn serializes
 /// it) must fit Step Functions' limit. The account is always 12 digits; the
 /// region, when the SDK will choose it, is counted at its longest.
-fn check_definition_size(settings: &Settings, sources: &Sources) -> Result<()> {
+fn check_definition_sizes(settings: &Settings, project: &Project) -> Result<()> {
     let region = settings.region.as_deref().unwrap_or(LONGEST_REGION);
     let names = Names::new(&settings.stack, &settings.stage, region, "000000000000");
-    let sent = serde_json::to_string_pretty(&sources.definition.render(&names.placeholders()))?;
-    let size = sent.len() as u64;
-    if size > DEFINITION_BYTES {
-        bail!(
-            "{}: the definition is {} as sent to Step Functions, over its limit of {}; make it smaller",
-            settings.project_dir.join(DEFINITION_FILE).display(),
-            bytes(size),
-            bytes(DEFINITION_BYTES)
-        );
+    for (name, machine) in &project.machines {
+        let values = names.placeholders(project, Some(name));
+        let sent = serde_json::to_string_pretty(&machine.definition.render(&values))?;
+        let size = sent.len() as u64;
+        if size > DEFINITION_BYTES {
+            bail!(
+                "{}: the definition is {} as sent to Step Functions, over its limit of {}; make it smaller",
+                machine.file.display(),
+                bytes(size),
+                bytes(DEFINITION_BYTES)
+            );
+        }
     }
     Ok(())
 }

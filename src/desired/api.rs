@@ -1,6 +1,7 @@
-//! The REST API as desired: `/orderprocess` with POST (an AWS-service
-//! integration that starts the state machine) and OPTIONS (CORS), and the
-//! stage that serves a deployment of it.
+//! The REST API as desired: one resource per route path, each route's
+//! method (an AWS-service integration that starts its state machine, or
+//! for a sync route runs it and answers with its output) and OPTIONS for
+//! CORS, and the stage that serves a deployment of it.
 
 use std::collections::BTreeMap;
 
@@ -10,22 +11,23 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Throttling;
 use crate::model::Claim;
+use crate::project::{Route, Source};
 
-pub const PATH_PART: &str = "orderprocess";
-pub const RESOURCE_PATH: &str = "/orderprocess";
 /// Deployments stepgate makes say so, with a hash of the API configuration
 /// they snapshot: how a stage is known to serve the current configuration.
 pub const DEPLOYMENT_PREFIX: &str = "stepgate api-config ";
 
-/// The order model (`models/Order.schema.json`) as the API knows it.
-pub const ORDER_MODEL: &str = "Order";
-/// The request validator POST uses: the body only.
-pub const BODY_VALIDATOR: &str = "order-body";
 const JSON: &str = "application/json";
 
 const ALLOW_ORIGIN: &str = "method.response.header.Access-Control-Allow-Origin";
 const ALLOW_HEADERS: &str = "method.response.header.Access-Control-Allow-Headers";
 const ALLOW_METHODS: &str = "method.response.header.Access-Control-Allow-Methods";
+
+/// The request validator a route with a model uses: the body only, named
+/// after the model (`Order` -> `order-body`).
+pub fn body_validator(model: &str) -> String {
+    format!("{}-body", model.to_ascii_lowercase())
+}
 
 /// One method as stepgate manages it. The same shape is built from the
 /// desired state and read back from AWS, so the two compare field by field.
@@ -66,6 +68,17 @@ pub struct IntegrationSpec {
 pub struct IntegrationResponse {
     pub selection_pattern: Option<String>,
     pub parameters: BTreeMap<String, String>,
+    /// Response mapping templates (a sync route's); none serializes as
+    /// before they were managed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub templates: BTreeMap<String, String>,
+}
+
+/// A route with the ARN of the machine it starts.
+#[derive(Clone, Debug)]
+pub struct RouteSpec {
+    pub route: Route,
+    pub state_machine_arn: String,
 }
 
 #[derive(Clone, Debug)]
@@ -73,159 +86,312 @@ pub struct ApiSpec {
     pub name: String,
     pub region: String,
     pub partition: String,
-    pub state_machine_arn: String,
     pub role_arn: String,
-    /// The order's JSON Schema (draft 4).
-    pub order_model: Value,
+    pub routes: Vec<RouteSpec>,
+    /// Model name -> JSON Schema (draft 4).
+    pub models: BTreeMap<String, Value>,
+    /// Access-Control-Allow-Origin on the preflight and every response.
+    pub cors_origin: String,
 }
 
 impl ApiSpec {
     pub fn fields(&self) -> Value {
         json!({
-            "resource": RESOURCE_PATH,
-            "methods": self.methods(),
+            "resources": self.resources(),
             "models": self.models(),
-            "validators": validators(),
-            "gateway_responses": gateway_responses(),
+            "validators": self.validators(),
+            "gateway_responses": self.gateway_responses(),
         })
     }
 
     /// Model name -> content type and schema.
     pub fn models(&self) -> BTreeMap<String, Value> {
-        BTreeMap::from([(
-            ORDER_MODEL.to_string(),
-            json!({ "content_type": JSON, "schema": self.order_model }),
-        )])
+        self.models
+            .iter()
+            .map(|(name, schema)| {
+                (
+                    name.clone(),
+                    json!({ "content_type": JSON, "schema": schema }),
+                )
+            })
+            .collect()
     }
 
-    pub fn methods(&self) -> BTreeMap<String, MethodSpec> {
-        BTreeMap::from([
-            ("POST".to_string(), self.post()),
-            ("OPTIONS".to_string(), options()),
-        ])
+    /// Path -> method -> method, every route's and each path's OPTIONS.
+    pub fn resources(&self) -> BTreeMap<String, BTreeMap<String, MethodSpec>> {
+        let mut out: BTreeMap<String, BTreeMap<String, MethodSpec>> = BTreeMap::new();
+        for r in &self.routes {
+            out.entry(r.route.path.clone())
+                .or_default()
+                .insert(r.route.method.clone(), self.method(r));
+        }
+        for methods in out.values_mut() {
+            let verbs: Vec<String> = methods.keys().cloned().collect();
+            methods.insert("OPTIONS".into(), self.options(&verbs));
+        }
+        out
     }
 
-    /// Identifies the configuration a deployment snapshots.
+    /// Validator name -> what it validates.
+    pub fn validators(&self) -> BTreeMap<String, Value> {
+        self.models
+            .keys()
+            .map(|m| {
+                (
+                    body_validator(m),
+                    json!({ "validate_body": true, "validate_parameters": false }),
+                )
+            })
+            .collect()
+    }
+
+    /// Identifies the configuration a deployment snapshots. With one path,
+    /// the document hashed keeps the shape it had before routes were
+    /// declared, so that a stage deployed then still plans clean.
     pub fn config_hash(&self) -> String {
-        let digest = Sha256::digest(self.fields().to_string().as_bytes());
+        let resources = self.resources();
+        let doc = match resources.iter().next() {
+            Some((path, methods)) if resources.len() == 1 => json!({
+                "resource": path,
+                "methods": methods,
+                "models": self.models(),
+                "validators": self.validators(),
+                "gateway_responses": self.gateway_responses(),
+            }),
+            _ => self.fields(),
+        };
+        let digest = Sha256::digest(doc.to_string().as_bytes());
         digest[..8].iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    /// Pins the state machine server-side: the client sends only the order
-    /// and can never choose which machine runs. escapeJavaScript turns `'`
-    /// into `\'`, which is not JSON, hence the replaceAll.
-    pub fn request_template(&self) -> String {
-        format!(
-            "{{\n  \"stateMachineArn\": \"{}\",\n  \"input\": \"$util.escapeJavaScript($input.json('$')).replaceAll(\"\\\\'\",\"'\")\"\n}}",
-            self.state_machine_arn
-        )
+    fn cors(&self) -> String {
+        format!("'{}'", self.cors_origin)
     }
 
-    fn post(&self) -> MethodSpec {
-        let cors = BTreeMap::from([(ALLOW_ORIGIN.to_string(), "'*'".to_string())]);
+    fn method(&self, r: &RouteSpec) -> MethodSpec {
+        let cors = BTreeMap::from([(ALLOW_ORIGIN.to_string(), self.cors())]);
         let response = MethodResponse {
             parameters: BTreeMap::from([(ALLOW_ORIGIN.to_string(), false)]),
-            models: BTreeMap::from([("application/json".to_string(), "Empty".to_string())]),
+            models: BTreeMap::from([(JSON.to_string(), "Empty".to_string())]),
         };
+        let action = if r.route.sync {
+            "StartSyncExecution"
+        } else {
+            "StartExecution"
+        };
+        let mut responses = BTreeMap::from([
+            ("200".into(), response.clone()),
+            ("400".into(), response.clone()),
+        ]);
+        let mut integration_responses = BTreeMap::from([
+            (
+                "200".into(),
+                IntegrationResponse {
+                    selection_pattern: None,
+                    parameters: cors.clone(),
+                    templates: BTreeMap::new(),
+                },
+            ),
+            (
+                "400".into(),
+                IntegrationResponse {
+                    selection_pattern: Some("4\\d{2}".into()),
+                    parameters: cors.clone(),
+                    templates: BTreeMap::new(),
+                },
+            ),
+        ]);
+        if r.route.sync {
+            // The execution's own answer, or its error with a status.
+            integration_responses.get_mut("200").expect("200").templates =
+                BTreeMap::from([(JSON.to_string(), sync_response_template(&r.route.errors))]);
+            for status in r
+                .route
+                .errors
+                .values()
+                .map(u16::to_string)
+                .chain(["500".to_string()])
+            {
+                responses.insert(status, response.clone());
+            }
+        }
         MethodSpec {
             authorization: "NONE".into(),
-            // API Gateway refuses a body that is not an order with 400
+            // API Gateway refuses a body that is not valid with 400
             // (BAD_REQUEST_BODY) before any execution starts.
-            request_validator: Some(BODY_VALIDATOR.into()),
-            request_models: BTreeMap::from([(JSON.to_string(), ORDER_MODEL.to_string())]),
-            responses: BTreeMap::from([("200".into(), response.clone()), ("400".into(), response)]),
+            request_validator: r.route.model.as_deref().map(body_validator),
+            request_models: r
+                .route
+                .model
+                .iter()
+                .map(|m| (JSON.to_string(), m.clone()))
+                .collect(),
+            responses,
             integration: IntegrationSpec {
                 kind: "AWS".into(),
                 http_method: Some("POST".into()),
                 uri: Some(format!(
-                    "arn:{}:apigateway:{}:states:action/StartExecution",
+                    "arn:{}:apigateway:{}:states:action/{action}",
                     self.partition, self.region
                 )),
                 credentials: Some(self.role_arn.clone()),
                 // Only JSON bodies reach the template; anything else is refused.
                 passthrough_behavior: "NEVER".into(),
-                request_templates: BTreeMap::from([(
-                    "application/json".into(),
-                    self.request_template(),
+                request_templates: BTreeMap::from([(JSON.into(), request_template(r))]),
+                responses: integration_responses,
+            },
+        }
+    }
+
+    /// The responses API Gateway itself sends, by type, that stepgate
+    /// sets: a refused body is JSON and carries the CORS header, so a
+    /// browser client can read why. `messageString` is already a quoted
+    /// JSON string.
+    pub fn gateway_responses(&self) -> BTreeMap<String, Value> {
+        BTreeMap::from([(
+            "BAD_REQUEST_BODY".to_string(),
+            json!({
+                "status_code": "400",
+                "parameters": { "gatewayresponse.header.Access-Control-Allow-Origin": self.cors() },
+                "templates": {
+                    JSON: "{\"message\": $context.error.messageString, \"requestId\": \"$context.requestId\"}"
+                },
+            }),
+        )])
+    }
+
+    /// The CORS preflight: a MOCK integration that answers 200 with the
+    /// Access-Control-Allow-* headers.
+    fn options(&self, verbs: &[String]) -> MethodSpec {
+        let headers = [ALLOW_HEADERS, ALLOW_METHODS, ALLOW_ORIGIN];
+        let mut allowed: Vec<&str> = verbs.iter().map(String::as_str).collect();
+        allowed.push("OPTIONS");
+        allowed.sort();
+        MethodSpec {
+            authorization: "NONE".into(),
+            request_validator: None,
+            request_models: BTreeMap::new(),
+            responses: BTreeMap::from([(
+                "200".into(),
+                MethodResponse {
+                    parameters: headers.iter().map(|h| (h.to_string(), false)).collect(),
+                    models: BTreeMap::from([(JSON.to_string(), "Empty".to_string())]),
+                },
+            )]),
+            integration: IntegrationSpec {
+                kind: "MOCK".into(),
+                passthrough_behavior: "WHEN_NO_MATCH".into(),
+                request_templates: BTreeMap::from([(JSON.into(), "{\"statusCode\": 200}".into())]),
+                responses: BTreeMap::from([(
+                    "200".into(),
+                    IntegrationResponse {
+                        selection_pattern: None,
+                        parameters: BTreeMap::from([
+                            (ALLOW_HEADERS.into(), "'Content-Type,X-Amz-Date,Authorization,X-Api-Key,X-Amz-Security-Token'".into()),
+                            (ALLOW_METHODS.into(), format!("'{}'", allowed.join(","))),
+                            (ALLOW_ORIGIN.into(), self.cors()),
+                        ]),
+                        templates: BTreeMap::new(),
+                    },
                 )]),
-                responses: BTreeMap::from([
-                    (
-                        "200".into(),
-                        IntegrationResponse {
-                            selection_pattern: None,
-                            parameters: cors.clone(),
-                        },
-                    ),
-                    (
-                        "400".into(),
-                        IntegrationResponse {
-                            selection_pattern: Some("4\\d{2}".into()),
-                            parameters: cors,
-                        },
-                    ),
-                ]),
+                ..Default::default()
             },
         }
     }
 }
 
-/// Validator name -> what it validates.
-pub fn validators() -> BTreeMap<String, Value> {
-    BTreeMap::from([(
-        BODY_VALIDATOR.to_string(),
-        json!({ "validate_body": true, "validate_parameters": false }),
-    )])
+/// `$util.escapeJavaScript` turns `'` into `\'`, which is not JSON: put it back.
+fn escaped(expr: &str) -> String {
+    format!("$util.escapeJavaScript({expr}).replaceAll(\"\\\\'\",\"'\")")
 }
 
-/// The responses API Gateway itself sends, by type, that stepgate sets: a
-/// refused order is JSON and carries the CORS header, so a browser client
-/// can read why. `messageString` is already a quoted JSON string.
-pub fn gateway_responses() -> BTreeMap<String, Value> {
-    BTreeMap::from([(
-        "BAD_REQUEST_BODY".to_string(),
-        json!({
-            "status_code": "400",
-            "parameters": { "gatewayresponse.header.Access-Control-Allow-Origin": "'*'" },
-            "templates": {
-                JSON: "{\"message\": $context.error.messageString, \"requestId\": \"$context.requestId\"}"
-            },
-        }),
-    )])
-}
-
-/// The CORS preflight: a MOCK integration that answers 200 with the
-/// Access-Control-Allow-* headers.
-fn options() -> MethodSpec {
-    let headers = [ALLOW_HEADERS, ALLOW_METHODS, ALLOW_ORIGIN];
-    MethodSpec {
-        authorization: "NONE".into(),
-        request_validator: None,
-        request_models: BTreeMap::new(),
-        responses: BTreeMap::from([(
-            "200".into(),
-            MethodResponse {
-                parameters: headers.iter().map(|h| (h.to_string(), false)).collect(),
-                models: BTreeMap::from([("application/json".to_string(), "Empty".to_string())]),
-            },
-        )]),
-        integration: IntegrationSpec {
-            kind: "MOCK".into(),
-            passthrough_behavior: "WHEN_NO_MATCH".into(),
-            request_templates: BTreeMap::from([("application/json".into(), "{\"statusCode\": 200}".into())]),
-            responses: BTreeMap::from([(
-                "200".into(),
-                IntegrationResponse {
-                    selection_pattern: None,
-                    parameters: BTreeMap::from([
-                        (ALLOW_HEADERS.into(), "'Content-Type,X-Amz-Date,Authorization,X-Api-Key,X-Amz-Security-Token'".into()),
-                        (ALLOW_METHODS.into(), "'OPTIONS,POST'".into()),
-                        (ALLOW_ORIGIN.into(), "'*'".into()),
-                    ]),
-                },
-            )]),
-            ..Default::default()
-        },
+/// A VTL expression giving the source's raw value: JSON text for the body
+/// and its fields, a plain string for the others.
+fn value_of(source: &Source) -> (String, bool) {
+    match source {
+        Source::Body => ("$input.json('$')".into(), true),
+        Source::BodyField(f) => (format!("$input.json('$.{f}')"), true),
+        Source::Path(p) => (format!("$input.params().path.get('{p}')"), false),
+        Source::Query(q) => (format!("$input.params().querystring.get('{q}')"), false),
+        Source::Header(h) => (format!("$input.params().header.get('{h}')"), false),
+        Source::RequestId => ("$context.requestId".into(), false),
+        Source::SourceIp => ("$context.identity.sourceIp".into(), false),
     }
+}
+
+/// The StartExecution request. The machine is pinned server-side: the
+/// client sends only its request and can never choose which machine
+/// runs. The input is a JSON document inside a JSON string, so a string
+/// value is escaped twice, once for the document and once for the string
+/// it travels in: a value holding quotes, backslashes, `$` or `#` arrives
+/// as that exact string and cannot add fields (VTL does not evaluate what
+/// a reference inserts). Body values are JSON already and escaped once.
+pub fn request_template(r: &RouteSpec) -> String {
+    let mut sets = String::new();
+    let mut quiet = |var: &str, expr: &str| {
+        // `$!`: an absent header or query parameter is "", not the
+        // reference's text.
+        sets.push_str(&format!("#set(${var} = \"$!{}\")\n", &expr[1..]));
+        format!("${var}")
+    };
+    let input = match &r.route.input {
+        // The whole body, as before routes were declared.
+        None => escaped("$input.json('$')"),
+        Some(fields) => {
+            let mut parts = Vec::new();
+            for (i, (field, source)) in fields.iter().enumerate() {
+                let key = serde_json::to_string(field).expect("a string serializes");
+                let value = match value_of(source) {
+                    (expr, true) => escaped(&expr),
+                    (expr, false) => {
+                        let var = quiet(&format!("v{i}"), &expr);
+                        format!("\\\"{}\\\"", escaped(&escaped(&var)))
+                    }
+                };
+                parts.push(format!("{}:{value}", escape_json_string(&key)));
+            }
+            format!("{{{}}}", parts.join(","))
+        }
+    };
+    let name = match &r.route.execution_name {
+        Some(source) => {
+            let var = quiet("name", &value_of(source).0);
+            format!(
+                "\n#if({var} != \"\")\n  \"name\": \"{}\",\n#end",
+                escaped(&var)
+            )
+        }
+        None => String::new(),
+    };
+    format!(
+        "{sets}{{\n  \"stateMachineArn\": \"{}\",{name}\n  \"input\": \"{input}\"\n}}",
+        r.state_machine_arn
+    )
+}
+
+/// A JSON string's text escaped to sit inside another JSON string.
+fn escape_json_string(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// A sync route answers with the execution's output as the body, or with
+/// `{"error", "cause"}` and the status its `errors` table gives (500 by
+/// default). StartSyncExecution's own envelope never reaches the caller.
+fn sync_response_template(errors: &BTreeMap<String, u16>) -> String {
+    let mut t = String::from(
+        "#set($r = $input.path('$'))\n#if($r.status == \"SUCCEEDED\")\n$r.output\n#else\n#set($context.responseOverride.status = 500)\n",
+    );
+    for (error, status) in errors {
+        t.push_str(&format!(
+            "#if($r.error == \"{error}\")\n#set($context.responseOverride.status = {status})\n#end\n"
+        ));
+    }
+    t.push_str(&format!(
+        "{{\"error\": \"{}\", \"cause\": \"{}\"}}\n#end",
+        escaped("$!r.error"),
+        escaped("$!r.cause")
+    ));
+    t
 }
 
 #[derive(Clone, Debug)]
@@ -303,30 +469,74 @@ pub fn cloudwatch_role_claim(live: Option<&str>, ours: &str) -> Claim {
 mod tests {
     use super::*;
 
+    fn route(method: &str, path: &str) -> Route {
+        Route {
+            method: method.into(),
+            path: path.into(),
+            state_machine: "m".into(),
+            input: None,
+            model: Some("Order".into()),
+            execution_name: None,
+            sync: false,
+            errors: BTreeMap::new(),
+        }
+    }
+
     fn spec() -> ApiSpec {
         ApiSpec {
             name: "orders-dev-OrderProcessorAPI".into(),
             region: "us-east-1".into(),
             partition: "aws".into(),
-            state_machine_arn: "arn:aws:states:us-east-1:1:stateMachine:m".into(),
             role_arn: "arn:aws:iam::1:role/r".into(),
-            order_model: json!({"type": "object"}),
+            routes: vec![RouteSpec {
+                route: route("POST", "/orderprocess"),
+                state_machine_arn: "arn:aws:states:us-east-1:1:stateMachine:m".into(),
+            }],
+            models: BTreeMap::from([("Order".into(), json!({"type": "object"}))]),
+            cors_origin: "*".into(),
         }
+    }
+
+    fn post(spec: &ApiSpec) -> MethodSpec {
+        spec.resources()["/orderprocess"]["POST"].clone()
     }
 
     #[test]
     fn request_template_pins_the_machine_and_passes_the_body_as_input() {
-        let t = spec().request_template();
-        assert!(t.contains("\"stateMachineArn\": \"arn:aws:states:us-east-1:1:stateMachine:m\""));
-        assert!(
-            t.contains(r#"$util.escapeJavaScript($input.json('$')).replaceAll("\\'","'")"#),
-            "{t}"
+        let t = request_template(&spec().routes[0]);
+        assert_eq!(
+            t,
+            "{\n  \"stateMachineArn\": \"arn:aws:states:us-east-1:1:stateMachine:m\",\n  \"input\": \"$util.escapeJavaScript($input.json('$')).replaceAll(\"\\\\'\",\"'\")\"\n}",
+            "the template of routes that pass the whole body is the one stages deployed before routes were declared"
         );
     }
 
     #[test]
+    fn mapped_inputs_escape_strings_twice_and_body_fields_once() {
+        let mut r = spec().routes[0].clone();
+        r.route.path = "/recipes/{id}/move".into();
+        r.route.input = Some(BTreeMap::from([
+            ("id".into(), Source::Path("id".into())),
+            ("user_id".into(), Source::BodyField("user_id".into())),
+        ]));
+        r.route.execution_name = Some(Source::Header("Idempotency-Key".into()));
+        let t = request_template(&r);
+        assert!(
+            t.contains("#set($v0 = \"$!input.params().path.get('id')\")"),
+            "{t}"
+        );
+        assert!(
+            t.contains("#set($name = \"$!input.params().header.get('Idempotency-Key')\")"),
+            "{t}"
+        );
+        assert!(t.contains(r#"\"id\":\"$util.escapeJavaScript($util.escapeJavaScript($v0).replaceAll("\\'","'")).replaceAll("\\'","'")\""#), "{t}");
+        assert!(t.contains(r#"\"user_id\":$util.escapeJavaScript($input.json('$.user_id')).replaceAll("\\'","'")"#), "{t}");
+        assert!(t.contains("#if($name != \"\")"), "{t}");
+    }
+
+    #[test]
     fn post_integrates_with_start_execution_through_the_api_role() {
-        let post = &spec().methods()["POST"];
+        let post = post(&spec());
         assert_eq!(
             post.integration.uri.as_deref(),
             Some("arn:aws:apigateway:us-east-1:states:action/StartExecution")
@@ -342,14 +552,50 @@ mod tests {
     }
 
     #[test]
+    fn a_sync_route_answers_with_the_output_and_maps_errors_to_statuses() {
+        let mut spec = spec();
+        spec.routes[0].route.sync = true;
+        spec.routes[0].route.errors = BTreeMap::from([("OrderRejected".into(), 422)]);
+        let post = post(&spec);
+        assert_eq!(
+            post.integration.uri.as_deref(),
+            Some("arn:aws:apigateway:us-east-1:states:action/StartSyncExecution")
+        );
+        let t = &post.integration.responses["200"].templates[JSON];
+        assert!(t.contains("$r.output"), "{t}");
+        assert!(
+            t.contains(
+                "#if($r.error == \"OrderRejected\")\n#set($context.responseOverride.status = 422)"
+            ),
+            "{t}"
+        );
+        assert!(post.responses.contains_key("422") && post.responses.contains_key("500"));
+    }
+
+    #[test]
+    fn each_path_gets_a_preflight_listing_its_methods() {
+        let mut spec = spec();
+        let mut get = spec.routes[0].clone();
+        get.route.method = "GET".into();
+        spec.routes.push(get);
+        let options = &spec.resources()["/orderprocess"]["OPTIONS"];
+        assert_eq!(
+            options.integration.responses["200"].parameters[ALLOW_METHODS],
+            "'GET,OPTIONS,POST'"
+        );
+    }
+
+    #[test]
     fn config_hash_changes_only_with_the_configuration() {
         let mut other = spec();
         assert_eq!(spec().config_hash(), other.config_hash());
-        other.state_machine_arn.push('2');
+        other.routes[0].state_machine_arn.push('2');
         assert_ne!(spec().config_hash(), other.config_hash());
         // The model is part of what a deployment snapshots.
         let mut other = spec();
-        other.order_model["required"] = json!(["orderId"]);
+        other
+            .models
+            .insert("Order".into(), json!({"required": ["orderId"]}));
         assert_ne!(spec().config_hash(), other.config_hash());
     }
 
@@ -413,11 +659,11 @@ mod tests {
 
     #[test]
     fn post_validates_the_body_against_the_order_model() {
-        let post = &spec().methods()["POST"];
-        assert_eq!(post.request_validator.as_deref(), Some(BODY_VALIDATOR));
-        assert_eq!(post.request_models["application/json"], ORDER_MODEL);
-        assert_eq!(validators()[BODY_VALIDATOR]["validate_body"], true);
-        let refused = &gateway_responses()["BAD_REQUEST_BODY"];
+        let post = post(&spec());
+        assert_eq!(post.request_validator.as_deref(), Some("order-body"));
+        assert_eq!(post.request_models["application/json"], "Order");
+        assert_eq!(spec().validators()["order-body"]["validate_body"], true);
+        let refused = &spec().gateway_responses()["BAD_REQUEST_BODY"];
         assert_eq!(refused["status_code"], "400");
         let template = refused["templates"]["application/json"].as_str().unwrap();
         // With messageString's quotes, the body is JSON.

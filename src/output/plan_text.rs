@@ -21,6 +21,17 @@ pub fn plan_text(resources: &[ResourcePlan], show_unchanged: bool) -> String {
                 r.resource,
                 paint(UPDATE, "(update)")
             ),
+            Action::Replace => paint(
+                CONFLICT,
+                format!(
+                    "-/+ {} (replace: AWS cannot change it in place)",
+                    r.resource
+                ),
+            ),
+            Action::Delete => paint(
+                DELETE,
+                format!("- {} (delete: no longer declared)", r.resource),
+            ),
             Action::NoChange if show_unchanged => {
                 paint(DIM, format!("= {} (no change)", r.resource))
             }
@@ -60,8 +71,20 @@ pub fn plan_text(resources: &[ResourcePlan], show_unchanged: bool) -> String {
             text
         }
     };
+    // Replaces and deletes are counted only when there are some, so the
+    // line reads as it always has for plans without them.
+    let mut extra = String::new();
+    for (action, style, text) in [
+        (Action::Replace, CONFLICT, "to replace"),
+        (Action::Delete, DELETE, "to delete"),
+    ] {
+        let n = count(action);
+        if n > 0 {
+            extra.push_str(&format!(", {}", some(style, n, text)));
+        }
+    }
     out.push_str(&format!(
-        "Plan: {}, {}, {same} unchanged, {}.",
+        "Plan: {}, {}{extra}, {same} unchanged, {}.",
         some(CREATE, create, "to create"),
         some(UPDATE, update, "to update"),
         some(CONFLICT, conflict, "in conflict"),

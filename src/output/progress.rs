@@ -48,7 +48,8 @@ pub enum Step {
 impl From<Action> for Step {
     fn from(action: Action) -> Step {
         match action {
-            Action::Create => Step::Create,
+            Action::Create | Action::Replace => Step::Create,
+            Action::Delete => Step::Delete,
             _ => Step::Update,
         }
     }

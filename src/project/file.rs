@@ -1,0 +1,148 @@
+//! The stack's declarations in `stepgate.toml`, as written: `[functions.NAME]`,
+//! `[state_machines.NAME]`, `[[routes]]`, `[api]`, and their per-stage
+//! overrides `[stages.S.functions.NAME]` / `[stages.S.state_machines.NAME]`.
+//! Settings (how to run) are config.rs's; this is what to deploy. Spans let
+//! every error name its line.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::limits::{read_text, DOCUMENT_BYTES};
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct RawDeclarations {
+    pub functions: BTreeMap<String, RawFunction>,
+    pub state_machines: BTreeMap<String, RawMachine>,
+    pub routes: Vec<RawRoute>,
+    pub api: RawApi,
+    pub stages: BTreeMap<String, RawStageDeclarations>,
+}
+
+/// What a `[stages.S]` table may override of the declarations.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct RawStageDeclarations {
+    pub functions: BTreeMap<String, RawFunction>,
+    pub state_machines: BTreeMap<String, RawMachine>,
+}
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawFunction {
+    pub handler: Option<Spanned<String>>,
+    pub runtime: Option<Spanned<String>>,
+    pub memory: Option<Spanned<i32>>,
+    pub timeout: Option<Spanned<i32>>,
+    pub architecture: Option<Spanned<String>>,
+    pub environment: Option<Spanned<BTreeMap<String, String>>>,
+    pub policy: Option<Spanned<String>>,
+}
+
+impl RawFunction {
+    /// `self` over `base`, key by key (a stage's override over the project's).
+    pub fn over(self, base: RawFunction) -> RawFunction {
+        RawFunction {
+            handler: self.handler.or(base.handler),
+            runtime: self.runtime.or(base.runtime),
+            memory: self.memory.or(base.memory),
+            timeout: self.timeout.or(base.timeout),
+            architecture: self.architecture.or(base.architecture),
+            environment: self.environment.or(base.environment),
+            policy: self.policy.or(base.policy),
+        }
+    }
+}
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawMachine {
+    #[serde(rename = "type")]
+    pub kind: Option<Spanned<String>>,
+    pub logging: Option<Spanned<String>>,
+    pub tracing: Option<Spanned<bool>>,
+    pub policy: Option<Spanned<String>>,
+    /// The role's name within the stage (`{stack}-{stage}-{region}-ROLE`);
+    /// default the machine's name.
+    pub role: Option<Spanned<String>>,
+}
+
+impl RawMachine {
+    pub fn over(self, base: RawMachine) -> RawMachine {
+        RawMachine {
+            kind: self.kind.or(base.kind),
+            logging: self.logging.or(base.logging),
+            tracing: self.tracing.or(base.tracing),
+            policy: self.policy.or(base.policy),
+            role: self.role.or(base.role),
+        }
+    }
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub method: Spanned<String>,
+    pub path: Spanned<String>,
+    pub state_machine: Spanned<String>,
+    #[serde(default)]
+    pub input: Option<Spanned<BTreeMap<String, String>>>,
+    #[serde(default)]
+    pub model: Option<Spanned<String>>,
+    #[serde(default)]
+    pub execution_name: Option<Spanned<String>>,
+    #[serde(default)]
+    pub sync: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub errors: Option<Spanned<BTreeMap<String, u16>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawApi {
+    /// The REST API's name within the stage (`{stack}-{stage}-NAME`).
+    pub name: Option<Spanned<String>>,
+    pub cors_origins: Option<Spanned<Vec<String>>>,
+}
+
+/// The declarations of the config file at `path`, or none without one.
+/// Returns the text too, to turn spans into line numbers.
+pub fn read(path: Option<&Path>) -> Result<(RawDeclarations, String)> {
+    let Some(path) = path else {
+        return Ok((RawDeclarations::default(), String::new()));
+    };
+    // config.rs has read and checked this file already (size, syntax).
+    let text = read_text(path, DOCUMENT_BYTES)
+        .map_err(|_| anyhow::anyhow!("{}: cannot read it", path.display()))?;
+    match toml::from_str(&text) {
+        Ok(raw) => Ok((raw, text)),
+        Err(e) => {
+            let line = e
+                .span()
+                .map(|s| line_of(&text, s.start))
+                .map(|l| format!(" line {l}"))
+                .unwrap_or_default();
+            let message = e
+                .message()
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join("; ");
+            bail!("{}{line}: {message}", path.display())
+        }
+    }
+}
+
+/// The 1-based line of byte offset `at`.
+pub fn line_of(text: &str, at: usize) -> usize {
+    text.as_bytes()[..at.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
