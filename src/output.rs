@@ -326,7 +326,7 @@ impl Outputs {
         } else {
             for r in &self.routes {
                 out.push_str(&format!(
-                    "route {:<17}{}\n",
+                    "route {} {}\n",
                     r.route,
                     r.url.as_deref().unwrap_or("(not deployed)")
                 ));
@@ -338,14 +338,16 @@ impl Outputs {
             }
         } else {
             for (k, v) in &self.state_machine_arns {
-                out.push_str(&format!("state_machine {k:<9}{v}\n"));
+                out.push_str(&format!("{:<22} {v}\n", format!("state_machine {k}")));
             }
         }
+        // Labels in a column of 22, always a space before the value.
+        let line = |label: String, value: &str| format!("{label:<22} {value}\n");
         for (k, v) in &self.function_arns {
-            out.push_str(&format!("function {k:<14}{v}\n"));
+            out.push_str(&line(format!("function {k}"), v));
         }
         for (k, v) in &self.role_arns {
-            out.push_str(&format!("role {k:<18}{v}\n"));
+            out.push_str(&line(format!("role {k}"), v));
         }
         for g in &self.log_groups {
             out.push_str(&format!("log_group              {g}\n"));

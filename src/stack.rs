@@ -43,18 +43,19 @@ impl Stack {
     /// For destroy: the resources the account shares between stacks, which
     /// destroy keeps and says so; `find` adds what the stage owns.
     pub fn existing(names: Names) -> Stack {
-        let mut resources: Vec<Box<dyn Resource>> = Vec::new();
-        resources.push(Box::new(iam::Role {
-            name: CLOUDWATCH_ROLE.to_string(),
-            spec: None,
-            shared: Some("apigateway-cloudwatch"),
-        }));
-        resources.push(Box::new(apigateway::Account {
-            region: names.region.clone(),
-            spec: None,
-            cloudwatch_role_arn: names.cloudwatch_role_arn(),
-            needs: vec![ResourceId::new(iam::KIND, CLOUDWATCH_ROLE)],
-        }));
+        let resources: Vec<Box<dyn Resource>> = vec![
+            Box::new(iam::Role {
+                name: CLOUDWATCH_ROLE.to_string(),
+                spec: None,
+                shared: Some("apigateway-cloudwatch"),
+            }),
+            Box::new(apigateway::Account {
+                region: names.region.clone(),
+                spec: None,
+                cloudwatch_role_arn: names.cloudwatch_role_arn(),
+                needs: vec![ResourceId::new(iam::KIND, CLOUDWATCH_ROLE)],
+            }),
+        ];
         Stack {
             tags: names.owner_tags(),
             resources,
@@ -246,4 +247,106 @@ fn resources(inputs: &Inputs) -> Vec<Box<dyn Resource>> {
         }));
     }
     list
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Overrides, Settings};
+    use crate::project::{Project, RoleOf};
+
+    /// The repository's own project (the tutorial), compiled for
+    /// orders/dev in us-east-1.
+    fn tutorial(test: impl FnOnce(&Stack, &Inputs)) {
+        let overrides = Overrides {
+            project_dir: Some(env!("CARGO_MANIFEST_DIR").into()),
+            ..Overrides::default()
+        };
+        let settings = Settings::resolve(&overrides, &|_| None).unwrap();
+        let project = Project::load(&settings).unwrap();
+        let packages = project
+            .functions
+            .iter()
+            .map(|(n, f)| (n.clone(), crate::package::package_dir(&f.dir).unwrap()))
+            .collect();
+        let names = Names::new("orders", "dev", "us-east-1", "000000000000");
+        let inputs = Inputs {
+            settings: &settings,
+            project: &project,
+            packages: &packages,
+            names: &names,
+        };
+        test(&Stack::desired(&inputs).unwrap(), &inputs);
+    }
+
+    /// A stage deployed before the stack was declared as data must plan
+    /// clean after the upgrade: same names, same API configuration hash.
+    #[test]
+    fn the_tutorial_keeps_every_name_it_had() {
+        tutorial(|stack, inputs| {
+            let ids: Vec<String> = stack.ordered().iter().map(|r| r.id().to_string()).collect();
+            assert_eq!(
+                ids,
+                [
+                    "role orders-dev-us-east-1-apigateway",
+                    "role orders-dev-us-east-1-lambda",
+                    "role orders-dev-us-east-1-states",
+                    "role stepgate-apigateway-cloudwatch",
+                    "log-group /aws/apigateway/orders-dev-access",
+                    "log-group /aws/lambda/orders-dev-cancelOrder",
+                    "log-group /aws/lambda/orders-dev-completeOrder",
+                    "log-group /aws/vendedlogs/states/orders-dev-OrderProcessor",
+                    "apigateway-account us-east-1",
+                    "function orders-dev-cancelOrder",
+                    "function orders-dev-completeOrder",
+                    "state-machine orders-dev-OrderProcessor",
+                    "rest-api orders-dev-OrderProcessorAPI",
+                    "execution-log-group dev",
+                    "stage dev",
+                ]
+            );
+            let api = inputs.api();
+            assert_eq!(api.routes[0].route.key(), "POST /orderprocess");
+            // What the previous version's deployment of this stage is named
+            // after (read off a stage it deployed to the emulator).
+            assert_eq!(api.config_hash(), "66d158239e77c363");
+        });
+    }
+
+    #[test]
+    fn generated_trust_keeps_the_confused_deputy_conditions() {
+        tutorial(|_, inputs| {
+            let states = inputs.role("states", &RoleOf::StateMachine("OrderProcessor".into()));
+            let condition = &states.trust["Statement"][0]["Condition"];
+            assert_eq!(
+                condition["StringEquals"]["aws:SourceAccount"],
+                "000000000000"
+            );
+            assert_eq!(
+                condition["ArnLike"]["aws:SourceArn"],
+                "arn:aws:states:us-east-1:000000000000:stateMachine:orders-dev-OrderProcessor"
+            );
+            let api = inputs.role(API_ROLE, &RoleOf::ApiGateway);
+            assert_eq!(
+                api.trust["Statement"][0]["Condition"]["StringEquals"]["aws:SourceAccount"],
+                "000000000000"
+            );
+        });
+    }
+
+    #[test]
+    fn the_stage_waits_for_its_logs_its_accounts_setting_and_its_machines() {
+        tutorial(|stack, _| {
+            let waves: Vec<Vec<String>> = crate::plan::waves(&stack.graph())
+                .iter()
+                .map(|w| w.iter().map(|r| r.kind.0.to_string()).collect())
+                .collect();
+            assert_eq!(
+                waves[1],
+                ["apigateway-account", "function", "function", "rest-api"]
+            );
+            assert_eq!(waves[2], ["execution-log-group", "state-machine"]);
+            assert_eq!(waves[3], ["stage"]);
+        });
+    }
 }

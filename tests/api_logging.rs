@@ -209,7 +209,7 @@ async fn a_first_deploy_sets_up_logging_and_destroy_keeps_what_the_account_share
     let dir = project_copy(&stage);
     std::fs::write(
         dir.join("stepgate.toml"),
-        format!("[stages.{s}]\napi_log_level = \"INFO\"\n"),
+        common::with_declarations(&format!("[stages.{s}]\napi_log_level = \"INFO\"\n")),
     )
     .unwrap();
     let plan = stepgate_in(&dir, &["plan", "--stage", s, "--output", "json"])

@@ -148,6 +148,22 @@ fn policies_that_grant_everything_are_refused() {
     ];
     for (file, from, to, expected) in cases {
         let dir = project("policy");
+        // Trust is generated; a file replaces it, and is checked as strictly.
+        std::fs::write(
+            dir.join(trust),
+            r#"{
+  "Version": "2012-10-17",
+  "Statement": [
+    {
+      "Effect": "Allow",
+      "Principal": { "Service": "lambda.amazonaws.com" },
+      "Action": "sts:AssumeRole"
+    }
+  ]
+}
+"#,
+        )
+        .unwrap();
         edit(&dir, file, from, to);
         for command in ["deploy", "plan"] {
             refused(&dir, &[command], &[], expected);
@@ -240,8 +256,8 @@ fn every_file_stepgate_reads_is_read_with_a_bound() {
     // A policy or definition file too large to be one.
     for (file, expected) in [
         (
-            "policies/lambda-trust.json",
-            "lambda-trust.json: larger than 1,048,576 bytes, the most stepgate reads from a policy file",
+            "policies/lambda-permissions.json",
+            "lambda-permissions.json: larger than 1,048,576 bytes, the most stepgate reads from a policy file",
         ),
         (
             "definitions/OrderProcessor.asl.json",
@@ -687,26 +703,31 @@ fn the_project_dir_hint_appears_only_when_it_applies() {
             &dir,
             &args,
             &env,
-            &[
-                "lambdas/completeOrder: no index.js or index.mjs; the handler index.completeOrder is loaded from there",
-                &format!("{shown} holds no lambdas/completeOrder; name the directory that holds lambdas/, definitions/ and policies/"),
-            ],
+            &[&format!(
+                "{shown} holds no lambdas/ with a function directory; create it, or name the project's directory"
+            )],
         );
         assert!(!message.contains("pass --project-dir"), "{message}");
     }
-    // A missing policy file, with the project named.
-    std::fs::remove_file(dir.join("policies/lambda-trust.json")).unwrap();
+    // A file missing from a project that is there says what is missing,
+    // not to name another directory.
+    std::fs::remove_file(dir.join("models/Order.schema.json")).unwrap();
     let project_dir = dir.to_str().unwrap();
     let message = refused(
         &empty,
         &["plan", "--project-dir", project_dir],
         &[],
-        &[
-            "lambda-trust.json: cannot read it",
-            &format!("{project_dir} holds no policies/lambda-trust.json"),
-        ],
+        &["models/Order.schema.json: cannot read it"],
     );
-    assert!(!message.contains("pass --project-dir"), "{message}");
+    assert!(!message.contains("name the"), "{message}");
+    std::fs::remove_dir_all(dir.join("lambdas/cancelOrder")).unwrap();
+    std::fs::create_dir_all(dir.join("lambdas/cancelOrder")).unwrap();
+    refused(
+        &empty,
+        &["plan", "--project-dir", project_dir],
+        &[],
+        &["lambdas/cancelOrder: no index.js, index.mjs or index.cjs; the handler index.cancelOrder is loaded from there, so add it (or set [functions.cancelOrder] handler)"],
+    );
     // Not named: run from the project directory, or name it.
     refused(
         &empty,

@@ -11,11 +11,11 @@ async fn a_stage_section_overrides_defaults_and_is_deployed() {
     let project = project_copy(s);
     std::fs::write(
         project.join("stepgate.toml"),
-        format!(
+        common::with_declarations(&format!(
             "[defaults]\nmemory = 128\nlog_retention_days = 7\n[defaults.tags]\nteam = \"payments\"\n\n\
              [stages.{s}]\nmemory = 256\ntimeout = 20\nlog_retention_days = 30\n\
              [stages.{s}.throttling]\nburst_limit = 20\nrate_limit = 10.0\n"
-        ),
+        )),
     )
     .unwrap();
     let deployed = stepgate_in(&project, &["deploy", "--stage", s]).ok();

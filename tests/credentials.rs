@@ -74,7 +74,7 @@ fn a_named_profile_wins_over_keys_in_the_environment() {
     std::fs::remove_file(&marker).unwrap();
     std::fs::write(
         dir.join("stepgate.toml"),
-        format!("[stages.{stage}]\nprofile = \"p\"\n"),
+        common::with_declarations(&format!("[stages.{stage}]\nprofile = \"p\"\n")),
     )
     .unwrap();
     let plan = run(

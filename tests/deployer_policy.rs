@@ -119,6 +119,11 @@ fn needs(call: &Value, account: &str) -> Vec<Need> {
         // GetCallerIdentity needs no permission; AssumeRole is allowed by
         // the role's trust policy and the caller's own policy, not this one.
         "STS" => vec![],
+        // What each kind's inventory lists: IAM scopes none of these to a
+        // resource (Service Authorization Reference).
+        "IAM" if op == "ListRoles" => vec![need("iam:ListRoles", "*")],
+        "Lambda" if op == "ListFunctions" => vec![need("lambda:ListFunctions", "*")],
+        "SFN" if op == "ListStateMachines" => vec![need("states:ListStateMachines", "*")],
         "IAM" => {
             let target = role(str_of(params, "RoleName"));
             let mut out = vec![need(&format!("iam:{op}"), &target)];
@@ -477,7 +482,9 @@ async fn every_request_of_a_full_cycle_is_allowed_by_the_deployer_policy() {
     std::fs::write(&policy_file, doc.to_string()).unwrap();
     std::fs::write(
         dir.join("stepgate.toml"),
-        "[defaults.tags]\nteam = \"payments\"\n[defaults.throttling]\nburst_limit = 10\nrate_limit = 5.0\n",
+        common::with_declarations(
+            "[defaults.tags]\nteam = \"payments\"\n[defaults.throttling]\nburst_limit = 10\nrate_limit = 5.0\n",
+        ),
     )
     .unwrap();
     let changed = run(&dir, &log, &["deploy", "--stage", s, "--memory", "256"]).json();

@@ -147,7 +147,8 @@ async fn plan_shows_out_of_band_edits_and_deploy_repairs_them() {
         ),
         (
             format!("rest-api orders-{s}-OrderProcessorAPI"),
-            "methods.POST.integration.requestTemplates.application/json".to_string(),
+            "resources./orderprocess.POST.integration.requestTemplates.application/json"
+                .to_string(),
         ),
         (
             format!("role orders-{s}-us-east-1-states"),

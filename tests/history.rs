@@ -250,7 +250,10 @@ async fn executions_and_logs_show_the_orders_placed() {
             .any(|l| l.contains(" completeOrder START RequestId")),
         "{text}"
     );
-    assert!(text.lines().any(|l| l.contains(" states ")), "{text}");
+    assert!(
+        text.lines().any(|l| l.contains(" OrderProcessor ")),
+        "{text}"
+    );
     let times: Vec<&str> = text.lines().filter_map(|l| l.get(..24)).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "{text}");
     // --since bounds the window: the orders above are older than 1 ms.

@@ -315,7 +315,7 @@ fn value_of(source: &Source) -> (String, bool) {
         Source::Query(q) => (format!("$input.params().querystring.get('{q}')"), false),
         Source::Header(h) => (format!("$input.params().header.get('{h}')"), false),
         Source::RequestId => ("$context.requestId".into(), false),
-        Source::SourceIp => ("$context.identity.sourceIp".into(), false),
+        Source::CallerIp => ("$context.identity.sourceIp".into(), false),
     }
 }
 

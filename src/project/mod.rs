@@ -39,7 +39,6 @@ pub const LOG_LEVELS: [&str; 4] = ["ALL", "ERROR", "FATAL", "OFF"];
 
 #[derive(Clone, Debug)]
 pub struct Project {
-    pub dir: PathBuf,
     pub functions: BTreeMap<String, Function>,
     pub machines: BTreeMap<String, Machine>,
     pub routes: Vec<Route>,
@@ -146,7 +145,7 @@ impl Project {
             }
         }
         if let Some(stage) = stage {
-            for name in stage.functions.keys().filter(|n| !found.contains(*n)) {
+            if let Some(name) = stage.functions.keys().find(|n| !found.contains(*n)) {
                 bail!(
                     "{shown_config}: [stages.{}.functions.{name}] names no function: there is no lambdas/{name}/{}",
                     settings.stage,
@@ -202,16 +201,15 @@ impl Project {
                 Some(over) => over.clone().over(base),
                 None => base,
             };
-            let machine = resolve_machine(
-                &dir,
-                name,
-                raw,
-                &policy_files,
-                &known,
-                &functions,
-                &found,
-                &at,
-            )?;
+            let scope = MachineScope {
+                dir: &dir,
+                policy_files: &policy_files,
+                known: &known,
+                functions: &functions,
+                machines: &found,
+                at: &at,
+            };
+            let machine = resolve_machine(&scope, name, raw)?;
             machines.insert(name.clone(), machine);
         }
         check_no_cycle(&machines)?;
@@ -254,7 +252,6 @@ impl Project {
             routes.push(route);
         }
         let project = Project {
-            dir,
             functions,
             machines,
             routes,
@@ -265,11 +262,6 @@ impl Project {
         project.check_roles()?;
         project.check_name_lengths(settings)?;
         Ok(project)
-    }
-
-    /// Every placeholder a document of this project may use.
-    pub fn known_placeholders(&self) -> BTreeSet<String> {
-        known_placeholders(self.functions.keys(), self.machines.keys())
     }
 
     /// The roles of the stage, by logical name, each with who it is for.
@@ -519,16 +511,26 @@ fn policy_file(
         .with_context(|| path.display().to_string())
 }
 
-fn resolve_machine(
-    dir: &Path,
-    name: &str,
-    raw: RawMachine,
-    policy_files: &BTreeMap<String, RoleFiles>,
-    known: &BTreeSet<String>,
-    functions: &BTreeMap<String, Function>,
-    machines: &BTreeSet<String>,
-    at: &dyn Fn(std::ops::Range<usize>) -> String,
-) -> Result<Machine> {
+/// What a machine's declaration is resolved against.
+struct MachineScope<'a> {
+    dir: &'a Path,
+    policy_files: &'a BTreeMap<String, RoleFiles>,
+    /// The placeholders a definition may use.
+    known: &'a BTreeSet<String>,
+    functions: &'a BTreeMap<String, Function>,
+    machines: &'a BTreeSet<String>,
+    at: &'a dyn Fn(std::ops::Range<usize>) -> String,
+}
+
+fn resolve_machine(scope: &MachineScope, name: &str, raw: RawMachine) -> Result<Machine> {
+    let MachineScope {
+        dir,
+        policy_files,
+        known,
+        functions,
+        machines,
+        at,
+    } = *scope;
     let table = format!("[state_machines.{name}]");
     let file = dir.join("definitions").join(format!("{name}.asl.json"));
     let text = read(&file, limits::DEFINITION_FILE_BYTES, "definition")?;

@@ -17,7 +17,7 @@ pub enum Source {
     Query(String),
     Header(String),
     RequestId,
-    SourceIp,
+    CallerIp,
 }
 
 impl Source {
@@ -35,7 +35,7 @@ impl Source {
             Some(("query", name)) if simple(name, header) => Source::Query(name.into()),
             Some(("header", name)) if simple(name, header) => Source::Header(name.into()),
             Some(("context", "requestId")) => Source::RequestId,
-            Some(("context", "sourceIp")) => Source::SourceIp,
+            Some(("context", "sourceIp")) => Source::CallerIp,
             _ => bail!(
                 "{text:?} is not a source; use body, body.FIELD, path.NAME, query.NAME, header.NAME, context.requestId or context.sourceIp"
             ),
@@ -52,7 +52,7 @@ impl fmt::Display for Source {
             Source::Query(x) => write!(f, "query.{x}"),
             Source::Header(x) => write!(f, "header.{x}"),
             Source::RequestId => write!(f, "context.requestId"),
-            Source::SourceIp => write!(f, "context.sourceIp"),
+            Source::CallerIp => write!(f, "context.sourceIp"),
         }
     }
 }

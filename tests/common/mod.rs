@@ -357,6 +357,31 @@ pub fn project_copy(name: &str) -> std::path::PathBuf {
     for sub in ["lambdas", "definitions", "policies", "models"] {
         copy_dir(&root.join(sub), &dir.join(sub));
     }
+    // The declared routes, API name and machine role live here.
+    std::fs::copy(root.join("stepgate.toml"), dir.join("stepgate.toml")).unwrap();
+    dir
+}
+
+/// `settings` (stepgate.toml text of settings only) followed by the stack
+/// the repository's stepgate.toml declares (from its `[api]` table on), so
+/// a test that writes its own settings still deploys the tutorial.
+pub fn with_declarations(settings: &str) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let file = std::fs::read_to_string(root.join("stepgate.toml")).unwrap();
+    let start = file
+        .find("\n[api]")
+        .expect("the repository's stepgate.toml declares [api]");
+    format!("{settings}\n{}", &file[start..])
+}
+
+/// A fresh copy of `examples/{example}`, to change without touching it.
+pub fn example_copy(example: &str, name: &str) -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(example);
+    let dir = std::env::temp_dir().join(format!("stepgate-test-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(&root, &dir);
     dir
 }
 

