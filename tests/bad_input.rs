@@ -760,3 +760,99 @@ fn a_role_to_assume_that_cannot_be_right_is_refused_before_sts() {
         refused(&dir, args, env, &[expected]);
     }
 }
+
+/// Every declaration error of the stack (docs/errors.md, "The declared
+/// stack") is one line naming the file and key, before any AWS call.
+#[test]
+fn every_declaration_error_is_caught_before_any_aws_call() {
+    const ROUTE: &str = r#"input = { id = "path.id", user_id = "body.user_id" }"#;
+    let cases: Vec<(&str, Box<dyn Fn(&Path)>, Vec<&str>)> = vec![
+        (
+            "a route to an unknown machine, with did you mean",
+            Box::new(|d: &Path| edit(d, "stepgate.toml", "state_machine = \"RecipeMover\"", "state_machine = \"RecipeMovr\"")),
+            vec!["stepgate.toml line 9: [[routes]] POST /recipes/{id}/move: state_machine = \"RecipeMovr\" is not a state machine of the project", "(did you mean RecipeMover?)"],
+        ),
+        (
+            "input naming a path parameter the path does not have",
+            Box::new(|d: &Path| edit(d, "stepgate.toml", ROUTE, r#"input = { id = "path.recipe" }"#)),
+            vec!["input.id = \"path.recipe\", but the path has no {recipe}; use one of its parameters (id)"],
+        ),
+        (
+            "sync on a Standard machine",
+            Box::new(|d: &Path| edit(d, "stepgate.toml", ROUTE, &format!("{ROUTE}\nsync = true"))),
+            vec!["sync = true needs an EXPRESS machine, and RecipeMover is STANDARD"],
+        ),
+        (
+            "two routes with one method and path",
+            Box::new(|d: &Path| {
+                let text = std::fs::read_to_string(d.join("stepgate.toml")).unwrap();
+                let route = &text[text.find("[[routes]]").unwrap()..];
+                std::fs::write(d.join("stepgate.toml"), format!("{text}\n{route}")).unwrap();
+            }),
+            vec!["[[routes]] POST /recipes/{id}/move is declared twice; keep one"],
+        ),
+        (
+            "a function directory without its handler file",
+            Box::new(|d: &Path| std::fs::create_dir_all(d.join("lambdas/notifyOwner")).unwrap()),
+            vec!["lambdas/notifyOwner: no index.js, index.mjs or index.cjs; the handler index.notifyOwner is loaded from there"],
+        ),
+        (
+            "a name that makes an AWS name too long",
+            Box::new(|d: &Path| {
+                let long = d.join(format!("lambdas/{}", "x".repeat(60)));
+                std::fs::create_dir_all(&long).unwrap();
+                std::fs::write(long.join("index.js"), "exports.x = 1;\n").unwrap();
+            }),
+            vec!["over Lambda's limit of 64; shorten the directory's name or the stack or stage"],
+        ),
+        (
+            "two machines that start each other",
+            Box::new(|d: &Path| {
+                std::fs::write(
+                    d.join("definitions/Echo.asl.json"),
+                    r#"{"StartAt":"Back","States":{"Back":{"Type":"Task","Resource":"arn:aws:states:::states:startExecution","Parameters":{"StateMachineArn":"${RecipeMoverArn}"},"End":true}}}"#,
+                )
+                .unwrap();
+                edit(d, "definitions/RecipeMover.asl.json", "\"End\": true\n    }\n  }", "\"Next\": \"Echo\"\n    },\n    \"Echo\": { \"Type\": \"Task\", \"Resource\": \"arn:aws:states:::states:startExecution\", \"Parameters\": { \"StateMachineArn\": \"${EchoArn}\" }, \"End\": true }\n  }");
+            }),
+            vec!["state machines start each other (Echo -> RecipeMover -> Echo)"],
+        ),
+        (
+            "a table for a function that does not exist",
+            Box::new(|d: &Path| common::append_text(d, "[functions.updateRecipes]\nmemory = 256\n")),
+            vec!["[functions.updateRecipes] names no function: there is no lambdas/updateRecipes/", "(did you mean updateRecipe?)"],
+        ),
+        (
+            "a source that is not one",
+            Box::new(|d: &Path| edit(d, "stepgate.toml", ROUTE, r#"input = { id = "cookie.id" }"#)),
+            vec!["input.id: \"cookie.id\" is not a source; use body, body.FIELD, path.NAME"],
+        ),
+        (
+            "errors on a route that is not sync",
+            Box::new(|d: &Path| edit(d, "stepgate.toml", ROUTE, &format!("{ROUTE}\nerrors = {{ Refused = 422 }}"))),
+            vec!["errors maps a sync route's failures to statuses; this route is not sync = true"],
+        ),
+        (
+            "a machine type that is not one",
+            Box::new(|d: &Path| common::append_text(d, "[state_machines.RecipeMover]\ntype = \"FAST\"\n")),
+            vec!["[state_machines.RecipeMover] type = \"FAST\": use STANDARD, EXPRESS"],
+        ),
+        (
+            "a reserved environment variable",
+            Box::new(|d: &Path| common::append_text(d, "[functions.updateRecipe]\nenvironment = { AWS_REGION = \"x\" }\n")),
+            vec!["[functions.updateRecipe] environment: \"AWS_REGION\" is not a name Lambda accepts"],
+        ),
+        (
+            "a path segment that is not valid",
+            Box::new(|d: &Path| edit(d, "stepgate.toml", "path = \"/recipes/{id}/move\"", "path = \"/recipes/{id}/mo ve\"")),
+            vec!["[[routes]] #1 path \"/recipes/{id}/mo ve\": segment \"mo ve\" is not valid"],
+        ),
+    ];
+    for (what, change, expected) in &cases {
+        let dir = common::example_copy("recipes", &unique("decl"));
+        change(&dir);
+        let message = refused(&dir, &["plan"], &[], expected);
+        assert!(!message.is_empty(), "{what}");
+    }
+    println!("declaration checks covered: {}", cases.len());
+}

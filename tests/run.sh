@@ -22,5 +22,5 @@ echo "== Deployer policy against every request of the suite" >&2
 cargo test --locked --test deployer_policy -- --ignored --exact \
   every_request_the_suite_made_is_allowed_by_the_deployer_policy || status=1
 echo "== Lambda tests" >&2
-node --test lambdas/ || status=1
+node --test lambdas/ examples/ || status=1
 exit "$status"

@@ -199,3 +199,87 @@ async fn what_the_project_stops_declaring_is_deleted_by_the_next_deploy() {
         .iter()
         .any(|f| f.function_name().unwrap_or_default().contains(&stage)));
 }
+
+fn post_status(url: &str, body: &str) -> (u16, Value) {
+    let answer = ureq::post(url)
+        .set("Content-Type", "application/json")
+        .send_string(body);
+    let (status, text) = match answer {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+        Err(e) => panic!("{e}"),
+    };
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[test]
+fn a_sync_express_route_answers_with_the_output_and_a_mapped_error_status() {
+    let stage = unique("quote");
+    let dir = example_copy("quote", &stage);
+    let deploy = stepgate_in(&dir, &["deploy", "--stage", &stage, "--output", "json"]).ok();
+    let url = url_of(&deploy.json(), "POST /quote");
+
+    // The execution's output is the whole body: no StartSyncExecution envelope.
+    let (status, body) = post_status(
+        &url,
+        r#"{"items":[{"sku":"a","quantity":2,"unitPrice":10}],"coupon":"TENOFF"}"#,
+    );
+    assert_eq!(
+        (status, body),
+        (200, json!({"subtotal": 20, "discount": 2, "total": 18}))
+    );
+
+    // A failure the route maps answers its status, with the error's name.
+    let (status, body) = post_status(
+        &url,
+        r#"{"items":[{"sku":"a","quantity":1,"unitPrice":20000}]}"#,
+    );
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"], "QuoteRefused", "{body}");
+    assert!(
+        body["cause"]
+            .as_str()
+            .unwrap()
+            .contains("over the 10000 limit"),
+        "{body}"
+    );
+
+    // The model refuses a body that is not a quote request before any run.
+    let (status, _) = post_status(&url, r#"{"items":[]}"#);
+    assert_eq!(status, 400);
+
+    // invoke prints the answer and fails on an error status.
+    let invoke = stepgate_in(
+        &dir,
+        &[
+            "invoke",
+            "--stage",
+            &stage,
+            "--order",
+            r#"{"items":[{"sku":"b","quantity":1,"unitPrice":5}]}"#,
+        ],
+    )
+    .ok();
+    assert!(invoke.stdout.starts_with("HTTP 200\n"), "{}", invoke.stdout);
+    assert!(invoke.stdout.contains("\"total\": 5"), "{}", invoke.stdout);
+    let refused = stepgate_in(
+        &dir,
+        &[
+            "invoke",
+            "--stage",
+            &stage,
+            "--order",
+            r#"{"items":[{"sku":"b","quantity":3,"unitPrice":9000}]}"#,
+        ],
+    );
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stdout.starts_with("HTTP 422\n"),
+        "{}",
+        refused.stdout
+    );
+    stepgate_in(&dir, &["destroy", "--stage", &stage, "--yes"]).ok();
+}

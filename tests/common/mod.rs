@@ -362,6 +362,13 @@ pub fn project_copy(name: &str) -> std::path::PathBuf {
     dir
 }
 
+/// Adds `text` at the end of the project's stepgate.toml.
+pub fn append_text(dir: &std::path::Path, text: &str) {
+    let path = dir.join("stepgate.toml");
+    let before = std::fs::read_to_string(&path).unwrap_or_default();
+    std::fs::write(&path, format!("{before}\n{text}")).unwrap();
+}
+
 /// `settings` (stepgate.toml text of settings only) followed by the stack
 /// the repository's stepgate.toml declares (from its `[api]` table on), so
 /// a test that writes its own settings still deploys the tutorial.
