@@ -336,6 +336,94 @@ async fn cycle_under_faults(seed: u64) -> SeedRun {
     }
 }
 
+/// The recipe mover's cycle under the same faults: deploy, plan clean, a
+/// move through its path and body, then a deploy that prunes a function
+/// and its log group (a lost answer to a delete must still converge),
+/// plan clean again, destroy, nothing left.
+async fn recipes_under_faults(seed: u64) -> SeedRun {
+    let proxy = Proxy::start(&[
+        "--seed",
+        &seed.to_string(),
+        "--rate",
+        "0.1",
+        "--propagation-seconds",
+        "2",
+        "--quota-scale",
+        "0.1",
+    ]);
+    let stage = unique(&format!("chaos{seed}r"));
+    let dir = common::example_copy("recipes", &stage);
+    let step = |args: Vec<String>| {
+        let url = proxy.url.clone();
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            common::run(common::command_at(&url, &dir, &args))
+        })
+    };
+    let args = |a: &[&str]| a.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let s = stage.as_str();
+    let mut failure = None;
+    let deploy = step(args(&["deploy", "--stage", s])).await.unwrap();
+    if deploy.code != 0 {
+        failure = Some(format!("recipes deploy: {}", deploy.stderr));
+    } else {
+        let invoke = step(args(&[
+            "invoke",
+            "--stage",
+            s,
+            "--route",
+            "POST /recipes/r42/move",
+            "--order",
+            r#"{"user_id":"u7"}"#,
+        ]))
+        .await
+        .unwrap();
+        if invoke.code != 0 {
+            failure = Some(format!(
+                "recipes invoke: {}{}",
+                invoke.stdout, invoke.stderr
+            ));
+        }
+    }
+    if failure.is_none() {
+        std::fs::remove_dir_all(dir.join("lambdas/indexNewOwner")).unwrap();
+        let def = dir.join("definitions/RecipeMover.asl.json");
+        let text = std::fs::read_to_string(&def).unwrap().replace(
+            r#",
+        { "StartAt": "IndexNewOwner", "States": { "IndexNewOwner": { "Type": "Task", "Resource": "${indexNewOwnerArn}", "End": true } } }"#,
+            "",
+        );
+        std::fs::write(&def, text).unwrap();
+        let prune = step(args(&["deploy", "--stage", s])).await.unwrap();
+        let plan = step(args(&["plan", "--stage", s, "--detailed-exitcode"]))
+            .await
+            .unwrap();
+        if prune.code != 0 {
+            failure = Some(format!("recipes prune: {}", prune.stderr));
+        } else if plan.code != 0 {
+            failure = Some(format!(
+                "recipes plan after prune: {}{}",
+                plan.stdout, plan.stderr
+            ));
+        }
+    }
+    let destroy = step(args(&["destroy", "--stage", s, "--yes"]))
+        .await
+        .unwrap();
+    if destroy.code != 0 && failure.is_none() {
+        failure = Some(format!("recipes destroy: {}", destroy.stderr));
+    }
+    SeedRun {
+        seed,
+        failure,
+        duplicates: common::api_count_named(&format!("recipes-{s}-api"))
+            .await
+            .saturating_sub(1),
+        leftovers: common::leftovers_of("recipes", s).await,
+    }
+}
+
 /// The seeds to run: `STEPGATE_CHAOS_SEEDS=N` runs 1..=N (tests/chaos.sh),
 /// 10 by default.
 fn seeds() -> Vec<u64> {
@@ -357,12 +445,18 @@ fn seeded_faults_never_stop_a_deploy_or_a_destroy() {
 async fn seeded_cycles() {
     let started = Instant::now();
     let seeds = seeds();
-    // Three at a time: the emulator and two cores are the limit.
+    // Two seeds at a time, four cycles: the emulator and two cores are the limit. Each seed
+    // runs the tutorial and the recipe mover, with a prune.
     let mut runs = Vec::new();
-    for batch in seeds.chunks(3) {
+    for batch in seeds.chunks(2) {
         let handles: Vec<_> = batch
             .iter()
-            .map(|&seed| tokio::spawn(cycle_under_faults(seed)))
+            .flat_map(|&seed| {
+                [
+                    tokio::spawn(cycle_under_faults(seed)),
+                    tokio::spawn(recipes_under_faults(seed)),
+                ]
+            })
             .collect();
         for h in handles {
             runs.push(h.await.unwrap());

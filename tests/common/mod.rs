@@ -452,6 +452,12 @@ pub async fn place_order(api_url: &str, order: &str) -> (String, serde_json::Val
 /// the stage's lock parameter included. The account's shared CloudWatch
 /// role is no stage's, so never a leftover; it must still carry its tag.
 pub async fn leftovers(stage: &str) -> Vec<String> {
+    leftovers_of("orders", stage).await
+}
+
+/// What stack `stack` stage `stage` left behind: every resource named for
+/// it, and its lock.
+pub async fn leftovers_of(stack: &str, stage: &str) -> Vec<String> {
     let config = sdk_config().await;
     if let Ok(shared) = aws_sdk_iam::Client::new(&config)
         .get_role()
@@ -470,7 +476,7 @@ pub async fn leftovers(stage: &str) -> Vec<String> {
             "role {CLOUDWATCH_ROLE} lost its stepgate:shared tag: {tags:?}"
         );
     }
-    let needle = format!("orders-{stage}-");
+    let needle = format!("{stack}-{stage}-");
     let mut left = Vec::new();
     let mut keep = |kind: &str, names: Vec<String>| {
         left.extend(
@@ -533,7 +539,7 @@ pub async fn leftovers(stage: &str) -> Vec<String> {
             .filter_map(|g| g.log_group_name().map(str::to_string))
             .collect(),
     );
-    let lock = format!("/stepgate/orders/{stage}/lock");
+    let lock = format!("/stepgate/{stack}/{stage}/lock");
     if aws_sdk_ssm::Client::new(&config)
         .get_parameter()
         .name(&lock)
@@ -562,11 +568,15 @@ pub async fn api_names(config: &SdkConfig) -> Vec<String> {
 
 /// How many REST APIs the stage has (more than 1 is a duplicate).
 pub async fn api_count(stage: &str) -> usize {
-    let name = format!("orders-{stage}-OrderProcessorAPI");
+    api_count_named(&format!("orders-{stage}-OrderProcessorAPI")).await
+}
+
+/// How many REST APIs are named `name`.
+pub async fn api_count_named(name: &str) -> usize {
     api_names(&sdk_config().await)
         .await
         .iter()
-        .filter(|n| **n == name)
+        .filter(|n| *n == name)
         .count()
 }
 
