@@ -766,7 +766,10 @@ fn a_role_to_assume_that_cannot_be_right_is_refused_before_sts() {
 #[test]
 fn every_declaration_error_is_caught_before_any_aws_call() {
     const ROUTE: &str = r#"input = { id = "path.id", user_id = "body.user_id" }"#;
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>, Vec<&str>)> = vec![
+    // What is wrong, how to make it so in a copy of the example, and what
+    // the one error line says.
+    type Case = (&'static str, Box<dyn Fn(&Path)>, Vec<&'static str>);
+    let cases: Vec<Case> = vec![
         (
             "a route to an unknown machine, with did you mean",
             Box::new(|d: &Path| edit(d, "stepgate.toml", "state_machine = \"RecipeMover\"", "state_machine = \"RecipeMovr\"")),

@@ -1,0 +1,335 @@
+//! One file per command: resolve settings, validate local input, then
+//! talk to AWS, and return an exit status. What several commands share
+//! (connecting, the report, the lock's release, outputs) is here.
+
+mod deploy;
+mod destroy;
+mod executions;
+mod invoke;
+mod logs;
+mod outputs;
+mod plan;
+mod unlock;
+
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+
+use crate::aws::{apigateway, Aws};
+use crate::checks::Checked;
+use crate::cli::Command;
+use crate::config::Settings;
+use crate::desired::Inputs;
+use crate::lock::Lock;
+use crate::model::ResourceId;
+use crate::names::Names;
+use crate::output::{one_line, Calls, Outputs, Printer, Report};
+use crate::project::Project;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Ok = 0,
+    Failed = 1,
+    /// `plan --detailed-exitcode` found changes.
+    Changes = 2,
+}
+
+pub async fn run(command: Command, printer: &Printer) -> Result<Status> {
+    let settings = Settings::resolve(&command.common().overrides(), &|name| {
+        std::env::var(name).ok()
+    })?;
+    printer.detail(&crate::credentials::check(&settings).await?);
+    match command {
+        Command::Deploy {
+            outputs_file, lock, ..
+        } => deploy::deploy(&settings, outputs_file, lock.lock_timeout, printer).await,
+        Command::Plan {
+            detailed_exitcode, ..
+        } => plan::plan(&settings, detailed_exitcode, printer).await,
+        Command::Destroy { yes, lock, .. } => {
+            destroy::destroy(&settings, yes, lock.lock_timeout, printer).await
+        }
+        Command::Unlock { .. } => unlock::unlock(&settings, printer).await,
+        Command::Outputs { .. } => outputs::outputs(&settings, printer).await,
+        Command::Invoke {
+            route,
+            order,
+            payment_status,
+            ..
+        } => {
+            invoke::invoke(
+                &settings,
+                route.as_deref(),
+                &order,
+                payment_status.as_deref(),
+                printer,
+            )
+            .await
+        }
+        Command::Executions {
+            state_machine,
+            limit,
+            status,
+            ..
+        } => {
+            executions::executions(
+                &settings,
+                state_machine.as_deref(),
+                limit.into(),
+                status.as_deref(),
+                printer,
+            )
+            .await
+        }
+        Command::Logs {
+            source,
+            since,
+            follow,
+            ..
+        } => logs::logs(&settings, source, since, follow, printer).await,
+    }
+}
+
+/// Connects, finds the account (STS) and enforces the account guard before
+/// anything else touches AWS.
+async fn connect(settings: &Settings) -> Result<(Aws, Names)> {
+    let mut aws = Aws::connect(settings).await?;
+    let identity = aws.identity().await?;
+    if let Some(target) = &aws.assumed {
+        check_assumed(&identity, target)?;
+    }
+    aws.caller = identity.arn;
+    let account = identity.account;
+    if let Some(expected) = &settings.account {
+        if *expected != account {
+            bail!(
+                "the credentials belong to account {account}, but this run is pinned to account {expected}; refusing to touch it. Use credentials for {expected}, or change the account setting"
+            );
+        }
+    }
+    let names = Names::new(&settings.stack, &settings.stage, &aws.region, &account);
+    Ok((aws, names))
+}
+
+/// With `--role-arn`, the calls must run as that role: STS must name the
+/// session stepgate opened, in the role's account. Anything else (an
+/// endpoint that ignores the credentials, a wrong role) is refused before
+/// the run touches anything.
+fn check_assumed(
+    identity: &crate::aws::Identity,
+    target: &crate::aws::assume::Target,
+) -> Result<()> {
+    let role_account = crate::config::role_arn_account(&target.role_arn).unwrap_or_default();
+    let role_name = target.role_arn.rsplit('/').next().unwrap_or_default();
+    let expected = format!(
+        ":sts::{role_account}:assumed-role/{role_name}/{}",
+        target.session_name
+    );
+    if identity.account != role_account || !identity.arn.ends_with(&expected) {
+        bail!(
+            "assumed role {} but STS says the run acts as {} (account {}); refusing to go on. Check the role ARN and the endpoint",
+            target.role_arn,
+            identity.arn,
+            identity.account
+        );
+    }
+    Ok(())
+}
+
+fn report(command: &'static str, names: &Names, aws: &Aws, started: Instant) -> Report {
+    Report {
+        schema: crate::output::SCHEMA,
+        command,
+        stack: names.stack.clone(),
+        stage: names.stage.clone(),
+        region: names.region.clone(),
+        account: names.account.clone(),
+        identity: aws.caller.clone(),
+        changed: false,
+        resources: Vec::new(),
+        aws_calls: Calls::from_counts(aws.calls.snapshot()),
+        outputs: None,
+        execution: None,
+        response: None,
+        executions: None,
+        log_events: None,
+        timing: None,
+        lock: None,
+        duration_seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// Releases the lock whatever the run's outcome. A failed release never
+/// hides the run's own error; it is reported with the way out.
+async fn release(lock: Lock, result: Result<Status>, printer: &Printer) -> Result<Status> {
+    match (lock.release().await, result) {
+        (Ok(()), result) => result,
+        (Err(e), Ok(_)) => Err(e.context(
+            "the run finished but could not release its lock; run `stepgate unlock` for this stage",
+        )),
+        (Err(e), Err(run)) => {
+            printer.progress(&format!(
+                "warning: could not release the lock ({}); run `stepgate unlock` for this stage",
+                one_line(&e)
+            ));
+            Err(run)
+        }
+    }
+}
+
+fn not_deployed(names: &Names) -> String {
+    format!(
+        "stack {} stage {} is not deployed in account {} {}; run `stepgate deploy --stage {}` first",
+        names.stack, names.stage, names.account, names.region, names.stage
+    )
+}
+
+/// The id of this stack's deployed API, or an error saying how to deploy it.
+async fn deployed_api(aws: &Aws, project: &Project, names: &Names) -> Result<String> {
+    let name = names.api(&project.api.name);
+    match apigateway::read_api(aws, &name, &names.owner_tags()).await? {
+        Some(api) if !apigateway::duplicates(&api).is_empty() => bail!(
+            "stack {} stage {} has {} REST APIs named {name} (ids {}, {}); run `stepgate deploy --stage {}` to keep {} (it serves the stage, or is the oldest) and delete the others",
+            names.stack,
+            names.stage,
+            apigateway::duplicates(&api).len() + 1,
+            api.physical_id,
+            apigateway::duplicates(&api).join(", "),
+            names.stage,
+            api.physical_id
+        ),
+        Some(api) if api.owned_by(&names.stack, &names.stage) => Ok(api.physical_id),
+        _ => bail!("{}", not_deployed(names)),
+    }
+}
+
+/// The stack's REST API, as the engine knows it.
+fn api_resource(project: &Project, names: &Names) -> ResourceId {
+    ResourceId::new(apigateway::API_KIND, &names.api(&project.api.name))
+}
+
+fn inputs<'a>(settings: &'a Settings, checked: &'a Checked, names: &'a Names) -> Inputs<'a> {
+    Inputs {
+        settings,
+        project: &checked.project,
+        packages: &checked.packages,
+        names,
+    }
+}
+
+/// The one `what` a flag names, or the only one there is.
+fn pick<'a>(
+    flag: &str,
+    given: Option<&str>,
+    all: impl Iterator<Item = &'a String>,
+    what: &str,
+) -> Result<String> {
+    let all: Vec<&String> = all.collect();
+    let list = all
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    match (given, all.as_slice()) {
+        (Some(name), _) if all.iter().any(|n| *n == name) => Ok(name.to_string()),
+        (Some(name), _) => bail!(
+            "{flag} {name}: the project has no {what} {name}{}; it has {list}",
+            crate::project::did_you_mean(name, all.iter().copied()),
+        ),
+        (None, [only]) => Ok(only.to_string()),
+        (None, []) => bail!("the project has no {what}"),
+        (None, _) => bail!("the project has several: name one with {flag} ({list})"),
+    }
+}
+
+/// The log groups `stepgate logs SOURCE` reads: a function's, a machine's,
+/// the API's access log (`api`), or all of them.
+fn log_groups(
+    project: &Project,
+    names: &Names,
+    source: Option<&str>,
+) -> Result<Vec<(String, String)>> {
+    let mut all: Vec<(String, String)> = Vec::new();
+    for f in project.functions.keys() {
+        all.push((f.clone(), names.function_log_group(f)));
+    }
+    for m in project.machines.keys() {
+        all.push((m.clone(), names.state_machine_log_group(m)));
+    }
+    if !project.routes.is_empty() {
+        all.push(("api".into(), names.api_access_log_group()));
+    }
+    let Some(source) = source else {
+        return Ok(all);
+    };
+    // `states`: the only machine, as before machines were named.
+    let source = match source {
+        "states" if project.machines.len() == 1 => {
+            project.machines.keys().next().cloned().unwrap_or_default()
+        }
+        other => other.to_string(),
+    };
+    match all.iter().find(|(s, _)| *s == source) {
+        Some(found) => Ok(vec![found.clone()]),
+        None => {
+            let known: Vec<String> = all.iter().map(|(s, _)| s.clone()).collect();
+            bail!(
+                "logs {source}: not a function, state machine or `api` of the project{}; use one of {}",
+                crate::project::did_you_mean(&source, known.iter()),
+                known.join(", ")
+            )
+        }
+    }
+}
+
+fn outputs_for(project: &Project, names: &Names, aws: &Aws, api_id: Option<String>) -> Outputs {
+    let base = api_id.as_deref().map(|id| {
+        apigateway::invoke_url(id, &names.region, &names.stage, aws.endpoint_url.as_deref())
+    });
+    Outputs {
+        routes: project
+            .routes
+            .iter()
+            .map(|r| crate::output::RouteOutput {
+                route: r.key(),
+                url: base
+                    .as_ref()
+                    .map(|b| format!("{b}{}", r.path.trim_start_matches('/'))),
+                state_machine: r.state_machine.clone(),
+            })
+            .collect(),
+        api_url: base
+            .as_ref()
+            .zip(project.routes.first())
+            .map(|(b, r)| format!("{b}{}", r.path.trim_start_matches('/'))),
+        api_id,
+        stage: names.stage.clone(),
+        region: names.region.clone(),
+        account: names.account.clone(),
+        state_machine_arn: project
+            .machines
+            .keys()
+            .next()
+            .map(|m| names.state_machine_arn(m)),
+        state_machine_arns: project
+            .machines
+            .keys()
+            .map(|m| (m.clone(), names.state_machine_arn(m)))
+            .collect(),
+        function_arns: project
+            .functions
+            .keys()
+            .map(|f| (f.clone(), names.function_arn(f)))
+            .collect(),
+        role_arns: project
+            .roles()
+            .keys()
+            .map(|r| (r.clone(), names.role_arn(r)))
+            .collect(),
+        log_groups: log_groups(project, names, None)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(_, g)| g)
+            .collect(),
+    }
+}
