@@ -672,6 +672,133 @@ fn negative_numbers_are_values_and_checked_as_such() {
     }
 }
 
+/// Runs stepgate against a fresh sentinel and asserts that clap refused
+/// the command line: exit 1, nothing on stdout, no connection, and a first
+/// line that contains every `expected` text (then clap's usual pointer to
+/// --help, and nothing else). Returns that line.
+#[track_caller]
+fn usage_refused(args: &[&str], expected: &[&str]) -> String {
+    let sentinel = Sentinel::start();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = offline(dir, &sentinel.url, args, &[]);
+    assert_eq!(run.code, 1, "{args:?}:\n{}", run.stderr);
+    assert!(run.stdout.is_empty(), "{args:?}: stdout:\n{}", run.stdout);
+    assert_eq!(sentinel.connections(), 0, "{args:?} reached the endpoint");
+    let lines: Vec<&str> = run.stderr.lines().filter(|l| !l.is_empty()).collect();
+    assert!(
+        lines.len() <= 2 && lines[0].starts_with("error: "),
+        "{args:?}: one error line:\n{}",
+        run.stderr
+    );
+    if let Some(more) = lines.get(1) {
+        assert_eq!(*more, "For more information, try '--help'.", "{args:?}");
+    }
+    for text in expected {
+        assert!(
+            lines[0].contains(text),
+            "{args:?}: expected {text:?} in:\n{}",
+            run.stderr
+        );
+    }
+    lines[0].to_string()
+}
+
+/// Runs stepgate against a fresh sentinel and asserts that the command
+/// line was accepted: the run got as far as calling the endpoint.
+#[track_caller]
+fn usage_accepted(args: &[&str]) {
+    let sentinel = Sentinel::start();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = offline(dir, &sentinel.url, args, &[]);
+    assert!(
+        sentinel.connections() > 0,
+        "{args:?} was refused before any call:\n{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn negative_values_of_every_numeric_flag_are_named_as_such() {
+    for (args, expected) in [
+        (
+            &["logs", "--since", "-5m"][..],
+            "invalid value '-5m' for '--since <DURATION>': a duration cannot be negative",
+        ),
+        (
+            &["deploy", "--lock-timeout", "-5s"][..],
+            "invalid value '-5s' for '--lock-timeout <DURATION>': a duration cannot be negative",
+        ),
+        (
+            &["destroy", "--yes", "--lock-timeout", "-1h"][..],
+            "invalid value '-1h' for '--lock-timeout <DURATION>': a duration cannot be negative",
+        ),
+        (
+            &["executions", "--limit", "-1"][..],
+            "invalid value '-1' for '--limit <N>': -1 is not in 1..=1000",
+        ),
+    ] {
+        let line = usage_refused(args, &[expected]);
+        assert!(!line.contains("unexpected argument"), "{line}");
+    }
+    // A flag where a duration should be is not taken for a negative one.
+    usage_refused(
+        &["logs", "--since", "--follow"],
+        &["invalid value '--follow' for '--since <DURATION>': not a duration"],
+    );
+}
+
+#[test]
+fn every_duration_and_count_flag_is_bounded_at_parse_time() {
+    for (args, expected) in [
+        (
+            &["logs", "--since", "9223372036854776s"][..],
+            "invalid value '9223372036854776s' for '--since <DURATION>': longer than 3653d, the longest CloudWatch Logs keeps events; give at most that",
+        ),
+        (&["logs", "--since", "999999999999d"][..], "longer than 3653d"),
+        (&["logs", "--since", "3653d 1s"][..], "longer than 3653d"),
+        (
+            &["logs", "--since", "99999999999999999999999s"][..],
+            "invalid value '99999999999999999999999s' for '--since <DURATION>': number is too large",
+        ),
+        (
+            &["deploy", "--lock-timeout", "10000000000000000000s"][..],
+            "invalid value '10000000000000000000s' for '--lock-timeout <DURATION>': longer than 24h; give at most that",
+        ),
+        (&["deploy", "--lock-timeout", "24h 1s"][..], "longer than 24h"),
+        (&["executions", "--limit", "0"][..], "0 is not in 1..=1000"),
+        (&["executions", "--limit", "1001"][..], "1001 is not in 1..=1000"),
+        (
+            &["executions", "--limit", "99999999999999999999"][..],
+            "invalid value '99999999999999999999' for '--limit <N>'",
+        ),
+        (
+            &["plan", "--memory", "99999999999"][..],
+            "invalid value '99999999999' for '--memory <MB>'",
+        ),
+        (
+            &["plan", "--timeout", "-99999999999"][..],
+            "invalid value '-99999999999' for '--timeout <SECONDS>'",
+        ),
+        (
+            &["plan", "--log-retention-days", "99999999999"][..],
+            "invalid value '99999999999' for '--log-retention-days <DAYS>'",
+        ),
+    ] {
+        usage_refused(args, &[expected]);
+    }
+    // The limits themselves are accepted.
+    for args in [
+        &["logs", "--since", "3653d"][..],
+        &["logs", "--since", "0s"][..],
+        &["executions", "--limit", "1"][..],
+        &["executions", "--limit", "1000"][..],
+        &["deploy", "--lock-timeout", "24h"][..],
+        &["deploy", "--lock-timeout", "0s"][..],
+    ] {
+        usage_accepted(args);
+    }
+}
+
 #[test]
 fn the_project_dir_hint_appears_only_when_it_applies() {
     let empty = std::env::temp_dir().join(unique("stepgate-empty-"));
