@@ -545,6 +545,64 @@ fn without_node_the_handler_check_is_skipped_with_one_note() {
     );
 }
 
+/// Whether the `node` on the PATH has a permission model (node 20 and later).
+fn node_has_permissions() -> bool {
+    let out = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .expect("these tests need node on the PATH");
+    let version = String::from_utf8_lossy(&out.stdout);
+    let major: u32 = (version.trim().trim_start_matches('v').split('.').next())
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    major >= 20
+}
+
+#[test]
+fn the_handler_check_hands_no_secret_to_project_code() {
+    let dir = project("secrets");
+    let leaked = dir.join("leaked-env.json");
+    let spawned = dir.join("spawned-env.txt");
+    // Top-level code, as an untrusted pull request could hold: it runs
+    // when plan checks the handler's exports.
+    let hostile = format!(
+        r#"'use strict';
+const fs = require('node:fs');
+try {{ fs.writeFileSync({leaked:?}, JSON.stringify(process.env)); }} catch (e) {{}}
+try {{ require('node:child_process').execSync('env > {spawned}'); }} catch (e) {{}}
+const seen = Object.keys(process.env).filter((k) => /^AWS_|TOKEN|SECRET/.test(k));
+if (seen.length) throw new Error('the check handed over ' + seen.join(' '));
+"#,
+        spawned = spawned.display()
+    );
+    edit(
+        &dir,
+        "lambdas/cancelOrder/index.js",
+        "'use strict';",
+        &hostile,
+    );
+    let secrets = [
+        ("AWS_ACCESS_KEY_ID", "AKIAFAKEFAKEFAKE"),
+        ("AWS_SECRET_ACCESS_KEY", "fake-secret-key"),
+        ("AWS_SESSION_TOKEN", "fake-session-token"),
+        ("GITHUB_TOKEN", "ghp_fake"),
+    ];
+    let run = accepted(&dir, &["plan"], &secrets);
+    assert!(!run.stderr.contains("handed over"), "{}", run.stderr);
+    for file in [&leaked, &spawned] {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        for (name, value) in secrets {
+            assert!(
+                !text.contains(name) && !text.contains(value),
+                "{file:?}: {text}"
+            );
+        }
+        if node_has_permissions() {
+            assert!(!file.exists(), "the handler check let {file:?} be written");
+        }
+    }
+}
+
 /// An AWS config file with profile `work` (static keys) and `broken`
 /// (a credential process that fails); returns its path.
 fn aws_config(dir: &Path) -> String {

@@ -40,8 +40,9 @@ pub fn local(
             export: key,
         })
         .collect();
-    if !handlers::check(&functions)? {
-        printer.progress(handlers::SKIPPED);
+    match handlers::check(&functions)? {
+        None => printer.progress(handlers::SKIPPED),
+        Some(notes) => notes.iter().for_each(|note| printer.progress(note)),
     }
     Ok(sources)
 }
