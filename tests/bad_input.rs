@@ -545,6 +545,27 @@ fn without_node_the_handler_check_is_skipped_with_one_note() {
     );
 }
 
+#[test]
+fn models_that_are_not_draft_4_schemas_are_refused_before_create_model() {
+    let model = "models/Order.schema.json";
+    for (from, to, expected) in [
+        (
+            r#""orderId": { "type": "string", "minLength": 1 }"#,
+            r#""orderId": { "type": "banana", "minLength": 1 }"#,
+            "Order.schema.json: not a valid JSON Schema draft 4, which API Gateway requires of a model: /properties/orderId/type: \"banana\" is not a draft-4 schema value here",
+        ),
+        (
+            r#""required": ["orderId", "customerName", "orderDate", "orderAmount", "paymentStatus"]"#,
+            r#""required": "orderId""#,
+            "Order.schema.json: not a valid JSON Schema draft 4, which API Gateway requires of a model: /required: \"orderId\" is not a draft-4 schema value here",
+        ),
+    ] {
+        let dir = project("model");
+        edit(&dir, model, from, to);
+        refused(&dir, &["plan"], &[], &[expected]);
+    }
+}
+
 /// Whether the `node` on the PATH has a permission model (node 20 and later).
 fn node_has_permissions() -> bool {
     let out = std::process::Command::new("node")
@@ -920,7 +941,34 @@ fn a_role_to_assume_that_cannot_be_right_is_refused_before_sts() {
             &[("STEPGATE_ACCOUNT", "222222222222")][..],
             "is a role in account 111111111111, but STEPGATE_ACCOUNT=222222222222 pins the run to account 222222222222",
         ),
+        (
+            &["plan", "--role-arn", "arn:aws-cn:iam::111111111111:role/deployer"][..],
+            &[][..],
+            "--role-arn \"arn:aws-cn:iam::111111111111:role/deployer\" is a role in the aws-cn partition, but AWS_REGION=us-east-1 is a region of the aws partition; assume a role of the aws partition (arn:aws:iam::...), or name a region of aws-cn",
+        ),
+        (
+            &["plan", "--region", "cn-north-1", "--role-arn", "arn:aws:iam::111111111111:role/deployer"][..],
+            &[][..],
+            "is a role in the aws partition, but --region \"cn-north-1\" is a region of the aws-cn partition; assume a role of the aws-cn partition (arn:aws-cn:iam::...), or name a region of aws",
+        ),
+        (
+            &["plan", "--region", "eu-west-1", "--role-arn", "arn:aws-us-gov:iam::111111111111:role/deployer"][..],
+            &[][..],
+            "is a role in the aws-us-gov partition, but --region \"eu-west-1\" is a region of the aws partition",
+        ),
     ] {
         refused(&dir, args, env, &[expected]);
     }
+    // A role of the region's partition goes on to STS.
+    accepted(
+        &dir,
+        &[
+            "plan",
+            "--region",
+            "cn-north-1",
+            "--role-arn",
+            "arn:aws-cn:iam::111111111111:role/deployer",
+        ],
+        &[],
+    );
 }

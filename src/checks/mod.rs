@@ -6,6 +6,7 @@
 pub mod handlers;
 pub mod policy;
 pub mod runtime;
+pub mod schema;
 pub mod tags;
 
 use std::fs::OpenOptions;
