@@ -326,6 +326,8 @@ impl<T: fmt::Debug + FromStr> Field<T> {
             return Ok((value, origin));
         }
         let detail = self.detail.and_then(|detail| detail(&value));
+        // An endpoint URL may hold a password: never shown.
+        let origin = crate::reach::redact_userinfo(&origin).into_owned();
         Err(invalid(origin, detail.as_deref().unwrap_or(self.problem)))
     }
 

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::aws::calls::in_resource;
 use crate::aws::Aws;
-use crate::model::{Claim, Observed, ResourceId};
+use crate::model::{Claim, Observed, ResourceId, Tags, SHARED_TAG};
 use crate::names::Names;
 use crate::output::{Printer, Step};
 use crate::plan::{plan_resource, waves, Action, ResourcePlan};
@@ -193,6 +193,15 @@ pub async fn apply(
     printer: &Printer,
 ) -> Result<Applied> {
     if let Some(first) = plan.conflicts().first() {
+        // The account's shared role: no stack or stage owns it, its tag does.
+        let shared = (stack.resources.iter().find(|r| r.id() == **first))
+            .and_then(|r| r.tags(&Tags::new()).remove(SHARED_TAG));
+        if let Some(value) = shared {
+            return Err(anyhow!(
+                "{first} already exists but lacks the tag {SHARED_TAG}={value} that marks the account's shared one as stepgate's; if it is stepgate's, put the tag back (aws iam tag-role --role-name {} --tags Key={SHARED_TAG},Value={value}), else rename or delete that role",
+                first.name
+            ));
+        }
         return Err(anyhow!(
             "{first} already exists but is not owned by stepgate stack {} stage {} ({}); remove it, or deploy under another --stack or --stage",
             stack.names.stack,

@@ -41,8 +41,13 @@ impl Sources {
     /// DIR`), or `None` for the current directory: a missing file's error
     /// suggests --project-dir only when it was not given.
     pub fn load(project_dir: &Path, origin: Option<&str>) -> Result<Sources> {
+        // A directory with all three is the project: what is missing is the file.
+        let is_project = ["lambdas", "definitions", "policies"]
+            .iter()
+            .all(|sub| project_dir.join(sub).is_dir());
         let hint = |missing: &str| {
             match origin {
+            _ if is_project => format!("{missing} is missing from the project; add it"),
             None => "run stepgate from the project directory or pass --project-dir".to_string(),
             Some(origin) => format!(
                 "{origin} holds no {missing}; name the directory that holds lambdas/, definitions/ and policies/"
@@ -60,7 +65,7 @@ impl Sources {
                 bail!(
                     "{}: no index.js or index.mjs; the handler index.{key} is loaded from there ({})",
                     dir.display(),
-                    hint(&format!("lambdas/{key}"))
+                    hint(&format!("lambdas/{key}{}", if dir.is_dir() { "/index.js" } else { "" }))
                 );
             }
             functions.insert(

@@ -281,7 +281,20 @@ fn files_a_lambda_package_cannot_hold_are_refused() {
     use std::os::unix::ffi::OsStrExt;
 
     let function = "lambdas/completeOrder";
-    let cases: [Case; 5] = [
+    let cases: [Case; 7] = [
+        (
+            "a loop of symlinks that never reaches a file",
+            |f| {
+                std::os::unix::fs::symlink("b", f.join("a")).unwrap();
+                std::os::unix::fs::symlink("a", f.join("b")).unwrap();
+            },
+            &["lambdas/completeOrder/", ": a loop of symlinks (", " -> ", "), which never reaches a file; fix or remove the link"],
+        ),
+        (
+            "a symlink to itself",
+            |f| std::os::unix::fs::symlink("self.js", f.join("self.js")).unwrap(),
+            &["lambdas/completeOrder/self.js: a loop of symlinks (self.js -> self.js), which never reaches a file; fix or remove the link"],
+        ),
         (
             "a named pipe",
             |f| {
@@ -728,6 +741,74 @@ fn a_closed_or_wrong_endpoint_is_named_in_one_line() {
 }
 
 #[test]
+fn a_password_in_the_endpoint_url_is_never_shown() {
+    let dir = project("userinfo");
+    let closed = "http://deployer:s3cret-pw@127.0.0.1:9";
+    let run = offline(&dir, closed, &["plan"], &[]);
+    check_refused(
+        &run,
+        &["plan"],
+        &["error: cannot reach AWS at http://***@127.0.0.1:9 (STS GetCallerIdentity): "],
+    );
+    let sentinel = Sentinel::start();
+    let wrong = sentinel
+        .url
+        .replace("http://", "http://deployer:s3cret-pw@");
+    let run = offline(&dir, &wrong, &["outputs", "-v"], &[]);
+    assert!(
+        run.stderr.contains(&format!(
+            "{} answered STS GetCallerIdentity with HTTP 404",
+            sentinel.url.replace("http://", "http://***@")
+        )),
+        "{}",
+        run.stderr
+    );
+    let run = offline(
+        &dir,
+        closed,
+        &[
+            "plan",
+            "--endpoint-url",
+            "ftp://deployer:s3cret-pw@example.com/",
+        ],
+        &[],
+    );
+    check_refused(
+        &run,
+        &["plan"],
+        &["error: --endpoint-url \"ftp://***@example.com/\" is not a URL: it must start with http:// or https://"],
+    );
+    let run = offline(
+        &dir,
+        closed,
+        &["plan"],
+        &[(
+            "STEPGATE_ENDPOINT_URL",
+            "ftp://deployer:s3cret-pw@example.com/",
+        )],
+    );
+    check_refused(
+        &run,
+        &["plan"],
+        &["error: STEPGATE_ENDPOINT_URL=ftp://***@example.com/ is not a URL"],
+    );
+    // Nothing anywhere: not in an error, a progress line or a -v log line.
+    // (Against the sentinel, which answers at once: a closed port is
+    // retried for most of a minute.)
+    for run in [
+        offline(&dir, &wrong, &["plan", "-vv"], &[]),
+        offline(&dir, &wrong, &["deploy", "-vv"], &[]),
+        offline(&dir, &wrong, &["invoke", "-vv"], &[]),
+    ] {
+        assert!(
+            !run.stderr.contains("s3cret") && !run.stdout.contains("s3cret"),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
 fn negative_numbers_are_values_and_checked_as_such() {
     let dir = project("negative");
     for (flag, value, expected) in [
@@ -900,19 +981,39 @@ fn the_project_dir_hint_appears_only_when_it_applies() {
         );
         assert!(!message.contains("pass --project-dir"), "{message}");
     }
-    // A missing policy file, with the project named.
+    // A missing policy file, with the project named: the directory is the
+    // project (it holds lambdas/, definitions/ and policies/), so the fix
+    // is the file, not another directory.
     std::fs::remove_file(dir.join("policies/lambda-trust.json")).unwrap();
     let project_dir = dir.to_str().unwrap();
+    for (cwd, args) in [
+        (empty.as_path(), &["plan", "--project-dir", project_dir][..]),
+        (dir.as_path(), &["plan"][..]),
+    ] {
+        let message = refused(
+            cwd,
+            args,
+            &[],
+            &[
+                "lambda-trust.json: cannot read it; policies/lambda-trust.json is missing from the project; add it",
+            ],
+        );
+        assert!(!message.contains("--project-dir"), "{message}");
+        assert!(!message.contains("name the directory"), "{message}");
+    }
+    // A function directory that is there but empty: the file is missing,
+    // not the directory.
+    let dir = project("hint-empty");
+    let function = dir.join("lambdas/cancelOrder");
+    std::fs::remove_dir_all(&function).unwrap();
+    std::fs::create_dir(&function).unwrap();
     let message = refused(
-        &empty,
-        &["plan", "--project-dir", project_dir],
+        &dir,
+        &["plan"],
         &[],
-        &[
-            "lambda-trust.json: cannot read it",
-            &format!("{project_dir} holds no policies/lambda-trust.json"),
-        ],
+        &["lambdas/cancelOrder: no index.js or index.mjs; the handler index.cancelOrder is loaded from there (lambdas/cancelOrder/index.js is missing from the project; add it)"],
     );
-    assert!(!message.contains("pass --project-dir"), "{message}");
+    assert!(!message.contains("--project-dir"), "{message}");
     // Not named: run from the project directory, or name it.
     refused(
         &empty,
