@@ -1,6 +1,7 @@
 //! The command line. Only parsing lives here; `commands` does the work.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -147,7 +148,7 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         state_machine: Option<String>,
         /// How many of the most recent executions to list (1 to 1000)
-        #[arg(long, value_name = "N", default_value_t = 20,
+        #[arg(long, value_name = "N", default_value_t = 20, allow_negative_numbers = true,
               value_parser = clap::value_parser!(u16).range(1..=1000))]
         limit: u16,
         /// Only executions with this status
@@ -169,8 +170,9 @@ pub enum Command {
         /// Whose logs: a function, a state machine, or `api` (the API's access
         /// log); all of them without it
         source: Option<String>,
-        /// How far back to start (e.g. 30s, 10m, 2h)
-        #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+        /// How far back to start (e.g. 30s, 10m, 2h; at most 3653d)
+        #[arg(long, value_name = "DURATION", default_value = "10m", allow_hyphen_values = true,
+              value_parser = parse_since)]
         since: std::time::Duration,
         /// Keep polling for new events (every second) until Ctrl-C
         #[arg(long, short = 'f')]
@@ -197,14 +199,46 @@ impl Command {
 #[derive(Args, Debug, Clone, Copy)]
 pub struct LockArgs {
     /// Wait this long for another deploy or destroy of the stage to finish
-    /// (e.g. 30s, 5m) instead of failing at once
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// (e.g. 30s, 5m; at most 24h) instead of failing at once
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true,
+          value_parser = parse_lock_timeout)]
     pub lock_timeout: Option<std::time::Duration>,
 }
 
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(text)
-        .map_err(|e| format!("{e}; write a duration such as 90s, 5m or 1h"))
+/// The longest `logs --since`: 3653 days, the longest retention CloudWatch
+/// Logs offers (and stepgate sets), so no event is older.
+pub const MAX_SINCE: Duration = Duration::from_secs(3653 * 86_400);
+/// The longest `--lock-timeout`: a day. A deploy holds the lock for minutes.
+pub const MAX_LOCK_TIMEOUT: Duration = Duration::from_secs(86_400);
+
+fn parse_since(text: &str) -> Result<Duration, String> {
+    bounded_duration(
+        text,
+        MAX_SINCE,
+        "3653d, the longest CloudWatch Logs keeps events",
+    )
+}
+
+fn parse_lock_timeout(text: &str) -> Result<Duration, String> {
+    bounded_duration(text, MAX_LOCK_TIMEOUT, "24h")
+}
+
+/// A duration from 0 to `max` (`longest` says what that is): every later
+/// sum or difference with it fits, so none can overflow. A negative one is
+/// named as such (the flag takes values that start with '-' for that).
+fn bounded_duration(text: &str, max: Duration, longest: &str) -> Result<Duration, String> {
+    let example = "write a duration such as 90s, 5m or 1h";
+    if let Some(magnitude) = text.strip_prefix('-') {
+        return Err(match humantime::parse_duration(magnitude) {
+            Ok(_) => format!("a duration cannot be negative; {example}"),
+            Err(_) => format!("not a duration; {example}"),
+        });
+    }
+    let duration = humantime::parse_duration(text).map_err(|e| format!("{e}; {example}"))?;
+    if duration > max {
+        return Err(format!("longer than {longest}; give at most that"));
+    }
+    Ok(duration)
 }
 
 /// Options every command takes. The stack settings also come from

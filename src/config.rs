@@ -177,6 +177,7 @@ impl Settings {
 
         let merged = flags.over(vars.over(file));
         check_role(&merged)?;
+        check_partition(&merged, &env)?;
         let (profile, profile_origin) = merged.profile.unzip();
         Ok(Settings {
             project_dir,
@@ -325,6 +326,8 @@ impl<T: fmt::Debug + FromStr> Field<T> {
             return Ok((value, origin));
         }
         let detail = self.detail.and_then(|detail| detail(&value));
+        // An endpoint URL may hold a password: never shown.
+        let origin = crate::reach::redact_userinfo(&origin).into_owned();
         Err(invalid(origin, detail.as_deref().unwrap_or(self.problem)))
     }
 
@@ -498,6 +501,53 @@ fn check_role(merged: &Layer) -> Result<(), ConfigError> {
                 _ => Ok(()),
             }
         }
+        _ => Ok(()),
+    }
+}
+
+/// The partition of a region, as ARNs name it: `cn-*` is aws-cn,
+/// `us-gov-*` aws-us-gov; `None` for the isolated partitions' regions
+/// (`us-iso-*`, `eu-isoe-*`, ...), which stepgate does not target.
+fn region_partition(region: &str) -> Option<&'static str> {
+    if region.starts_with("cn-") {
+        Some("aws-cn")
+    } else if region.starts_with("us-gov-") {
+        Some("aws-us-gov")
+    } else if region
+        .split('-')
+        .nth(1)
+        .is_some_and(|p| p.starts_with("iso"))
+    {
+        None
+    } else {
+        Some("aws")
+    }
+}
+
+/// A role to assume must be in the partition of the region the run calls:
+/// STS of one partition cannot assume a role of another. The region is the
+/// settings' own, else `AWS_REGION` (a region from an AWS profile is not
+/// known here; STS answers then).
+fn check_partition(
+    merged: &Layer,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    let Some((arn, origin)) = &merged.role_arn else {
+        return Ok(());
+    };
+    let Some((region, region_origin)) = merged.region.clone().or_else(|| {
+        env("AWS_REGION").map(|region| (region.clone(), format!("AWS_REGION={region}")))
+    }) else {
+        return Ok(());
+    };
+    let role = arn.split(':').nth(1).unwrap_or_default();
+    match region_partition(&region) {
+        Some(partition) if partition != role => Err(invalid(
+            origin.clone(),
+            &format!(
+                "is a role in the {role} partition, but {region_origin} is a region of the {partition} partition; assume a role of the {partition} partition (arn:{partition}:iam::...), or name a region of {role}"
+            ),
+        )),
         _ => Ok(()),
     }
 }

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::aws::calls::in_resource;
 use crate::aws::Aws;
-use crate::model::{Claim, Observed, ResourceId};
+use crate::model::{Claim, Observed, ResourceId, Tags, SHARED_TAG};
 use crate::names::Names;
 use crate::output::{Printer, Step};
 use crate::plan::{plan_resource, waves, Action, ResourcePlan};
@@ -248,12 +248,7 @@ pub async fn apply(
     printer: &Printer,
 ) -> Result<Applied> {
     if let Some(first) = plan.conflicts().first() {
-        return Err(anyhow!(
-            "{first} already exists but is not owned by stepgate stack {} stage {} ({}); remove it, or deploy under another --stack or --stage",
-            stack.names.stack,
-            stack.names.stage,
-            Names::foreign_owner(live.get(*first).and_then(Option::as_ref))
-        ));
+        return Err(conflict(stack, live, first));
     }
     let ctx = stack.ctx(aws);
     let by_id: BTreeMap<ResourceId, &dyn Resource> = stack
@@ -327,6 +322,25 @@ pub async fn apply(
         }
     }
     Ok(applied)
+}
+
+/// Why deploy refuses a resource plan found in conflict, with the fix.
+pub fn conflict(stack: &Stack, live: &Live, id: &ResourceId) -> anyhow::Error {
+    // The account's shared role: no stack or stage owns it, its tag does.
+    let shared = (stack.resources.iter().find(|r| r.id() == *id))
+        .and_then(|r| r.tags(&Tags::new()).remove(SHARED_TAG));
+    if let Some(value) = shared {
+        return anyhow!(
+            "{id} already exists but lacks the tag {SHARED_TAG}={value} that marks the account's shared one as stepgate's; if it is stepgate's, put the tag back (aws iam tag-role --role-name {} --tags Key={SHARED_TAG},Value={value}), else rename or delete that role",
+            id.name
+        );
+    }
+    anyhow!(
+        "{id} already exists but is not owned by stepgate stack {} stage {} ({}); remove it, or deploy under another --stack or --stage",
+        stack.names.stack,
+        stack.names.stage,
+        Names::foreign_owner(live.get(id).and_then(Option::as_ref))
+    )
 }
 
 /// One resource's step: apply, delete (pruning), or delete then create

@@ -7,18 +7,23 @@
 //! - Released on success, failure and Ctrl-C (`Lock::release`).
 //! - A run that died (SIGKILL, a lost machine) cannot release it; its lease
 //!   expires `LEASE` after it was last renewed, and the next run takes it
-//!   over. On the host it ran on, the next run sees at once that the holder
-//!   process is gone and takes it over. `stepgate unlock` removes it at once
-//!   from anywhere.
+//!   over. On the machine it ran on, in the same PID namespace, the next
+//!   run sees at once that the holder process is gone (its pid is free, or
+//!   names a process that started at another time) and takes it over.
+//!   Nothing else counts as death: not a command line without "stepgate"
+//!   (a renamed binary, a wrapper), not a pid that cannot be seen (another
+//!   container with the same hostname). `stepgate unlock` removes it at
+//!   once from anywhere.
 //! - A live run renews its lease every `RENEW_EVERY`, so a long deploy never
-//!   loses it.
+//!   loses it: five renewals in a row may fail (an outage of AWS or of the
+//!   network) before it runs out, and a clock up to two and a half minutes
+//!   ahead of the holder's still sees it live.
 //!
 //! Not guaranteed: two runs that find the same *expired* lease at the same
 //! instant may both break it; each then creates the parameter anew, and only
 //! one succeeds, unless one deletes it between the other's create and its
 //! read-back. That window is a few milliseconds, once per expired lease.
 
-use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Result};
@@ -28,9 +33,10 @@ use crate::aws::{retry, ssm, Aws};
 use crate::names::Names;
 use crate::output::Printer;
 
-/// How long a lease lasts unless renewed.
-pub const LEASE: Duration = Duration::from_secs(600);
-const RENEW_EVERY: Duration = Duration::from_secs(120);
+/// How long a lease lasts unless renewed: how long a run that died
+/// elsewhere (another host or container) blocks the stage.
+pub const LEASE: Duration = Duration::from_secs(180);
+const RENEW_EVERY: Duration = Duration::from_secs(30);
 
 /// Who holds the lock, as stored in the parameter and shown to the runs it
 /// turns away.
@@ -44,6 +50,18 @@ pub struct Holder {
     /// RFC 3339, UTC.
     pub since: String,
     pub expires: String,
+    /// What identifies the holder's process beyond its pid, so that a run
+    /// on the same machine can tell for certain that it has died: the
+    /// kernel's boot id, the PID namespace (`pid:[N]`) and the process's
+    /// start time (clock ticks after boot, field 22 of /proc/PID/stat).
+    /// Absent in leases written before they were recorded, and where there
+    /// is no /proc: such a holder is never taken for dead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<u64>,
 }
 
 impl Holder {
@@ -62,6 +80,9 @@ impl Holder {
             pid,
             since: humantime::format_rfc3339_seconds(now).to_string(),
             expires: humantime::format_rfc3339_seconds(now + LEASE).to_string(),
+            boot_id: this_machine::boot_id(),
+            pid_namespace: this_machine::pid_namespace(),
+            start_time: this_machine::start_time(pid),
         }
     }
 
@@ -78,16 +99,29 @@ impl Holder {
         humantime::parse_rfc3339(&self.expires).is_ok_and(|t| t < SystemTime::now())
     }
 
-    /// Whether the holder was a process on this very host that no longer
-    /// runs stepgate: a run killed here need not wait for its lease to
-    /// expire. Elsewhere (another CI runner) nothing can be known.
+    /// Whether the holder is known for certain to have died: it ran on this
+    /// very machine since its last boot (same boot id), in this PID
+    /// namespace, and the process with its pid is gone or started at
+    /// another time (the pid was reused). Then a run killed here need not
+    /// wait for its lease to expire. Anything less certain (another host,
+    /// another container that shares the hostname, a lease without these
+    /// fields, /proc unreadable) is not evidence: the lease is left to expire.
     fn died_here(&self) -> bool {
-        if self.host != hostname() || self.pid == 0 || !Path::new("/proc/self").exists() {
+        let (Some(boot_id), Some(namespace), Some(started)) =
+            (&self.boot_id, &self.pid_namespace, self.start_time)
+        else {
+            return false;
+        };
+        if self.pid == 0
+            || this_machine::boot_id().as_ref() != Some(boot_id)
+            || this_machine::pid_namespace().as_ref() != Some(namespace)
+            || !this_machine::proc_is_ours()
+        {
             return false;
         }
-        match std::fs::read(format!("/proc/{}/cmdline", self.pid)) {
-            Ok(cmdline) => !String::from_utf8_lossy(&cmdline).contains("stepgate"),
-            Err(_) => true,
+        match this_machine::read_start_time(self.pid) {
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+            Ok(now) => now.is_some_and(|now| now != started),
         }
     }
 
@@ -107,11 +141,59 @@ impl Holder {
             pid: 0,
             since: "?".into(),
             expires: "?".into(),
+            boot_id: None,
+            pid_namespace: None,
+            start_time: None,
         })
     }
 
     fn to_json(&self) -> String {
         serde_json::to_string(self).expect("holder serializes")
+    }
+}
+
+/// What /proc says about this machine and its processes; `None` where it
+/// cannot be read (no /proc: not Linux, or not mounted).
+mod this_machine {
+    pub fn boot_id() -> Option<String> {
+        let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        Some(id.trim().to_string()).filter(|id| !id.is_empty())
+    }
+
+    /// `pid:[4026531836]`: which PID namespace this process sees pids in.
+    pub fn pid_namespace() -> Option<String> {
+        let link = std::fs::read_link("/proc/self/ns/pid").ok()?;
+        Some(link.to_str()?.to_string())
+    }
+
+    /// The start time of process `pid` (field 22 of /proc/PID/stat), as
+    /// this process's /proc shows it. `Err` if it cannot be read (no such
+    /// process gives `NotFound`).
+    pub fn read_start_time(pid: u32) -> std::io::Result<Option<u64>> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        Ok(parse_start_time(&stat))
+    }
+
+    pub fn start_time(pid: u32) -> Option<u64> {
+        read_start_time(pid).ok().flatten()
+    }
+
+    /// `pid (comm) state ppid ...`: the command may hold spaces and
+    /// parentheses, so fields are counted after the last `)`; the start
+    /// time is the 22nd field, the 20th after it.
+    pub fn parse_start_time(stat: &str) -> Option<u64> {
+        let (_, rest) = stat.rsplit_once(')')?;
+        rest.split_whitespace().nth(19)?.parse().ok()
+    }
+
+    /// Whether this process's /proc shows pids of its own PID namespace:
+    /// /proc/self is this very process. (A /proc mounted from another
+    /// namespace would show other processes under the same pids.)
+    pub fn proc_is_ours() -> bool {
+        std::fs::read_link("/proc/self")
+            .ok()
+            .and_then(|link| link.to_str()?.parse::<u32>().ok())
+            == Some(std::process::id())
     }
 }
 
@@ -288,7 +370,106 @@ mod tests {
         held.pid = u32::MAX - 1; // no such process
         assert!(held.died_here());
         held.host = "another-host".into();
+        held.boot_id = Some("another-boot".into());
         assert!(!held.died_here(), "nothing is known of another host");
+    }
+
+    /// A holder that is `child`, a live process, as its own run would
+    /// have recorded it.
+    fn held_by(child: &std::process::Child) -> Holder {
+        let pid = child.id();
+        Holder {
+            pid,
+            start_time: this_machine::start_time(pid),
+            ..Holder::new("deploy")
+        }
+    }
+
+    /// A live process whose command line does not say "stepgate": the
+    /// binary installed under another name (here a link named `sg`), or
+    /// run through a wrapper.
+    fn renamed_process() -> std::process::Child {
+        let dir = std::env::temp_dir().join(format!("sg-lock-{}", std::process::id()));
+        // Nothing in the command line may say "stepgate", not even the
+        // directory of the link.
+        std::fs::create_dir_all(&dir).unwrap();
+        let link = dir.join("sg");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink("/bin/sleep", &link).unwrap();
+        std::process::Command::new(&link).arg("30").spawn().unwrap()
+    }
+
+    #[test]
+    fn a_live_holder_under_another_name_is_live() {
+        let mut child = renamed_process();
+        let held = held_by(&child);
+        assert!(held.start_time.is_some());
+        let dead = held.died_here();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!dead, "a live run of a renamed binary was taken for dead");
+        // Once it has exited, it is dead.
+        assert!(held.died_here());
+    }
+
+    #[test]
+    fn a_holder_in_another_pid_namespace_or_boot_is_never_taken_for_dead() {
+        let here = Holder::new("deploy");
+        let gone = u32::MAX - 1; // no such process in this namespace
+        for other in [
+            Holder {
+                pid: gone,
+                pid_namespace: Some("pid:[1]".into()),
+                ..here.clone()
+            },
+            Holder {
+                pid: gone,
+                boot_id: Some("00000000-0000-0000-0000-000000000000".into()),
+                ..here.clone()
+            },
+            // A container that shares the hostname but shows its own pids:
+            // this very pid, with another start time, is someone else.
+            Holder {
+                start_time: here.start_time.map(|t| t + 1),
+                pid_namespace: Some("pid:[1]".into()),
+                ..here.clone()
+            },
+        ] {
+            assert!(!other.died_here(), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn a_reused_pid_is_a_dead_holder() {
+        // This process's pid, as a process that started at another time
+        // recorded it: that process has died, and its pid went to this one.
+        let here = Holder::new("deploy");
+        let before = Holder {
+            start_time: here.start_time.map(|t| t.saturating_sub(1)),
+            ..here.clone()
+        };
+        assert!(before.died_here());
+        assert!(!here.died_here());
+    }
+
+    #[test]
+    fn a_lease_without_the_process_identity_is_live_until_it_expires() {
+        // As leases written before boot id, namespace and start time were
+        // recorded: nothing can be known for certain, so only expiry frees it.
+        let old = r#"{"id":"h-1-2","command":"deploy","host":"HOST","pid":4294967294,"since":"2026-01-01T00:00:00Z","expires":"2999-01-01T00:00:00Z"}"#
+            .replace("HOST", &hostname());
+        let held = Holder::parse(&old);
+        assert_eq!(held.pid, u32::MAX - 1);
+        assert!(!held.died_here() && !held.expired());
+    }
+
+    #[test]
+    fn the_start_time_is_read_after_the_command_whatever_it_holds() {
+        let stat = "42 (a) b (c) S 1 42 42 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 98765 1 1";
+        assert_eq!(this_machine::parse_start_time(stat), Some(98765));
+        assert_eq!(this_machine::parse_start_time("garbage"), None);
+        assert!(this_machine::start_time(std::process::id()).is_some());
+        assert!(this_machine::proc_is_ours());
     }
 
     #[test]

@@ -82,6 +82,7 @@ impl Printer {
         if self.quiet {
             return;
         }
+        let line = crate::reach::redact_userinfo(line);
         match self.view.live() {
             Some(multi) => {
                 let _ = multi.println(line);
@@ -127,7 +128,7 @@ impl Printer {
             anstream::stderr(),
             "{} {}",
             style::paint(style::FAILED, "error:"),
-            one_line(err)
+            crate::reach::redact_userinfo(&one_line(err))
         );
     }
 }

@@ -142,6 +142,12 @@ fn collect(
         let meta = match std::fs::metadata(&path) {
             Ok(meta) => meta,
             Err(_) if entry.file_type()?.is_symlink() => {
+                if let Some(chain) = symlink_loop(&path) {
+                    bail!(
+                        "{}: a loop of symlinks ({chain}), which never reaches a file; fix or remove the link",
+                        path.display()
+                    );
+                }
                 let target = std::fs::read_link(&path)?;
                 bail!(
                     "{}: a symlink to {}, which does not exist; fix or remove the link",
@@ -179,6 +185,29 @@ fn collect(
         }
     }
     Ok(())
+}
+
+/// The links followed from `link` when they come back to one already seen
+/// ("a -> b -> a"), each named as written; `None` if they end (at nothing).
+fn symlink_loop(link: &Path) -> Option<String> {
+    let mut seen: Vec<PathBuf> = Vec::new();
+    let mut names = vec![link.file_name()?.to_string_lossy().into_owned()];
+    let mut at = link.to_path_buf();
+    // The kernel gives up after 40 links; so does this.
+    for _ in 0..40 {
+        let target = std::fs::read_link(&at).ok()?;
+        names.push(target.display().to_string());
+        let next = at.parent()?.join(&target);
+        let real = next.parent()?.canonicalize().ok()?.join(next.file_name()?);
+        if seen.contains(&real)
+            || real == link.parent()?.canonicalize().ok()?.join(link.file_name()?)
+        {
+            return Some(names.join(" -> "));
+        }
+        seen.push(real);
+        at = next;
+    }
+    Some(names.join(" -> "))
 }
 
 /// The zip being written, in memory, refusing to grow past Lambda's limit

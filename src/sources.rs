@@ -14,7 +14,9 @@ pub fn parse_model(text: &str) -> Result<Value> {
         bail!("a model must be a JSON Schema object");
     }
     match doc.get("$schema").and_then(Value::as_str) {
-        Some("http://json-schema.org/draft-04/schema#") => Ok(doc),
+        Some("http://json-schema.org/draft-04/schema#") => {
+            crate::checks::schema::check_draft4_model(&doc).map(|()| doc)
+        }
         _ => bail!(
             "\"$schema\" must be \"http://json-schema.org/draft-04/schema#\": API Gateway models are JSON Schema draft 4"
         ),

@@ -409,6 +409,69 @@ async fn someone_elses_cloudwatch_role_is_used_as_it_is_and_said_so() {
     assert_eq!(leftovers(s).await, Vec::<String>::new());
 }
 
+/// Puts the shared tag back on the CloudWatch role when dropped, so a
+/// failing test leaves the account as the other tests expect it.
+struct Retag;
+
+impl Drop for Retag {
+    fn drop(&mut self) {
+        std::thread::spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    aws_sdk_iam::Client::new(&sdk_config().await)
+                        .tag_role()
+                        .role_name(CLOUDWATCH_ROLE)
+                        .tags(
+                            aws_sdk_iam::types::Tag::builder()
+                                .key("stepgate:shared")
+                                .value("apigateway-cloudwatch")
+                                .build()
+                                .unwrap(),
+                        )
+                        .send()
+                        .await
+                        .unwrap();
+                })
+        })
+        .join()
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_shared_role_without_its_tag_is_refused_with_the_fix_for_it() {
+    let _turn = ACCOUNT.lock().await;
+    common::account_logging_in_place();
+    let retag = Retag;
+    aws_sdk_iam::Client::new(&sdk_config().await)
+        .untag_role()
+        .role_name(CLOUDWATCH_ROLE)
+        .tag_keys("stepgate:shared")
+        .send()
+        .await
+        .unwrap();
+    let stage = unique("untagged");
+    let deploy = stepgate(&["deploy", "--stage", &stage]);
+    assert_eq!(deploy.code, 1, "{}", deploy.stderr);
+    let error = deploy
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line in {}", deploy.stderr));
+    assert_eq!(
+        error,
+        format!(
+            "error: role {CLOUDWATCH_ROLE} already exists but lacks the tag stepgate:shared=apigateway-cloudwatch that marks the account's shared one as stepgate's; if it is stepgate's, put the tag back (aws iam tag-role --role-name {CLOUDWATCH_ROLE} --tags Key=stepgate:shared,Value=apigateway-cloudwatch), else rename or delete that role"
+        )
+    );
+    assert!(!error.contains("--stack") && !error.contains("stepgate:stack"));
+    drop(retag);
+    assert_eq!(leftovers(&stage).await, Vec::<String>::new());
+}
+
 /// On AWS, UpdateAccount naming a role created (or given its policy)
 /// seconds ago is refused until IAM has propagated (tests/faults/README.md).
 /// The fault proxy answers so while a role is new, and for forced calls;
@@ -525,6 +588,9 @@ async fn execution_group(
 /// adopts one API Gateway made before it, and deletes it on destroy.
 #[tokio::test]
 async fn the_execution_log_group_is_the_stages_and_goes_with_it() {
+    // Its leftovers check reads the shared role's tag, which another test
+    // here removes for a while.
+    let _turn = ACCOUNT.lock().await;
     let stage = unique("exec");
     let s = stage.as_str();
     let deployed = stepgate(&["deploy", "--stage", s, "--output", "json"])

@@ -297,7 +297,20 @@ fn files_a_lambda_package_cannot_hold_are_refused() {
     use std::os::unix::ffi::OsStrExt;
 
     let function = "lambdas/completeOrder";
-    let cases: [Case; 5] = [
+    let cases: [Case; 7] = [
+        (
+            "a loop of symlinks that never reaches a file",
+            |f| {
+                std::os::unix::fs::symlink("b", f.join("a")).unwrap();
+                std::os::unix::fs::symlink("a", f.join("b")).unwrap();
+            },
+            &["lambdas/completeOrder/", ": a loop of symlinks (", " -> ", "), which never reaches a file; fix or remove the link"],
+        ),
+        (
+            "a symlink to itself",
+            |f| std::os::unix::fs::symlink("self.js", f.join("self.js")).unwrap(),
+            &["lambdas/completeOrder/self.js: a loop of symlinks (self.js -> self.js), which never reaches a file; fix or remove the link"],
+        ),
         (
             "a named pipe",
             |f| {
@@ -561,6 +574,85 @@ fn without_node_the_handler_check_is_skipped_with_one_note() {
     );
 }
 
+#[test]
+fn models_that_are_not_draft_4_schemas_are_refused_before_create_model() {
+    let model = "models/Order.schema.json";
+    for (from, to, expected) in [
+        (
+            r#""orderId": { "type": "string", "minLength": 1 }"#,
+            r#""orderId": { "type": "banana", "minLength": 1 }"#,
+            "Order.schema.json: not a valid JSON Schema draft 4, which API Gateway requires of a model: /properties/orderId/type: \"banana\" is not a draft-4 schema value here",
+        ),
+        (
+            r#""required": ["orderId", "customerName", "orderDate", "orderAmount", "paymentStatus"]"#,
+            r#""required": "orderId""#,
+            "Order.schema.json: not a valid JSON Schema draft 4, which API Gateway requires of a model: /required: \"orderId\" is not a draft-4 schema value here",
+        ),
+    ] {
+        let dir = project("model");
+        edit(&dir, model, from, to);
+        refused(&dir, &["plan"], &[], &[expected]);
+    }
+}
+
+/// Whether the `node` on the PATH has a permission model (node 20 and later).
+fn node_has_permissions() -> bool {
+    let out = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .expect("these tests need node on the PATH");
+    let version = String::from_utf8_lossy(&out.stdout);
+    let major: u32 = (version.trim().trim_start_matches('v').split('.').next())
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    major >= 20
+}
+
+#[test]
+fn the_handler_check_hands_no_secret_to_project_code() {
+    let dir = project("secrets");
+    let leaked = dir.join("leaked-env.json");
+    let spawned = dir.join("spawned-env.txt");
+    // Top-level code, as an untrusted pull request could hold: it runs
+    // when plan checks the handler's exports.
+    let hostile = format!(
+        r#"'use strict';
+const fs = require('node:fs');
+try {{ fs.writeFileSync({leaked:?}, JSON.stringify(process.env)); }} catch (e) {{}}
+try {{ require('node:child_process').execSync('env > {spawned}'); }} catch (e) {{}}
+const seen = Object.keys(process.env).filter((k) => /^AWS_|TOKEN|SECRET/.test(k));
+if (seen.length) throw new Error('the check handed over ' + seen.join(' '));
+"#,
+        spawned = spawned.display()
+    );
+    edit(
+        &dir,
+        "lambdas/cancelOrder/index.js",
+        "'use strict';",
+        &hostile,
+    );
+    let secrets = [
+        ("AWS_ACCESS_KEY_ID", "AKIAFAKEFAKEFAKE"),
+        ("AWS_SECRET_ACCESS_KEY", "fake-secret-key"),
+        ("AWS_SESSION_TOKEN", "fake-session-token"),
+        ("GITHUB_TOKEN", "ghp_fake"),
+    ];
+    let run = accepted(&dir, &["plan"], &secrets);
+    assert!(!run.stderr.contains("handed over"), "{}", run.stderr);
+    for file in [&leaked, &spawned] {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        for (name, value) in secrets {
+            assert!(
+                !text.contains(name) && !text.contains(value),
+                "{file:?}: {text}"
+            );
+        }
+        if node_has_permissions() {
+            assert!(!file.exists(), "the handler check let {file:?} be written");
+        }
+    }
+}
+
 /// An AWS config file with profile `work` (static keys) and `broken`
 /// (a credential process that fails); returns its path.
 fn aws_config(dir: &Path) -> String {
@@ -665,6 +757,74 @@ fn a_closed_or_wrong_endpoint_is_named_in_one_line() {
 }
 
 #[test]
+fn a_password_in_the_endpoint_url_is_never_shown() {
+    let dir = project("userinfo");
+    let closed = "http://deployer:s3cret-pw@127.0.0.1:9";
+    let run = offline(&dir, closed, &["plan"], &[]);
+    check_refused(
+        &run,
+        &["plan"],
+        &["error: cannot reach AWS at http://***@127.0.0.1:9 (STS GetCallerIdentity): "],
+    );
+    let sentinel = Sentinel::start();
+    let wrong = sentinel
+        .url
+        .replace("http://", "http://deployer:s3cret-pw@");
+    let run = offline(&dir, &wrong, &["outputs", "-v"], &[]);
+    assert!(
+        run.stderr.contains(&format!(
+            "{} answered STS GetCallerIdentity with HTTP 404",
+            sentinel.url.replace("http://", "http://***@")
+        )),
+        "{}",
+        run.stderr
+    );
+    let run = offline(
+        &dir,
+        closed,
+        &[
+            "plan",
+            "--endpoint-url",
+            "ftp://deployer:s3cret-pw@example.com/",
+        ],
+        &[],
+    );
+    check_refused(
+        &run,
+        &["plan"],
+        &["error: --endpoint-url \"ftp://***@example.com/\" is not a URL: it must start with http:// or https://"],
+    );
+    let run = offline(
+        &dir,
+        closed,
+        &["plan"],
+        &[(
+            "STEPGATE_ENDPOINT_URL",
+            "ftp://deployer:s3cret-pw@example.com/",
+        )],
+    );
+    check_refused(
+        &run,
+        &["plan"],
+        &["error: STEPGATE_ENDPOINT_URL=ftp://***@example.com/ is not a URL"],
+    );
+    // Nothing anywhere: not in an error, a progress line or a -v log line.
+    // (Against the sentinel, which answers at once: a closed port is
+    // retried for most of a minute.)
+    for run in [
+        offline(&dir, &wrong, &["plan", "-vv"], &[]),
+        offline(&dir, &wrong, &["deploy", "-vv"], &[]),
+        offline(&dir, &wrong, &["invoke", "-vv"], &[]),
+    ] {
+        assert!(
+            !run.stderr.contains("s3cret") && !run.stdout.contains("s3cret"),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
 fn negative_numbers_are_values_and_checked_as_such() {
     let dir = project("negative");
     for (flag, value, expected) in [
@@ -685,6 +845,133 @@ fn negative_numbers_are_values_and_checked_as_such() {
         ),
     ] {
         refused(&dir, &["plan", flag, value], &[], &[expected]);
+    }
+}
+
+/// Runs stepgate against a fresh sentinel and asserts that clap refused
+/// the command line: exit 1, nothing on stdout, no connection, and a first
+/// line that contains every `expected` text (then clap's usual pointer to
+/// --help, and nothing else). Returns that line.
+#[track_caller]
+fn usage_refused(args: &[&str], expected: &[&str]) -> String {
+    let sentinel = Sentinel::start();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = offline(dir, &sentinel.url, args, &[]);
+    assert_eq!(run.code, 1, "{args:?}:\n{}", run.stderr);
+    assert!(run.stdout.is_empty(), "{args:?}: stdout:\n{}", run.stdout);
+    assert_eq!(sentinel.connections(), 0, "{args:?} reached the endpoint");
+    let lines: Vec<&str> = run.stderr.lines().filter(|l| !l.is_empty()).collect();
+    assert!(
+        lines.len() <= 2 && lines[0].starts_with("error: "),
+        "{args:?}: one error line:\n{}",
+        run.stderr
+    );
+    if let Some(more) = lines.get(1) {
+        assert_eq!(*more, "For more information, try '--help'.", "{args:?}");
+    }
+    for text in expected {
+        assert!(
+            lines[0].contains(text),
+            "{args:?}: expected {text:?} in:\n{}",
+            run.stderr
+        );
+    }
+    lines[0].to_string()
+}
+
+/// Runs stepgate against a fresh sentinel and asserts that the command
+/// line was accepted: the run got as far as calling the endpoint.
+#[track_caller]
+fn usage_accepted(args: &[&str]) {
+    let sentinel = Sentinel::start();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = offline(dir, &sentinel.url, args, &[]);
+    assert!(
+        sentinel.connections() > 0,
+        "{args:?} was refused before any call:\n{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn negative_values_of_every_numeric_flag_are_named_as_such() {
+    for (args, expected) in [
+        (
+            &["logs", "--since", "-5m"][..],
+            "invalid value '-5m' for '--since <DURATION>': a duration cannot be negative",
+        ),
+        (
+            &["deploy", "--lock-timeout", "-5s"][..],
+            "invalid value '-5s' for '--lock-timeout <DURATION>': a duration cannot be negative",
+        ),
+        (
+            &["destroy", "--yes", "--lock-timeout", "-1h"][..],
+            "invalid value '-1h' for '--lock-timeout <DURATION>': a duration cannot be negative",
+        ),
+        (
+            &["executions", "--limit", "-1"][..],
+            "invalid value '-1' for '--limit <N>': -1 is not in 1..=1000",
+        ),
+    ] {
+        let line = usage_refused(args, &[expected]);
+        assert!(!line.contains("unexpected argument"), "{line}");
+    }
+    // A flag where a duration should be is not taken for a negative one.
+    usage_refused(
+        &["logs", "--since", "--follow"],
+        &["invalid value '--follow' for '--since <DURATION>': not a duration"],
+    );
+}
+
+#[test]
+fn every_duration_and_count_flag_is_bounded_at_parse_time() {
+    for (args, expected) in [
+        (
+            &["logs", "--since", "9223372036854776s"][..],
+            "invalid value '9223372036854776s' for '--since <DURATION>': longer than 3653d, the longest CloudWatch Logs keeps events; give at most that",
+        ),
+        (&["logs", "--since", "999999999999d"][..], "longer than 3653d"),
+        (&["logs", "--since", "3653d 1s"][..], "longer than 3653d"),
+        (
+            &["logs", "--since", "99999999999999999999999s"][..],
+            "invalid value '99999999999999999999999s' for '--since <DURATION>': number is too large",
+        ),
+        (
+            &["deploy", "--lock-timeout", "10000000000000000000s"][..],
+            "invalid value '10000000000000000000s' for '--lock-timeout <DURATION>': longer than 24h; give at most that",
+        ),
+        (&["deploy", "--lock-timeout", "24h 1s"][..], "longer than 24h"),
+        (&["executions", "--limit", "0"][..], "0 is not in 1..=1000"),
+        (&["executions", "--limit", "1001"][..], "1001 is not in 1..=1000"),
+        (
+            &["executions", "--limit", "99999999999999999999"][..],
+            "invalid value '99999999999999999999' for '--limit <N>'",
+        ),
+        (
+            &["plan", "--memory", "99999999999"][..],
+            "invalid value '99999999999' for '--memory <MB>'",
+        ),
+        (
+            &["plan", "--timeout", "-99999999999"][..],
+            "invalid value '-99999999999' for '--timeout <SECONDS>'",
+        ),
+        (
+            &["plan", "--log-retention-days", "99999999999"][..],
+            "invalid value '99999999999' for '--log-retention-days <DAYS>'",
+        ),
+    ] {
+        usage_refused(args, &[expected]);
+    }
+    // The limits themselves are accepted.
+    for args in [
+        &["logs", "--since", "3653d"][..],
+        &["logs", "--since", "0s"][..],
+        &["executions", "--limit", "1"][..],
+        &["executions", "--limit", "1000"][..],
+        &["deploy", "--lock-timeout", "24h"][..],
+        &["deploy", "--lock-timeout", "0s"][..],
+    ] {
+        usage_accepted(args);
     }
 }
 
@@ -710,24 +997,35 @@ fn the_project_dir_hint_appears_only_when_it_applies() {
         assert!(!message.contains("pass --project-dir"), "{message}");
     }
     // A file missing from a project that is there says what is missing,
-    // not to name another directory.
+    // not to name another directory, whether or not the project was named.
     std::fs::remove_file(dir.join("models/Order.schema.json")).unwrap();
     let project_dir = dir.to_str().unwrap();
+    for (cwd, args) in [
+        (empty.as_path(), &["plan", "--project-dir", project_dir][..]),
+        (dir.as_path(), &["plan"][..]),
+    ] {
+        let message = refused(
+            cwd,
+            args,
+            &[],
+            &["models/Order.schema.json: cannot read it"],
+        );
+        assert!(!message.contains("--project-dir"), "{message}");
+        assert!(!message.contains("name the"), "{message}");
+    }
+    // A function directory that is there but empty: the file is missing,
+    // not the directory.
+    let dir = project("hint-empty");
+    let function = dir.join("lambdas/cancelOrder");
+    std::fs::remove_dir_all(&function).unwrap();
+    std::fs::create_dir(&function).unwrap();
     let message = refused(
-        &empty,
-        &["plan", "--project-dir", project_dir],
-        &[],
-        &["models/Order.schema.json: cannot read it"],
-    );
-    assert!(!message.contains("name the"), "{message}");
-    std::fs::remove_dir_all(dir.join("lambdas/cancelOrder")).unwrap();
-    std::fs::create_dir_all(dir.join("lambdas/cancelOrder")).unwrap();
-    refused(
-        &empty,
-        &["plan", "--project-dir", project_dir],
+        &dir,
+        &["plan"],
         &[],
         &["lambdas/cancelOrder: no index.js, index.mjs or index.cjs; the handler index.cancelOrder is loaded from there, so add it (or set [functions.cancelOrder] handler)"],
     );
+    assert!(!message.contains("--project-dir"), "{message}");
     // Not named: run from the project directory, or name it.
     refused(
         &empty,
@@ -756,9 +1054,36 @@ fn a_role_to_assume_that_cannot_be_right_is_refused_before_sts() {
             &[("STEPGATE_ACCOUNT", "222222222222")][..],
             "is a role in account 111111111111, but STEPGATE_ACCOUNT=222222222222 pins the run to account 222222222222",
         ),
+        (
+            &["plan", "--role-arn", "arn:aws-cn:iam::111111111111:role/deployer"][..],
+            &[][..],
+            "--role-arn \"arn:aws-cn:iam::111111111111:role/deployer\" is a role in the aws-cn partition, but AWS_REGION=us-east-1 is a region of the aws partition; assume a role of the aws partition (arn:aws:iam::...), or name a region of aws-cn",
+        ),
+        (
+            &["plan", "--region", "cn-north-1", "--role-arn", "arn:aws:iam::111111111111:role/deployer"][..],
+            &[][..],
+            "is a role in the aws partition, but --region \"cn-north-1\" is a region of the aws-cn partition; assume a role of the aws-cn partition (arn:aws-cn:iam::...), or name a region of aws",
+        ),
+        (
+            &["plan", "--region", "eu-west-1", "--role-arn", "arn:aws-us-gov:iam::111111111111:role/deployer"][..],
+            &[][..],
+            "is a role in the aws-us-gov partition, but --region \"eu-west-1\" is a region of the aws partition",
+        ),
     ] {
         refused(&dir, args, env, &[expected]);
     }
+    // A role of the region's partition goes on to STS.
+    accepted(
+        &dir,
+        &[
+            "plan",
+            "--region",
+            "cn-north-1",
+            "--role-arn",
+            "arn:aws-cn:iam::111111111111:role/deployer",
+        ],
+        &[],
+    );
 }
 
 /// Every declaration error of the stack (docs/errors.md, "The declared

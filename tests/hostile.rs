@@ -899,6 +899,95 @@ fn a_held_lock_is_named_shown_by_plan_removed_by_unlock_and_taken_over_when_expi
     assert_eq!(runtime.block_on(leftovers(s)), Vec::<String>::new());
 }
 
+/// Field 22 of /proc/PID/stat: when the process started.
+fn start_time(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = stat.rsplit_once(')').unwrap().1;
+    after.split_whitespace().nth(19).unwrap().parse().unwrap()
+}
+
+/// A lease on this very machine whose holder is alive but does not look
+/// like stepgate (the binary installed as `sg`): it is never taken over,
+/// whatever its command line says, nor is a lease of a gone process that
+/// does not record who it was (a lease of an earlier version). Once the
+/// recorded process is gone, the next run takes the lock over at once.
+#[test]
+fn a_live_holder_under_another_name_keeps_its_lock() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let stage = unique("sglock");
+    let s = stage.as_str();
+    let ssm = runtime.block_on(async { aws_sdk_ssm::Client::new(&common::sdk_config().await) });
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string();
+    let lease = |value: serde_json::Value| {
+        runtime
+            .block_on(
+                ssm.put_parameter()
+                    .name(format!("/stepgate/orders/{s}/lock"))
+                    .value(value.to_string())
+                    .r#type(aws_sdk_ssm::types::ParameterType::String)
+                    .overwrite(true)
+                    .send(),
+            )
+            .unwrap();
+    };
+    let dir = std::env::temp_dir().join(format!("sg-bin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sg = dir.join("sg");
+    let _ = std::fs::remove_file(&sg);
+    std::os::unix::fs::symlink("/bin/sleep", &sg).unwrap();
+    let mut holder = std::process::Command::new(&sg).arg("120").spawn().unwrap();
+    let pid = holder.id();
+    let identity = json!({
+        "id": "sg-1", "command": "deploy", "host": host, "pid": pid,
+        "since": "2026-01-01T00:00:00Z", "expires": "2999-01-01T00:00:00Z",
+        "boot_id": std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap().trim(),
+        "pid_namespace": std::fs::read_link("/proc/self/ns/pid").unwrap().to_str().unwrap(),
+        "start_time": start_time(pid),
+    });
+    lease(identity.clone());
+    let refused = stepgate(&["deploy", "--stage", s]);
+    let alive = holder.try_wait().unwrap().is_none();
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert!(alive);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains(&format!(
+            "stack orders stage {s} is locked by deploy (pid {pid} on {host})"
+        )),
+        "{}",
+        refused.stderr
+    );
+    // Gone now, but a lease without the process's identity proves nothing.
+    let mut old = identity.clone();
+    for field in ["boot_id", "pid_namespace", "start_time"] {
+        old.as_object_mut().unwrap().remove(field);
+    }
+    lease(old);
+    let refused = stepgate(&["deploy", "--stage", s]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("is locked by deploy"),
+        "{}",
+        refused.stderr
+    );
+    // With it, the process is known to be gone: taken over at once.
+    lease(identity);
+    let taken = stepgate(&["deploy", "--stage", s]).ok();
+    assert!(
+        taken.stderr.contains(&format!(
+            "Taking over the lock of deploy (pid {pid} on {host}) since 2026-01-01T00:00:00Z (that process has died)"
+        )),
+        "{}",
+        taken.stderr
+    );
+    stepgate(&["destroy", "--stage", s, "--yes"]).ok();
+    assert_eq!(runtime.block_on(leftovers(s)), Vec::<String>::new());
+}
+
 /// A deployer role that refuses the caller (its trust does not name it, or
 /// the external ID is wrong) ends the run at once with one line naming the
 /// role and what to check, before anything else is called.

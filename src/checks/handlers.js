@@ -3,7 +3,10 @@
 // "load": [[function dir, entry file, export], ...]}. Parses every file in
 // `check` as node would load it, without running it, then imports each
 // entry and checks its export. Prints one JSON object:
-// {"suspects": [files that did not parse], "problem": null | {...}}.
+// {"suspects": [files that did not parse], "problem": null | {...},
+//  "unchecked": [[file, error], ...]}: modules whose loading node's
+// permission model stopped (a file write, a child process, an addon), whose
+// exports therefore cannot be known.
 // The Rust side confirms each suspect with `node --check`, which also gives
 // the line, so a quirk of this quick pass can never refuse a good file.
 "use strict";
@@ -54,8 +57,11 @@ function parses(file) {
   }
 }
 
+const unchecked = [];
+const sandboxed = new Set(["ERR_ACCESS_DENIED", "ERR_DLOPEN_DISABLED"]);
+
 function done(problem) {
-  process.stdout.write(JSON.stringify({ suspects, problem }));
+  process.stdout.write(JSON.stringify({ suspects, problem, unchecked }));
   process.exit(0);
 }
 
@@ -67,6 +73,10 @@ const suspects = check.filter((file) => !parses(file));
     try {
       module = await import(pathToFileURL(file).href);
     } catch (e) {
+      if (e && sandboxed.has(e.code)) {
+        unchecked.push([file, `${e.code}: ${String(e.message).split("\n")[0]}`]);
+        continue;
+      }
       done({ file, load: String((e && e.stack) || e).split("\n")[0] });
     }
     let f = module[name];

@@ -11,6 +11,22 @@
 //! under `node_modules/` are not parsed one by one (they are published
 //! packages, and whatever the handler requires is loaded anyway). Without
 //! `node` on the PATH the check is skipped, and the caller says so once.
+//!
+//! That top-level code is the project's, which in a pipeline may be an
+//! untrusted pull request's, so node runs it with nothing to steal:
+//! - an empty environment (no `AWS_*`, no CI tokens, no `NODE_OPTIONS`),
+//!   node started by its absolute path;
+//! - where node has a permission model (`--permission` from node 22.13 and
+//!   23.5, `--experimental-permission` from node 20; detected once per run),
+//!   reads only of the functions' own files (their directories, and the
+//!   directories their symlinks lead to), no file writes, no child
+//!   processes, no worker threads, no native addons. A module that needs one
+//!   of these at load time cannot be checked; its export is left unchecked
+//!   and the caller says so.
+//!
+//! Why not read the exports without running the module: CommonJS exports
+//! are whatever the code assigns (`module.exports = require(...)`,
+//! `Object.assign(exports, ...)`), which only running it tells for sure.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -43,6 +59,9 @@ pub struct Function<'a> {
 struct Found {
     suspects: Vec<PathBuf>,
     problem: Option<Problem>,
+    /// Modules whose loading the sandbox stopped: (file, node's error).
+    #[serde(default)]
+    unchecked: Vec<(PathBuf, String)>,
 }
 
 #[derive(Deserialize)]
@@ -55,17 +74,20 @@ struct Problem {
     load: Option<String>,
 }
 
-/// Checks every function. `Ok(false)`: no node, nothing was checked.
-pub fn check(functions: &[Function]) -> Result<bool> {
+/// Checks every function. `Ok(None)`: no node, nothing was checked; else
+/// notes for the caller to print (what could not be checked).
+pub fn check(functions: &[Function]) -> Result<Option<Vec<String>>> {
     let Some(node) = find_node() else {
-        return Ok(false);
+        return Ok(None);
     };
+    let node = node.canonicalize().unwrap_or(node);
     // A passed check is remembered by content, so an unchanged project pays
     // for starting node once, not on every deploy and plan.
     let passed = passed_marker(&node, functions);
     if passed.as_ref().is_some_and(|m| m.exists()) {
-        return Ok(true);
+        return Ok(Some(Vec::new()));
     }
+    let sandbox = sandbox_args(&node, functions)?;
     // Paths as shown in errors, by the absolute path node is given.
     let mut shown = std::collections::BTreeMap::new();
     let mut check = Vec::new();
@@ -86,14 +108,18 @@ pub fn check(functions: &[Function]) -> Result<bool> {
         load.push(json!([dir, dir.join(entry), function.export]));
     }
     let input = json!({ "check": check, "load": load }).to_string();
-    let args = [
-        "--experimental-vm-modules",
-        "--no-warnings",
-        "-e",
-        SCRIPT,
-        "--",
-        &input,
-    ];
+    let mut args = sandbox.clone();
+    args.extend(
+        [
+            "--experimental-vm-modules",
+            "--no-warnings",
+            "-e",
+            SCRIPT,
+            "--",
+            &input,
+        ]
+        .map(std::ffi::OsString::from),
+    );
     let out = run(&node, &args)?;
     let found: Found = serde_json::from_str(&out.stdout).map_err(|_| {
         anyhow::anyhow!(
@@ -108,7 +134,7 @@ pub fn check(functions: &[Function]) -> Result<bool> {
             .unwrap_or_else(|| file.to_path_buf())
     };
     for suspect in &found.suspects {
-        check_syntax(&node, suspect, &show(suspect))?;
+        check_syntax(&node, &sandbox, suspect, &show(suspect))?;
     }
     if let Some(problem) = found.problem {
         let file = show(&problem.file);
@@ -134,12 +160,87 @@ pub fn check(functions: &[Function]) -> Result<bool> {
             ),
         }
     }
-    if let Some(marker) = passed {
+    let notes: Vec<String> = found
+        .unchecked
+        .iter()
+        .map(|(file, error)| {
+            format!(
+                "note: {}: loading it needs what the handler check does not allow ({error}), so its export was not checked",
+                show(file).display()
+            )
+        })
+        .collect();
+    if let Some(marker) = passed.filter(|_| notes.is_empty()) {
         // Best effort: without a writable cache the check just runs again.
         let _ = marker.parent().map(std::fs::create_dir_all);
         let _ = std::fs::write(&marker, b"");
     }
-    Ok(true)
+    Ok(Some(notes))
+}
+
+/// node's permission flag, if it has a permission model: `--permission`
+/// (node 22.13, 23.5 and later) or `--experimental-permission` (node 20).
+/// Asked once per run (node refuses an option it does not know, even with
+/// `--version`).
+fn permission_flag(node: &Path) -> Option<&'static str> {
+    static FLAG: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
+    *FLAG.get_or_init(|| {
+        ["--permission", "--experimental-permission"]
+            .into_iter()
+            .find(|flag| {
+                Command::new(node)
+                    .args([flag, "--version"])
+                    .env_clear()
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|status| status.success())
+            })
+    })
+}
+
+/// The permission flags node runs the check with: reads of the functions'
+/// directories and of wherever their files really are (a symlink may lead
+/// out of the directory, and node loads a module by its real path), and
+/// nothing else. Empty when node has no permission model.
+fn sandbox_args(node: &Path, functions: &[Function]) -> Result<Vec<std::ffi::OsString>> {
+    let Some(flag) = permission_flag(node) else {
+        return Ok(Vec::new());
+    };
+    let mut readable: Vec<PathBuf> = Vec::new();
+    for function in functions {
+        let dir = std::path::absolute(&function.dir)?;
+        readable.push(dir.canonicalize().unwrap_or_else(|_| dir.clone()));
+        readable.push(dir.clone());
+        for file in function.files {
+            if let Some(parent) = dir
+                .join(file)
+                .canonicalize()
+                .ok()
+                .as_deref()
+                .and_then(Path::parent)
+            {
+                readable.push(parent.to_path_buf());
+            }
+        }
+    }
+    readable.sort();
+    readable.dedup();
+    // A directory already readable covers those under it.
+    let mut kept: Vec<PathBuf> = Vec::new();
+    for path in readable {
+        if !kept.iter().any(|k| path.starts_with(k)) {
+            kept.push(path);
+        }
+    }
+    let mut args = vec![std::ffi::OsString::from(flag)];
+    for path in kept {
+        let mut arg = std::ffi::OsString::from("--allow-fs-read=");
+        arg.push(path);
+        args.push(arg);
+    }
+    Ok(args)
 }
 
 /// Where a passed check of exactly these files, with this node and this
@@ -175,8 +276,15 @@ fn passed_marker_in(cache: &Path, node: &Path, functions: &[Function]) -> Option
 
 /// Confirms that `file` does not parse, with `node --check`, and says where.
 /// A file node --check accepts passes.
-fn check_syntax(node: &Path, file: &Path, shown: &Path) -> Result<()> {
-    let out = run(node, &[std::ffi::OsStr::new("--check"), file.as_os_str()])?;
+fn check_syntax(
+    node: &Path,
+    sandbox: &[std::ffi::OsString],
+    file: &Path,
+    shown: &Path,
+) -> Result<()> {
+    let mut args = sandbox.to_vec();
+    args.extend(["--check".into(), file.as_os_str().to_owned()]);
+    let out = run(node, &args)?;
     if out.code == Some(0) {
         return Ok(());
     }
@@ -227,12 +335,13 @@ struct Output {
     stderr: String,
 }
 
-/// Runs node, killing it after `NODE_TIMEOUT`. Output is read concurrently
-/// (so a chatty module cannot block on a full pipe) and kept to 64 KiB per
-/// stream.
+/// Runs node with an empty environment, killing it after `NODE_TIMEOUT`.
+/// Output is read concurrently (so a chatty module cannot block on a full
+/// pipe) and kept to 64 KiB per stream.
 fn run<S: AsRef<std::ffi::OsStr>>(node: &Path, args: &[S]) -> Result<Output> {
     let mut child = Command::new(node)
         .args(args)
+        .env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -290,7 +399,7 @@ mod tests {
         (dir, files.iter().map(|(f, _)| f.to_string()).collect())
     }
 
-    fn check_one(dir: &Path, files: &[String], export: &str) -> Result<bool> {
+    fn check_one(dir: &Path, files: &[String], export: &str) -> Result<Option<Vec<String>>> {
         assert!(find_node().is_some(), "these tests need node on the PATH");
         let entry = if dir.join("index.mjs").is_file() {
             "index.mjs"
@@ -336,9 +445,9 @@ mod tests {
                 ("node_modules/dep/broken.js", "this is not checked (\n"),
             ],
         );
-        assert!(check_one(&dir, &files, "go").unwrap());
+        assert_eq!(check_one(&dir, &files, "go").unwrap(), Some(vec![]));
         let (dir, files) = function("esm", &[("index.mjs", "export async function go() {}\n")]);
-        assert!(check_one(&dir, &files, "go").unwrap());
+        assert_eq!(check_one(&dir, &files, "go").unwrap(), Some(vec![]));
     }
 
     #[test]
@@ -384,6 +493,42 @@ mod tests {
             let message = check_one(&dir, &files, "go").unwrap_err().to_string();
             assert!(message.contains(expected), "{text:?}: {message}");
         }
+    }
+
+    #[test]
+    fn node_runs_sandboxed_and_a_module_that_needs_more_is_left_unchecked() {
+        let node = find_node().expect("these tests need node on the PATH");
+        assert!(
+            permission_flag(&node).is_some(),
+            "this machine's node (20 or later) has a permission model"
+        );
+        let out = std::env::temp_dir().join(format!("stepgate-sandbox-{}", std::process::id()));
+        let _ = std::fs::remove_file(&out);
+        let writes = format!("require('fs').writeFileSync({out:?}, 'x');\nexports.go = 1;\n");
+        let (dir, files) = function("writes", &[("index.js", &writes)]);
+        let notes = check_one(&dir, &files, "go").unwrap().unwrap();
+        assert!(!out.exists(), "the module wrote a file");
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].contains("index.js: loading it needs what the handler check does not allow (ERR_ACCESS_DENIED"),
+            "{notes:?}"
+        );
+        assert!(
+            notes[0].ends_with("so its export was not checked"),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn files_linked_from_outside_the_function_are_readable_to_the_check() {
+        let (shared, _) = function("shared", &[("util.js", "module.exports = () => 1;\n")]);
+        let (dir, _) = function(
+            "linked",
+            &[("index.js", "exports.go = require('./lib/util.js');\n")],
+        );
+        std::os::unix::fs::symlink(&shared, dir.join("lib")).unwrap();
+        let files = vec!["index.js".to_string(), "lib/util.js".to_string()];
+        assert_eq!(check_one(&dir, &files, "go").unwrap(), Some(vec![]));
     }
 
     #[test]

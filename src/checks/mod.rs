@@ -6,6 +6,7 @@
 pub mod handlers;
 pub mod policy;
 pub mod runtime;
+pub mod schema;
 pub mod tags;
 
 use std::collections::BTreeMap;
@@ -55,8 +56,9 @@ pub fn local(
             export: f.handler.rsplit('.').next().unwrap_or_default(),
         })
         .collect();
-    if !handlers::check(&functions)? {
-        printer.progress(handlers::SKIPPED);
+    match handlers::check(&functions)? {
+        None => printer.progress(handlers::SKIPPED),
+        Some(notes) => notes.iter().for_each(|note| printer.progress(note)),
     }
     Ok(Checked { project, packages })
 }

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use super::{connect, inputs, report, Status};
 use crate::config::Settings;
@@ -43,12 +43,9 @@ pub(super) async fn plan(
     );
     printer.plan(&plan.resources, &report);
     // A conflict is not a change deploy could make: deploy would fail on it.
+    // The same line deploy would fail with, and its fix.
     if let Some(first) = plan.conflicts().first() {
-        bail!(
-            "{first} exists but is not owned by stack {} stage {}; deploy would refuse it",
-            names.stack,
-            names.stage
-        );
+        return Err(engine::conflict(&stack, &live, first));
     }
     Ok(if detailed_exitcode && plan.has_changes() {
         Status::Changes

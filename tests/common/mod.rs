@@ -655,7 +655,7 @@ impl Drop for Sentinel {
 /// environment; `env` adds or overrides variables (an empty value removes
 /// one). Needs no emulator.
 pub fn offline(dir: &std::path::Path, endpoint: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_stepgate"));
+    let mut cmd = std::process::Command::new(binary());
     for (key, _) in std::env::vars() {
         if key.starts_with("AWS_") || key.starts_with("STEPGATE_") {
             cmd.env_remove(key);

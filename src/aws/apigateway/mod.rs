@@ -58,7 +58,7 @@ pub fn invoke_url(api_id: &str, region: &str, stage: &str, endpoint_url: Option<
     match endpoint_url {
         Some(endpoint) => format!(
             "{}/restapis/{api_id}/{stage}/_user_request_/",
-            endpoint.trim_end_matches('/')
+            crate::reach::strip_userinfo(endpoint).trim_end_matches('/')
         ),
         None => {
             let domain = if region.starts_with("cn-") {
