@@ -283,3 +283,35 @@ fn a_sync_express_route_answers_with_the_output_and_a_mapped_error_status() {
     );
     stepgate_in(&dir, &["destroy", "--stage", &stage, "--yes"]).ok();
 }
+
+#[tokio::test]
+async fn a_retried_request_with_its_idempotency_key_gets_the_same_execution() {
+    let stage = unique("idem");
+    let dir = example_copy("recipes", &stage);
+    let toml = dir.join("stepgate.toml");
+    let text = std::fs::read_to_string(&toml).unwrap().replace(
+        r#"input = { id = "path.id", user_id = "body.user_id" }"#,
+        "input = { id = \"path.id\", user_id = \"body.user_id\" }\nexecution_name = \"header.Idempotency-Key\"",
+    );
+    std::fs::write(&toml, text).unwrap();
+    let deploy = stepgate_in(&dir, &["deploy", "--stage", &stage, "--output", "json"]).ok();
+    let url = url_of(&deploy.json(), "POST /recipes/{id}/move").replace("{id}", "r1");
+    let key = [("Idempotency-Key", "order-77")];
+    let first: Value = serde_json::from_str(&post(&url, &key, r#"{"user_id":"u1"}"#)).unwrap();
+    let retry: Value = serde_json::from_str(&post(&url, &key, r#"{"user_id":"u1"}"#)).unwrap();
+    assert!(
+        first["executionArn"]
+            .as_str()
+            .unwrap()
+            .ends_with(":order-77"),
+        "{first}"
+    );
+    assert_eq!(
+        first["executionArn"], retry["executionArn"],
+        "one execution per key"
+    );
+    // Without the header, each request is its own execution.
+    let other: Value = serde_json::from_str(&post(&url, &[], r#"{"user_id":"u1"}"#)).unwrap();
+    assert_ne!(other["executionArn"], first["executionArn"]);
+    stepgate_in(&dir, &["destroy", "--stage", &stage, "--yes"]).ok();
+}
