@@ -327,7 +327,7 @@ impl<T: fmt::Debug + FromStr> Field<T> {
         }
         let detail = self.detail.and_then(|detail| detail(&value));
         // An endpoint URL may hold a password: never shown.
-        let origin = crate::reach::redact_userinfo(&origin).into_owned();
+        let origin = crate::shown::redact_userinfo(&origin).into_owned();
         Err(invalid(origin, detail.as_deref().unwrap_or(self.problem)))
     }
 

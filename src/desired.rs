@@ -41,7 +41,7 @@ impl Inputs<'_> {
             RoleOf::StateMachine(name) => Some(name.as_str()),
             _ => None,
         };
-        let placeholders = self.names.placeholders(self.project, machine);
+        let placeholders = placeholders(self.names, self.project, machine);
         let render = |doc: Value| crate::template::substitute(&doc, &placeholders);
         RoleSpec {
             name: self.names.role(role),
@@ -108,7 +108,7 @@ impl Inputs<'_> {
             role_arn: names.role_arn(&m.role),
             definition: m
                 .definition
-                .render(&names.placeholders(self.project, Some(name))),
+                .render(&placeholders(names, self.project, Some(name))),
             log_group_arn: names.log_group_arn(&names.state_machine_log_group(name)),
             kind: m.kind.clone(),
             log_level: m.logging.clone(),
@@ -147,6 +147,45 @@ impl Inputs<'_> {
             log_level: self.settings.api_log_level.clone(),
         }
     }
+}
+
+/// The placeholders every document of `project` may use, with values;
+/// `machine` is the one `${stateMachineArn}` names, if any.
+pub fn placeholders(
+    names: &Names,
+    project: &Project,
+    machine: Option<&str>,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for name in project.functions.keys() {
+        out.insert(format!("{name}Arn"), names.function_arn(name));
+        out.insert(
+            format!("{name}LogGroupArn"),
+            names.log_group_arn(&names.function_log_group(name)),
+        );
+    }
+    for name in project.machines.keys() {
+        out.insert(format!("{name}Arn"), names.state_machine_arn(name));
+        out.insert(
+            format!("{name}LogGroupArn"),
+            names.log_group_arn(&names.state_machine_log_group(name)),
+        );
+    }
+    // The machine a document is about: its role's, or the only one.
+    let only = (project.machines.len() == 1)
+        .then(|| project.machines.keys().next())
+        .flatten();
+    if let Some(name) = machine.or(only.map(String::as_str)) {
+        out.insert("stateMachineArn".into(), names.state_machine_arn(name));
+        out.insert(
+            "stateMachineLogGroupArn".into(),
+            names.log_group_arn(&names.state_machine_log_group(name)),
+        );
+    }
+    out.insert("region".into(), names.region.clone());
+    out.insert("account".into(), names.account.clone());
+    out.insert("partition".into(), names.partition.into());
+    out
 }
 
 /// The name of the one inline policy stepgate puts on each role.

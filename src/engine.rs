@@ -6,6 +6,7 @@
 
 pub mod graph;
 
+use crate::report::{CriticalPath, Timing};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
@@ -29,6 +30,8 @@ pub type Live = BTreeMap<ResourceId, Option<Observed>>;
 /// once but for those that need another's live state first (the stage, its
 /// API), which are read as soon as that one is. Makes no mutating call.
 pub async fn observe(aws: &Aws, stack: &Stack) -> Result<Live> {
+    // A graph that cannot be applied fails here, before any read.
+    graph::validate(&stack.graph_list())?;
     let ctx = stack.ctx(aws);
     let all: Vec<&dyn Resource> = stack
         .resources
@@ -147,35 +150,6 @@ fn prunable<'a>(stack: &'a Stack, live: &Live) -> Vec<&'a dyn Resource> {
                 && !declared.contains(o.physical_id.as_str())
         })
         .collect()
-}
-
-/// Where a deploy's time went: before apply (credentials, STS, the lock,
-/// reading every resource) and in it, with the critical path through it.
-#[derive(Clone, Debug, Serialize)]
-pub struct RunTiming {
-    pub setup_seconds: f64,
-    pub apply_seconds: f64,
-    pub critical_path: CriticalPath,
-}
-
-/// When one resource's apply ran, relative to the start of apply, and how
-/// many AWS calls it made.
-#[derive(Clone, Debug, Serialize)]
-pub struct Timing {
-    pub start: f64,
-    pub end: f64,
-    pub calls: u32,
-}
-
-/// The longest chain of resources each of which needed the one before: what
-/// bounds a deploy's time however much runs in parallel.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct CriticalPath {
-    pub resources: Vec<String>,
-    /// AWS calls along the chain, one after the other.
-    pub calls: u32,
-    /// From the chain's first start to its last end.
-    pub seconds: f64,
 }
 
 /// What applying a plan did: per resource attempted, its error if it

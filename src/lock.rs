@@ -24,10 +24,10 @@
 //! one succeeds, unless one deletes it between the other's create and its
 //! read-back. That window is a few milliseconds, once per expired lease.
 
+pub use crate::report::Holder;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Result};
-use serde::{Deserialize, Serialize};
 
 use crate::aws::{retry, ssm, Aws};
 use crate::names::Names;
@@ -37,32 +37,6 @@ use crate::output::Printer;
 /// elsewhere (another host or container) blocks the stage.
 pub const LEASE: Duration = Duration::from_secs(180);
 const RENEW_EVERY: Duration = Duration::from_secs(30);
-
-/// Who holds the lock, as stored in the parameter and shown to the runs it
-/// turns away.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Holder {
-    /// Unique per acquisition: tells this run's lease from any other.
-    pub id: String,
-    pub command: String,
-    pub host: String,
-    pub pid: u32,
-    /// RFC 3339, UTC.
-    pub since: String,
-    pub expires: String,
-    /// What identifies the holder's process beyond its pid, so that a run
-    /// on the same machine can tell for certain that it has died: the
-    /// kernel's boot id, the PID namespace (`pid:[N]`) and the process's
-    /// start time (clock ticks after boot, field 22 of /proc/PID/stat).
-    /// Absent in leases written before they were recorded, and where there
-    /// is no /proc: such a holder is never taken for dead.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub boot_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pid_namespace: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start_time: Option<u64>,
-}
 
 impl Holder {
     fn new(command: &str) -> Holder {

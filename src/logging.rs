@@ -123,7 +123,7 @@ struct RedactingStderr;
 impl Write for RedactingStderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let text = String::from_utf8_lossy(buf);
-        let text = crate::reach::redact_userinfo(&text);
+        let text = crate::shown::redact_userinfo(&text);
         std::io::stderr().write_all(redact(&text).as_bytes())?;
         Ok(buf.len())
     }

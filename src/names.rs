@@ -1,8 +1,6 @@
 //! Deterministic names and ARNs: how stepgate finds its resources again
 //! without a state file. Pure: no AWS here.
 
-use std::collections::BTreeMap;
-
 use sha2::{Digest, Sha256};
 
 use crate::model::{Observed, Tags, OWNER_STACK_TAG, OWNER_STAGE_TAG};
@@ -162,45 +160,6 @@ impl Names {
             "arn:{}:logs:{}:{}:log-group:{name}",
             self.partition, self.region, self.account
         )
-    }
-
-    /// The placeholders every document of `project` may use, with values;
-    /// `machine` is the one `${stateMachineArn}` names, if any.
-    pub fn placeholders(
-        &self,
-        project: &crate::project::Project,
-        machine: Option<&str>,
-    ) -> BTreeMap<String, String> {
-        let mut out = BTreeMap::new();
-        for name in project.functions.keys() {
-            out.insert(format!("{name}Arn"), self.function_arn(name));
-            out.insert(
-                format!("{name}LogGroupArn"),
-                self.log_group_arn(&self.function_log_group(name)),
-            );
-        }
-        for name in project.machines.keys() {
-            out.insert(format!("{name}Arn"), self.state_machine_arn(name));
-            out.insert(
-                format!("{name}LogGroupArn"),
-                self.log_group_arn(&self.state_machine_log_group(name)),
-            );
-        }
-        // The machine a document is about: its role's, or the only one.
-        let only = (project.machines.len() == 1)
-            .then(|| project.machines.keys().next())
-            .flatten();
-        if let Some(name) = machine.or(only.map(String::as_str)) {
-            out.insert("stateMachineArn".into(), self.state_machine_arn(name));
-            out.insert(
-                "stateMachineLogGroupArn".into(),
-                self.log_group_arn(&self.state_machine_log_group(name)),
-            );
-        }
-        out.insert("region".into(), self.region.clone());
-        out.insert("account".into(), self.account.clone());
-        out.insert("partition".into(), self.partition.into());
-        out
     }
 
     /// Why a same-named resource is not this stack's: whose it is, if it

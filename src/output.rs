@@ -11,6 +11,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::plan::{FieldChange, ResourcePlan};
+use crate::report::Calls;
+use crate::shown::one_line;
 
 mod plan_text;
 mod progress;
@@ -82,7 +84,7 @@ impl Printer {
         if self.quiet {
             return;
         }
-        let line = crate::reach::redact_userinfo(line);
+        let line = crate::shown::redact_userinfo(line);
         match self.view.live() {
             Some(multi) => {
                 let _ = multi.println(line);
@@ -128,63 +130,8 @@ impl Printer {
             anstream::stderr(),
             "{} {}",
             style::paint(style::FAILED, "error:"),
-            crate::reach::redact_userinfo(&one_line(err))
+            crate::shown::redact_userinfo(&one_line(err))
         );
-    }
-}
-
-/// The error and its causes on one line: `a: b: c`, skipping a cause already
-/// contained in the text before it.
-pub fn one_line(err: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if out.contains(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-    }
-    out
-}
-
-/// AWS calls made, for the reports: tests and benchmarks count them.
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct Calls {
-    pub total: u32,
-    /// Calls that change the stack; the lock's own calls are not counted
-    /// here, so a converged deploy still reports 0.
-    pub mutating: u32,
-    /// Calls that take, read or release the stage's lock.
-    pub lock: u32,
-    pub by_operation: BTreeMap<String, u32>,
-}
-
-impl Calls {
-    pub fn from_counts(by_operation: BTreeMap<String, u32>) -> Calls {
-        use crate::aws::calls::{is_lock, is_mutating};
-        let count = |keep: &dyn Fn(&str) -> bool| {
-            by_operation
-                .iter()
-                .filter(|(op, _)| keep(op))
-                .map(|(_, n)| n)
-                .sum()
-        };
-        Calls {
-            total: count(&|_| true),
-            mutating: count(&|op| is_mutating(op) && !is_lock(op)),
-            lock: count(&is_lock),
-            by_operation,
-        }
-    }
-
-    pub fn summary(&self) -> String {
-        format!(
-            "{} AWS calls, {} mutating, {} for the lock",
-            self.total, self.mutating, self.lock
-        )
     }
 }
 
@@ -228,22 +175,22 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outputs: Option<Outputs>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub execution: Option<crate::aws::sfn::ExecutionResult>,
+    pub execution: Option<crate::report::ExecutionResult>,
     /// invoke of a sync route: the HTTP answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response: Option<HttpAnswer>,
     /// executions: the most recent first.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub executions: Option<Vec<crate::aws::sfn::ExecutionSummary>>,
+    pub executions: Option<Vec<crate::report::ExecutionSummary>>,
     /// logs: the events, oldest first.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub log_events: Option<Vec<crate::aws::logs::LogEvent>>,
+    pub log_events: Option<Vec<crate::report::LogEvent>>,
     /// deploy: where the time went, and the critical path.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub timing: Option<crate::engine::RunTiming>,
+    pub timing: Option<crate::report::RunTiming>,
     /// plan and unlock: who holds (held) the stage's lock.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub lock: Option<crate::lock::Holder>,
+    pub lock: Option<crate::report::Holder>,
     pub duration_seconds: f64,
 }
 

@@ -8,8 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Result;
 
-use crate::aws::{apigateway, iam, lambda, logs, sfn, Aws};
+use crate::aws::Aws;
 use crate::desired::Inputs;
+use crate::kinds::{apigateway, iam, lambda, logs, sfn};
 use crate::model::{ResourceId, Tags};
 use crate::names::{Names, CLOUDWATCH_ROLE};
 use crate::project::API_ROLE;
@@ -28,16 +29,14 @@ pub struct Stack {
 
 impl Stack {
     /// For deploy and plan: every declared resource with its desired
-    /// state, the graph checked before anything is read.
-    pub fn desired(inputs: &Inputs) -> Result<Stack> {
-        let stack = Stack {
+    /// state (the engine checks the graph before it reads anything).
+    pub fn desired(inputs: &Inputs) -> Stack {
+        Stack {
             tags: inputs.tags(),
             resources: resources(inputs),
             names: inputs.names.clone(),
             extra: Vec::new(),
-        };
-        crate::engine::graph::validate(&stack.graph_list())?;
-        Ok(stack)
+        }
     }
 
     /// For destroy: the resources the account shares between stacks, which
@@ -113,7 +112,8 @@ impl Stack {
         self.resources.iter().map(|r| (r.id(), r.needs())).collect()
     }
 
-    fn graph_list(&self) -> Vec<(ResourceId, Vec<ResourceId>)> {
+    /// Each resource with what it needs, duplicates kept (for the check).
+    pub fn graph_list(&self) -> Vec<(ResourceId, Vec<ResourceId>)> {
         self.resources.iter().map(|r| (r.id(), r.needs())).collect()
     }
 
@@ -276,7 +276,7 @@ mod tests {
             packages: &packages,
             names: &names,
         };
-        test(&Stack::desired(&inputs).unwrap(), &inputs);
+        test(&Stack::desired(&inputs), &inputs);
     }
 
     /// A stage deployed before the stack was declared as data must plan

@@ -103,7 +103,7 @@ fn refused(
     endpoint_url: Option<&str>,
 ) -> anyhow::Error {
     if error.as_service_error().is_none() {
-        return crate::reach::first_call_error(error, region, endpoint_url, "AssumeRole");
+        return crate::aws::reach::first_call_error(error, region, endpoint_url, "AssumeRole");
     }
     let external_id = if target.external_id.is_some() {
         " and the external ID"

@@ -8,6 +8,7 @@
 //! policy needs (`tests/deployer_policy.rs` checks every one against
 //! `docs/deployer-policy.json`).
 
+use crate::report::Calls;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -223,6 +224,25 @@ fn shortened(value: serde_json::Value) -> serde_json::Value {
             Value::Object(map.into_iter().map(|(k, v)| (k, shortened(v))).collect())
         }
         other => other,
+    }
+}
+
+/// The report's counts from the recorder's, by what each operation is.
+impl Calls {
+    pub fn from_counts(by_operation: BTreeMap<String, u32>) -> Calls {
+        let count = |keep: &dyn Fn(&str) -> bool| {
+            by_operation
+                .iter()
+                .filter(|(op, _)| keep(op))
+                .map(|(_, n)| n)
+                .sum()
+        };
+        Calls {
+            total: count(&|_| true),
+            mutating: count(&|op| is_mutating(op) && !is_lock(op)),
+            lock: count(&is_lock),
+            by_operation,
+        }
     }
 }
 

@@ -2,14 +2,11 @@
 //! SDK client is used, plus what they share: the clients, the call recorder
 //! and the retry policy.
 
-pub mod apigateway;
 pub mod assume;
 pub mod calls;
-pub mod iam;
-pub mod lambda;
-pub mod logs;
+pub mod credentials;
+pub mod reach;
 pub mod retry;
-pub mod sfn;
 pub mod ssm;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -56,7 +53,7 @@ impl Aws {
         if let Some(profile) = &settings.profile {
             loader = loader.profile_name(profile);
             // The profile's own credentials, even if the environment has keys.
-            let named = crate::credentials::provider(profile, settings.region.as_deref());
+            let named = crate::aws::credentials::provider(profile, settings.region.as_deref());
             loader = loader.credentials_provider(named);
         }
         if let Some(region) = &settings.region {
@@ -146,7 +143,7 @@ impl Aws {
     /// Who the credentials belong to (STS GetCallerIdentity).
     pub async fn identity(&self) -> anyhow::Result<Identity> {
         let out = self.sts.get_caller_identity().send().await.map_err(|e| {
-            crate::reach::first_call_error(
+            crate::aws::reach::first_call_error(
                 e,
                 &self.region,
                 self.endpoint_url.as_deref(),

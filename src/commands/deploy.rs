@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use super::local_checks::Checked;
 use super::{api_resource, connect, inputs, outputs_for, release, report, Status};
 use crate::aws::Aws;
-use crate::checks::Checked;
 use crate::config::Settings;
 use crate::engine;
 use crate::lock;
@@ -22,7 +22,7 @@ pub(super) async fn deploy(
     printer: &Printer,
 ) -> Result<Status> {
     let started = Instant::now();
-    let checked = crate::checks::local(settings, outputs_file.as_deref(), printer)?;
+    let checked = super::local_checks::local(settings, outputs_file.as_deref(), printer)?;
     let (aws, names) = connect(settings).await?;
     let lock = lock::acquire(&aws, &names, "deploy", lock_timeout, printer).await?;
     let result = deploy_locked(
@@ -51,7 +51,7 @@ pub(super) async fn deploy_locked(
         "Deploying stack {} stage {} to account {} in {}",
         names.stack, names.stage, names.account, names.region
     ));
-    let mut stack = Stack::desired(&inputs(settings, checked, names))?;
+    let mut stack = Stack::desired(&inputs(settings, checked, names));
     stack.find_extra(aws).await?;
     let live = engine::observe(aws, &stack).await?;
     let plan = engine::plan(&stack, &live);
@@ -70,7 +70,7 @@ pub(super) async fn deploy_locked(
         .get(&api_resource(&checked.project, names))
         .cloned();
     let mut report = report("deploy", names, aws, started);
-    report.timing = Some(engine::RunTiming {
+    report.timing = Some(crate::report::RunTiming {
         setup_seconds: setup.as_secs_f64(),
         apply_seconds: (started.elapsed() - setup).as_secs_f64(),
         critical_path: applied.critical_path(&stack),

@@ -5,8 +5,8 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 
 use super::{connect, not_deployed, pick, report, Status};
-use crate::aws::sfn;
 use crate::config::Settings;
+use crate::kinds::sfn;
 use crate::output::Printer;
 use crate::project::Project;
 
@@ -45,7 +45,7 @@ pub(super) async fn executions(
     Ok(Status::Ok)
 }
 
-pub(super) fn executions_text(list: &[sfn::ExecutionSummary]) -> String {
+pub(super) fn executions_text(list: &[crate::report::ExecutionSummary]) -> String {
     if list.is_empty() {
         return "No executions.".to_string();
     }

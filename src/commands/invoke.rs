@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::{connect, deployed_api, report, Status};
-use crate::aws::{apigateway, sfn};
 use crate::config::Settings;
+use crate::kinds::{apigateway, sfn};
 use crate::output::Printer;
 use crate::project::Project;
 

@@ -42,7 +42,7 @@ pub(super) async fn logs(
         let fetched = futures::future::join_all(
             groups
                 .iter()
-                .map(|(source, group)| crate::aws::logs::events(&aws, source, group, cursor)),
+                .map(|(source, group)| crate::kinds::logs::events(&aws, source, group, cursor)),
         )
         .await;
         let mut batch = Vec::new();
@@ -101,7 +101,7 @@ pub(super) async fn logs(
 
 /// One line per event (a message's own line breaks kept): the time, the
 /// source when several are shown, the message.
-pub(super) fn logs_text(events: &[crate::aws::logs::LogEvent], with_source: bool) -> String {
+pub(super) fn logs_text(events: &[crate::report::LogEvent], with_source: bool) -> String {
     events
         .iter()
         .map(|e| {

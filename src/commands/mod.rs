@@ -6,6 +6,7 @@ mod deploy;
 mod destroy;
 mod executions;
 mod invoke;
+mod local_checks;
 mod logs;
 mod outputs;
 mod plan;
@@ -15,16 +16,19 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 
-use crate::aws::{apigateway, Aws};
-use crate::checks::Checked;
+use crate::aws::Aws;
 use crate::cli::Command;
 use crate::config::Settings;
 use crate::desired::Inputs;
+use crate::kinds::apigateway;
 use crate::lock::Lock;
 use crate::model::ResourceId;
 use crate::names::Names;
-use crate::output::{one_line, Calls, Outputs, Printer, Report};
+use crate::output::{Outputs, Printer, Report};
 use crate::project::Project;
+use crate::report::Calls;
+use crate::shown::one_line;
+use local_checks::Checked;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -38,7 +42,7 @@ pub async fn run(command: Command, printer: &Printer) -> Result<Status> {
     let settings = Settings::resolve(&command.common().overrides(), &|name| {
         std::env::var(name).ok()
     })?;
-    printer.detail(&crate::credentials::check(&settings).await?);
+    printer.detail(&crate::aws::credentials::check(&settings).await?);
     match command {
         Command::Deploy {
             outputs_file, lock, ..

@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressState, ProgressStyle};
 
 use super::style::{paint, CONFLICT, CREATE, DELETE, DIM, FAILED, UPDATE};
-use super::{Calls, Printer, Report, ResourceReport};
+use super::{Printer, Report, ResourceReport};
 use crate::model::ResourceId;
 use crate::plan::Action;
+use crate::report::Calls;
 
 /// How progress reaches stderr.
 pub(super) enum View {

@@ -1,6 +1,7 @@
 //! The state machine: definition, role, type and logging. The only module
 //! that uses the Step Functions client.
 
+use crate::report::{ExecutionResult, ExecutionSummary};
 use anyhow::Result;
 use aws_sdk_sfn::types::{
     CloudWatchLogsLogGroup, LogDestination, LogLevel, LoggingConfiguration, StateMachineType, Tag,
@@ -8,8 +9,8 @@ use aws_sdk_sfn::types::{
 };
 use serde_json::{json, Value};
 
-use super::retry::until_consistent;
-use super::{code, describe, error, Aws};
+use crate::aws::retry::until_consistent;
+use crate::aws::{code, describe, error, Aws};
 use async_trait::async_trait;
 
 use crate::desired::StateMachineSpec;
@@ -201,16 +202,6 @@ fn sfn_tags(tags: &Tags) -> Vec<Tag> {
         .collect()
 }
 
-/// How an execution ended.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct ExecutionResult {
-    pub execution_arn: String,
-    pub status: String,
-    pub output: Option<Value>,
-    pub error: Option<String>,
-    pub cause: Option<String>,
-}
-
 /// Polls DescribeExecution until the execution leaves RUNNING, for at most
 /// `limit` (bounded, with backoff from 100 ms to 1 s).
 pub async fn wait_execution(
@@ -332,25 +323,6 @@ impl Inventory for MachineInventory {
     }
 }
 
-/// One execution as `stepgate executions` lists it.
-#[derive(Clone, Debug, serde::Serialize, PartialEq)]
-pub struct ExecutionSummary {
-    pub name: String,
-    pub execution_arn: String,
-    pub status: String,
-    /// RFC 3339, UTC.
-    pub start: String,
-    pub stop: Option<String>,
-    /// Until stop, or until now while it runs.
-    pub duration_seconds: f64,
-    /// `orderId` of the execution's input.
-    pub order_id: Option<String>,
-    /// `orderDetails.status` of its output (Approved, Rejected).
-    pub result: Option<String>,
-    pub error: Option<String>,
-    pub cause: Option<String>,
-}
-
 /// How many executions DescribeExecution is asked about at once.
 const DESCRIBE_CONCURRENCY: usize = 8;
 
@@ -445,5 +417,5 @@ fn seconds(t: &aws_smithy_types::DateTime) -> f64 {
 
 /// RFC 3339 in UTC with milliseconds, as the logs print it.
 pub fn rfc3339(t: &aws_smithy_types::DateTime) -> String {
-    crate::aws::logs::format_millis(t.to_millis().unwrap_or_default())
+    crate::kinds::logs::format_millis(t.to_millis().unwrap_or_default())
 }

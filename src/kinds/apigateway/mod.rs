@@ -17,7 +17,7 @@ pub use stage::Stage;
 use anyhow::Result;
 use aws_sdk_apigateway::types::{Op, PatchOperation};
 
-use super::{code, error, Aws};
+use crate::aws::{code, error, Aws};
 use crate::model::Kind;
 
 pub const API_KIND: Kind = Kind("rest-api");
@@ -58,7 +58,7 @@ pub fn invoke_url(api_id: &str, region: &str, stage: &str, endpoint_url: Option<
     match endpoint_url {
         Some(endpoint) => format!(
             "{}/restapis/{api_id}/{stage}/_user_request_/",
-            crate::reach::strip_userinfo(endpoint).trim_end_matches('/')
+            crate::shown::strip_userinfo(endpoint).trim_end_matches('/')
         ),
         None => {
             let domain = if region.starts_with("cn-") {

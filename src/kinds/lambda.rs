@@ -8,8 +8,8 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Architecture, FunctionCode, LastUpdateStatus, Runtime, State};
 use serde_json::{json, Value};
 
-use super::retry::{poll, until_consistent, Readiness};
-use super::{code, describe, error, sorted, Aws};
+use crate::aws::retry::{poll, until_consistent, Readiness};
+use crate::aws::{code, describe, error, sorted, Aws};
 use async_trait::async_trait;
 
 use crate::desired::FunctionSpec;

@@ -318,7 +318,7 @@ impl Inventory for ApiInventory {
                     api: api.clone(),
                     needs: Vec::new(),
                 }));
-                out.push(Box::new(crate::aws::logs::ExecutionLogGroup {
+                out.push(Box::new(crate::kinds::logs::ExecutionLogGroup {
                     stage: names.stage.clone(),
                     api: api.clone(),
                     spec: None,

@@ -2,10 +2,11 @@
 //! state machine's group. stepgate creates them itself so that they carry
 //! its tags and retention, and so that destroy leaves nothing behind.
 
+use crate::report::LogEvent;
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use super::{code, error, Aws};
+use crate::aws::{code, error, Aws};
 use async_trait::async_trait;
 
 use crate::desired::LogGroupSpec;
@@ -296,21 +297,6 @@ async fn groups(aws: &Aws, prefix: &str) -> Result<Vec<String>> {
         .into_iter()
         .filter_map(|g| g.log_group_name().map(str::to_string))
         .collect())
-}
-
-/// One log event as `stepgate logs` prints it.
-#[derive(Clone, Debug, serde::Serialize, PartialEq)]
-pub struct LogEvent {
-    /// Which of the stack's log groups: completeOrder, cancelOrder, states, api.
-    pub source: String,
-    /// RFC 3339, UTC, milliseconds.
-    pub time: String,
-    #[serde(skip)]
-    pub timestamp_ms: i64,
-    pub log_stream: String,
-    pub message: String,
-    #[serde(skip)]
-    pub event_id: String,
 }
 
 /// Pages of FilterLogEvents read for one group in one call of `events`: a

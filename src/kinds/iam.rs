@@ -6,7 +6,7 @@
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use super::{code, error, Aws};
+use crate::aws::{code, error, Aws};
 use async_trait::async_trait;
 
 use crate::desired::{RoleSpec, INLINE_POLICY};

@@ -13,7 +13,7 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{future, ProvideCredentials};
 use aws_types::os_shim_internal::{Env, Fs};
 
-use crate::reach::ProfileFailed;
+use crate::aws::reach::ProfileFailed;
 
 use crate::config::Settings;
 
@@ -22,7 +22,7 @@ use crate::config::Settings;
 pub async fn check(settings: &Settings) -> Result<String> {
     let loaded = aws_config::profile::load(&Fs::real(), &Env::real(), &Default::default(), None)
         .await
-        .map_err(|e| crate::output::one_line(&anyhow!(e)));
+        .map_err(|e| crate::shown::one_line(&anyhow!(e)));
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     match &settings.profile {
         Some(name) => {
@@ -67,7 +67,7 @@ impl ProvideCredentials for NamedProfile {
             self.inner.provide_credentials().await.map_err(|e| {
                 CredentialsError::provider_error(ProfileFailed {
                     profile: self.name.clone(),
-                    cause: crate::reach::deepest(&e),
+                    cause: crate::aws::reach::deepest(&e),
                 })
             })
         })

@@ -1,0 +1,129 @@
+//! The facts a command reports, as plain data: what the JSON document and
+//! the printer show. A leaf: it names no other module of stepgate, so the
+//! modules that produce these facts (aws, engine, lock) and the one that
+//! prints them (output) depend on it, never on each other.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// AWS calls made, for the reports: tests and benchmarks count them.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Calls {
+    pub total: u32,
+    /// Calls that change the stack; the lock's own calls are not counted
+    /// here, so a converged deploy still reports 0.
+    pub mutating: u32,
+    /// Calls that take, read or release the stage's lock.
+    pub lock: u32,
+    pub by_operation: BTreeMap<String, u32>,
+}
+
+/// How an execution ended.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExecutionResult {
+    pub execution_arn: String,
+    pub status: String,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+}
+
+/// One execution as `stepgate executions` lists it.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ExecutionSummary {
+    pub name: String,
+    pub execution_arn: String,
+    pub status: String,
+    /// RFC 3339, UTC.
+    pub start: String,
+    pub stop: Option<String>,
+    /// Until stop, or until now while it runs.
+    pub duration_seconds: f64,
+    /// `orderId` of the execution's input.
+    pub order_id: Option<String>,
+    /// `orderDetails.status` of its output (Approved, Rejected).
+    pub result: Option<String>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+}
+
+/// One log event as `stepgate logs` prints it.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct LogEvent {
+    /// Which of the stack's log groups: completeOrder, cancelOrder, states, api.
+    pub source: String,
+    /// RFC 3339, UTC, milliseconds.
+    pub time: String,
+    #[serde(skip)]
+    pub timestamp_ms: i64,
+    pub log_stream: String,
+    pub message: String,
+    #[serde(skip)]
+    pub event_id: String,
+}
+
+/// Where a deploy's time went: before apply (credentials, STS, the lock,
+/// reading every resource) and in it, with the critical path through it.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunTiming {
+    pub setup_seconds: f64,
+    pub apply_seconds: f64,
+    pub critical_path: CriticalPath,
+}
+
+/// When one resource's apply ran, relative to the start of apply, and how
+/// many AWS calls it made.
+#[derive(Clone, Debug, Serialize)]
+pub struct Timing {
+    pub start: f64,
+    pub end: f64,
+    pub calls: u32,
+}
+
+/// The longest chain of resources each of which needed the one before: what
+/// bounds a deploy's time however much runs in parallel.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CriticalPath {
+    pub resources: Vec<String>,
+    /// AWS calls along the chain, one after the other.
+    pub calls: u32,
+    /// From the chain's first start to its last end.
+    pub seconds: f64,
+}
+
+/// Who holds the lock, as stored in the parameter and shown to the runs it
+/// turns away.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Holder {
+    /// Unique per acquisition: tells this run's lease from any other.
+    pub id: String,
+    pub command: String,
+    pub host: String,
+    pub pid: u32,
+    /// RFC 3339, UTC.
+    pub since: String,
+    pub expires: String,
+    /// What identifies the holder's process beyond its pid, so that a run
+    /// on the same machine can tell for certain that it has died: the
+    /// kernel's boot id, the PID namespace (`pid:[N]`) and the process's
+    /// start time (clock ticks after boot, field 22 of /proc/PID/stat).
+    /// Absent in leases written before they were recorded, and where there
+    /// is no /proc: such a holder is never taken for dead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<u64>,
+}
+
+impl Calls {
+    pub fn summary(&self) -> String {
+        format!(
+            "{} AWS calls, {} mutating, {} for the lock",
+            self.total, self.mutating, self.lock
+        )
+    }
+}
