@@ -21,7 +21,7 @@ use crate::model::{Claim, Observed, ResourceId, Tags, SHARED_TAG};
 use crate::names::Names;
 use crate::output::{Printer, Step};
 use crate::plan::{plan_resource, waves, Action, ResourcePlan};
-use crate::resource::{Ctx, Known, Resource};
+use crate::resource::{Attributes, Ctx, Known, Resource};
 use crate::stack::Stack;
 
 pub type Live = BTreeMap<ResourceId, Option<Observed>>;
@@ -168,7 +168,9 @@ impl Applied {
         Applied {
             known: live
                 .iter()
-                .filter_map(|(id, o)| Some((id.clone(), o.as_ref()?.physical_id.clone())))
+                .filter_map(|(id, o)| {
+                    Some((id.clone(), Attributes::observed(&o.as_ref()?.physical_id)))
+                })
                 .collect(),
             ..Applied::default()
         }
@@ -286,8 +288,8 @@ pub async fn apply(
         applied.attempted.push(id.clone());
         applied.timings.insert(id.clone(), timing);
         match result {
-            Ok(physical_id) => {
-                applied.known.insert(id.clone(), physical_id);
+            Ok(attributes) => {
+                applied.known.insert(id.clone(), attributes);
                 done.insert(id);
             }
             Err(e) => {
@@ -325,11 +327,11 @@ async fn run(
     p: &ResourcePlan,
     observed: Option<&Observed>,
     known: &Known,
-) -> Result<String> {
+) -> Result<Attributes> {
     match (p.action, observed) {
         (Action::Delete, Some(live)) => {
             resource.delete(ctx, live).await?;
-            Ok(live.physical_id.clone())
+            Ok(Attributes::observed(&live.physical_id))
         }
         (Action::Replace, Some(live)) => {
             resource.delete(ctx, live).await?;

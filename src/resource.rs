@@ -24,9 +24,33 @@ pub struct Ctx<'a> {
     pub tags: &'a Tags,
 }
 
-/// The ids AWS gave the resources applied or observed so far (REST API
-/// ids, ARNs): how a stage learns its API's id.
-pub type Known = BTreeMap<ResourceId, String>;
+/// What AWS knows a resource by once it is applied (or was observed), for
+/// the resources that need it: how a stage learns its API's id.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Attributes {
+    /// The identifier AWS's calls take: a REST API's id, a state machine's
+    /// ARN, a function's, role's or log group's name.
+    pub id: String,
+    /// Its ARN, where it has one.
+    pub arn: Option<String>,
+}
+
+impl Attributes {
+    pub fn new(id: impl Into<String>, arn: Option<String>) -> Attributes {
+        Attributes { id: id.into(), arn }
+    }
+
+    /// From what was read: the id AWS knows it by, an ARN when it is one.
+    pub fn observed(physical_id: &str) -> Attributes {
+        let arn = physical_id
+            .starts_with("arn:")
+            .then(|| physical_id.to_string());
+        Attributes::new(physical_id, arn)
+    }
+}
+
+/// The attributes of the resources applied or observed so far.
+pub type Known = BTreeMap<ResourceId, Attributes>;
 
 #[async_trait]
 pub trait Resource: Send + Sync {
@@ -81,15 +105,15 @@ pub trait Resource: Send + Sync {
     /// state of `read_after()`. Makes no mutating call.
     async fn read(&self, ctx: &Ctx<'_>, before: Option<&Observed>) -> Result<Option<Observed>>;
 
-    /// Creates or updates it as `plan` says; returns the id AWS knows it by.
-    /// `known` holds the ids of what it needs.
+    /// Creates or updates it as `plan` says; returns what AWS knows it by.
+    /// `known` holds the attributes of what it needs.
     async fn apply(
         &self,
         ctx: &Ctx<'_>,
         plan: &ResourcePlan,
         live: Option<&Observed>,
         known: &Known,
-    ) -> Result<String>;
+    ) -> Result<Attributes>;
 
     /// Deletes it (and whatever AWS requires to go first); gone is fine.
     async fn delete(&self, ctx: &Ctx<'_>, live: &Observed) -> Result<()>;

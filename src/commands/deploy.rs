@@ -68,7 +68,7 @@ pub(super) async fn deploy_locked(
     let api_id = applied
         .known
         .get(&api_resource(&checked.project, names))
-        .cloned();
+        .map(|a| a.id.clone());
     let mut report = report("deploy", names, aws, started);
     report.timing = Some(crate::report::RunTiming {
         setup_seconds: setup.as_secs_f64(),

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use crate::desired::{RoleSpec, INLINE_POLICY};
 use crate::model::{Kind, Observed, ResourceId, Tags, SHARED_TAG};
 use crate::plan::{Action, ResourcePlan};
-use crate::resource::{spec, Ctx, Inventory, Known, Resource};
+use crate::resource::{spec, Attributes, Ctx, Inventory, Known, Resource};
 
 pub async fn read(aws: &Aws, name: &str) -> Result<Option<Observed>> {
     let what = format!("role {name}");
@@ -311,13 +311,14 @@ impl Resource for Role {
         plan: &ResourcePlan,
         live: Option<&Observed>,
         _: &Known,
-    ) -> Result<String> {
+    ) -> Result<Attributes> {
         let tags = self.tags(ctx.tags);
         apply(ctx.aws, spec(&self.spec, &self.id())?, &tags, plan, live).await?;
-        Ok(format!(
+        let arn = format!(
             "arn:{}:iam::{}:role/{}",
             ctx.names.partition, ctx.names.account, self.name
-        ))
+        );
+        Ok(Attributes::new(&self.name, Some(arn)))
     }
 
     async fn delete(&self, ctx: &Ctx<'_>, live: &Observed) -> Result<()> {

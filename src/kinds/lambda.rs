@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use crate::desired::FunctionSpec;
 use crate::model::{Kind, Observed, ResourceId, Tags};
 use crate::plan::{Action, ResourcePlan};
-use crate::resource::{spec, Ctx, Inventory, Known, Resource};
+use crate::resource::{spec, Attributes, Ctx, Inventory, Known, Resource};
 
 /// How long a function may take to become Active or finish an update.
 const SETTLE: Duration = Duration::from_secs(300);
@@ -273,9 +273,15 @@ impl Resource for Function {
         plan: &ResourcePlan,
         live: Option<&Observed>,
         _: &Known,
-    ) -> Result<String> {
-        apply(ctx.aws, spec(&self.spec, &self.id())?, ctx.tags, plan, live).await?;
-        Ok(self.name.clone())
+    ) -> Result<Attributes> {
+        let spec = spec(&self.spec, &self.id())?;
+        apply(ctx.aws, spec, ctx.tags, plan, live).await?;
+        let n = ctx.names;
+        let arn = format!(
+            "arn:{}:lambda:{}:{}:function:{}",
+            n.partition, n.region, n.account, self.name
+        );
+        Ok(Attributes::new(&self.name, Some(arn)))
     }
 
     async fn delete(&self, ctx: &Ctx<'_>, _: &Observed) -> Result<()> {

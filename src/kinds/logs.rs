@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use crate::desired::LogGroupSpec;
 use crate::model::{Claim, Kind, Observed, ResourceId, Tags, OWNER_STACK_TAG, OWNER_STAGE_TAG};
 use crate::plan::{Action, ResourcePlan};
-use crate::resource::{spec, Ctx, Inventory, Known, Resource};
+use crate::resource::{spec, Attributes, Ctx, Inventory, Known, Resource};
 
 pub async fn read(aws: &Aws, name: &str) -> Result<Option<Observed>> {
     let what = format!("log-group {name}");
@@ -150,9 +150,12 @@ impl Resource for LogGroup {
         plan: &ResourcePlan,
         live: Option<&Observed>,
         _: &Known,
-    ) -> Result<String> {
+    ) -> Result<Attributes> {
         apply(ctx.aws, spec(&self.spec, &self.id())?, ctx.tags, plan, live).await?;
-        Ok(self.name.clone())
+        Ok(Attributes::new(
+            &self.name,
+            Some(ctx.names.log_group_arn(&self.name)),
+        ))
     }
 
     async fn delete(&self, ctx: &Ctx<'_>, _: &Observed) -> Result<()> {
@@ -226,14 +229,16 @@ impl Resource for ExecutionLogGroup {
         plan: &ResourcePlan,
         live: Option<&Observed>,
         known: &Known,
-    ) -> Result<String> {
-        let api_id = known
+    ) -> Result<Attributes> {
+        let api_id = &known
             .get(&self.api)
-            .ok_or_else(|| anyhow::anyhow!("{}: the REST API does not exist", self.id()))?;
+            .ok_or_else(|| anyhow::anyhow!("{}: the REST API does not exist", self.id()))?
+            .id;
         let mut spec = spec(&self.spec, &self.id())?.clone();
         spec.name = self.name(api_id);
         apply(ctx.aws, &spec, ctx.tags, plan, live).await?;
-        Ok(spec.name)
+        let arn = ctx.names.log_group_arn(&spec.name);
+        Ok(Attributes::new(spec.name, Some(arn)))
     }
 
     async fn delete(&self, ctx: &Ctx<'_>, live: &Observed) -> Result<()> {

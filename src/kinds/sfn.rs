@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use crate::desired::StateMachineSpec;
 use crate::model::{Kind, Observed, ResourceId, Tags};
 use crate::plan::{Action, ResourcePlan};
-use crate::resource::{spec, Ctx, Inventory, Known, Resource};
+use crate::resource::{spec, Attributes, Ctx, Inventory, Known, Resource};
 
 /// The logging configuration as the SDK takes it.
 fn logging(spec: &StateMachineSpec) -> LoggingConfiguration {
@@ -277,9 +277,9 @@ impl Resource for StateMachine {
         plan: &ResourcePlan,
         _: Option<&Observed>,
         _: &Known,
-    ) -> Result<String> {
+    ) -> Result<Attributes> {
         apply(ctx.aws, spec(&self.spec, &self.id())?, ctx.tags, plan).await?;
-        Ok(self.arn.clone())
+        Ok(Attributes::new(&self.arn, Some(self.arn.clone())))
     }
 
     async fn delete(&self, ctx: &Ctx<'_>, _: &Observed) -> Result<()> {

@@ -12,7 +12,7 @@ use crate::aws::{code, error, Aws};
 use crate::desired::api::{cloudwatch_role_claim, AccountSpec};
 use crate::model::{Claim, Kind, Observed, ResourceId, Tags};
 use crate::plan::ResourcePlan;
-use crate::resource::{spec, Ctx, Known, Resource};
+use crate::resource::{spec, Attributes, Ctx, Known, Resource};
 
 /// API Gateway's answer to UpdateAccount naming a role it cannot use yet:
 /// for seconds after the role is created or given its policy (IAM
@@ -100,16 +100,16 @@ impl Resource for Account {
         _: &ResourcePlan,
         _: Option<&Observed>,
         _: &Known,
-    ) -> Result<String> {
+    ) -> Result<Attributes> {
         let spec = spec(&self.spec, &self.id())?;
         let what = format!("apigateway-account {}", self.region);
         // Someone may have set a role since it was read: theirs stays.
         let now = read_account(ctx.aws, &self.region).await?;
         if let Claim::UsedAsIs(_) = self.claim(&now, &Tags::new()) {
-            return Ok(now.physical_id);
+            return Ok(Attributes::observed(&now.physical_id));
         }
         if now.physical_id == spec.cloudwatch_role_arn {
-            return Ok(now.physical_id);
+            return Ok(Attributes::observed(&now.physical_id));
         }
         // A role created seconds ago is refused until IAM has propagated.
         // Two deploys setting it at once may get 429, which the SDK retries.
@@ -126,7 +126,7 @@ impl Resource for Account {
         })
         .await
         .map_err(|e| error(&what, "UpdateAccount", e))?;
-        Ok(spec.cloudwatch_role_arn.clone())
+        Ok(Attributes::observed(&spec.cloudwatch_role_arn))
     }
 
     /// Never cleared: other APIs in the region log through it.

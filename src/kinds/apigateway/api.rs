@@ -18,7 +18,7 @@ use crate::aws::{code, error, sorted, Aws};
 use crate::desired::api::ApiSpec;
 use crate::model::{Observed, ResourceId, Tags, OWNER_STAGE_TAG};
 use crate::plan::{Action, ResourcePlan};
-use crate::resource::{spec, Ctx, Inventory, Known, Resource};
+use crate::resource::{spec, Attributes, Ctx, Inventory, Known, Resource};
 
 /// Finds the API by name, preferring the one carrying this stack's tags (REST
 /// API ids are random and names need not be unique). A same-named API that
@@ -273,8 +273,14 @@ impl Resource for RestApi {
         plan: &ResourcePlan,
         live: Option<&Observed>,
         _: &Known,
-    ) -> Result<String> {
-        apply_api(ctx.aws, spec(&self.spec, &self.id())?, ctx.tags, plan, live).await
+    ) -> Result<Attributes> {
+        let id = apply_api(ctx.aws, spec(&self.spec, &self.id())?, ctx.tags, plan, live).await?;
+        let n = ctx.names;
+        let arn = format!(
+            "arn:{}:apigateway:{}::/restapis/{id}",
+            n.partition, n.region
+        );
+        Ok(Attributes::new(id, Some(arn)))
     }
 
     async fn delete(&self, ctx: &Ctx<'_>, live: &Observed) -> Result<()> {

@@ -12,7 +12,7 @@ use crate::aws::{code, error, sorted, Aws};
 use crate::desired::api::{StageSpec, DEPLOYMENT_PREFIX};
 use crate::model::{Observed, ResourceId, Tags};
 use crate::plan::{Action, ResourcePlan};
-use crate::resource::{spec, Ctx, Known, Resource};
+use crate::resource::{spec, Attributes, Ctx, Known, Resource};
 
 use super::STAGE_KIND;
 
@@ -246,10 +246,11 @@ impl Resource for Stage {
         plan: &ResourcePlan,
         _: Option<&Observed>,
         known: &Known,
-    ) -> Result<String> {
-        let api = known
+    ) -> Result<Attributes> {
+        let api = &known
             .get(&self.api)
-            .ok_or_else(|| anyhow::anyhow!("stage {}: the REST API does not exist", self.name))?;
+            .ok_or_else(|| anyhow::anyhow!("stage {}: the REST API does not exist", self.name))?
+            .id;
         let names = ctx.names;
         let stage_ctx = StageContext {
             tags: ctx.tags,
@@ -264,7 +265,7 @@ impl Resource for Stage {
             plan,
         )
         .await?;
-        Ok(self.name.clone())
+        Ok(Attributes::new(&self.name, None))
     }
 
     /// The stage goes with its API.
