@@ -315,3 +315,37 @@ async fn a_retried_request_with_its_idempotency_key_gets_the_same_execution() {
     assert_ne!(other["executionArn"], first["executionArn"]);
     stepgate_in(&dir, &["destroy", "--stage", &stage, "--yes"]).ok();
 }
+
+#[tokio::test]
+async fn a_machine_whose_type_changes_is_replaced() {
+    let stage = unique("replace");
+    let dir = example_copy("recipes", &stage);
+    stepgate_in(&dir, &["deploy", "--stage", &stage]).ok();
+    common::append_text(&dir, "[state_machines.RecipeMover]\ntype = \"EXPRESS\"\n");
+    let machine = format!("recipes-{stage}-RecipeMover");
+    let plan = stepgate_in(&dir, &["plan", "--stage", &stage]).ok();
+    assert!(
+        plan.stdout
+            .contains(&format!("-/+ state-machine {machine} (replace")),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("1 to replace"), "{}", plan.stdout);
+    let deploy = stepgate_in(&dir, &["deploy", "--stage", &stage, "--output", "json"]).ok();
+    assert_eq!(
+        deploy.resources_with("replace"),
+        [format!("state-machine {machine}")]
+    );
+    let sfn = aws_sdk_sfn::Client::new(&sdk_config().await);
+    let arn = format!("arn:aws:states:us-east-1:000000000000:stateMachine:{machine}");
+    let described = sfn
+        .describe_state_machine()
+        .state_machine_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(described.r#type().as_str(), "EXPRESS");
+    let plan = stepgate_in(&dir, &["plan", "--stage", &stage, "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{}", plan.stdout);
+    stepgate_in(&dir, &["destroy", "--stage", &stage, "--yes"]).ok();
+}
