@@ -281,16 +281,7 @@ struct SeedRun {
 /// a tenth: deploy must converge on its first run, plan be clean, an order
 /// go through to Approved, and destroy leave nothing.
 async fn cycle_under_faults(seed: u64) -> SeedRun {
-    let proxy = Proxy::start(&[
-        "--seed",
-        &seed.to_string(),
-        "--rate",
-        "0.1",
-        "--propagation-seconds",
-        "2",
-        "--quota-scale",
-        "0.1",
-    ]);
+    let proxy = chaos_proxy(seed);
     let stage = unique(&format!("chaos{seed}s"));
     let s = stage.as_str();
     let url = proxy.url.clone();
@@ -341,16 +332,7 @@ async fn cycle_under_faults(seed: u64) -> SeedRun {
 /// and its log group (a lost answer to a delete must still converge),
 /// plan clean again, destroy, nothing left.
 async fn recipes_under_faults(seed: u64) -> SeedRun {
-    let proxy = Proxy::start(&[
-        "--seed",
-        &seed.to_string(),
-        "--rate",
-        "0.1",
-        "--propagation-seconds",
-        "2",
-        "--quota-scale",
-        "0.1",
-    ]);
+    let proxy = chaos_proxy(seed);
     let stage = unique(&format!("chaos{seed}r"));
     let dir = common::example_copy("recipes", &stage);
     let step = |args: Vec<String>| {
@@ -422,6 +404,21 @@ async fn recipes_under_faults(seed: u64) -> SeedRun {
             .saturating_sub(1),
         leftovers: common::leftovers_of("recipes", s).await,
     }
+}
+
+/// The fault proxy of one seed: every fault at 10 %, a 2 s IAM
+/// propagation window, API Gateway's quotas scaled to a tenth.
+fn chaos_proxy(seed: u64) -> Proxy {
+    Proxy::start(&[
+        "--seed",
+        &seed.to_string(),
+        "--rate",
+        "0.1",
+        "--propagation-seconds",
+        "2",
+        "--quota-scale",
+        "0.1",
+    ])
 }
 
 /// The seeds to run: `STEPGATE_CHAOS_SEEDS=N` runs 1..=N (tests/chaos.sh),

@@ -125,16 +125,7 @@ fn state_machine(project: &Project, name: &str) -> Value {
     statements.push(json!({
         "Sid": "DeliverExecutionLogs",
         "Effect": "Allow",
-        "Action": [
-            "logs:CreateLogDelivery",
-            "logs:GetLogDelivery",
-            "logs:UpdateLogDelivery",
-            "logs:DeleteLogDelivery",
-            "logs:ListLogDeliveries",
-            "logs:PutResourcePolicy",
-            "logs:DescribeResourcePolicies",
-            "logs:DescribeLogGroups",
-        ],
+        "Action": crate::checks::policy::LOG_DELIVERY_ACTIONS,
         "Resource": "*",
     }));
     if machine.tracing {
