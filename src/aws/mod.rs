@@ -125,7 +125,7 @@ impl Aws {
             sfn: client!(aws_sdk_sfn),
             apigateway: client!(aws_sdk_apigateway, retry::RetryAfterHint),
             logs: client!(aws_sdk_cloudwatchlogs),
-            sts: client!(aws_sdk_sts),
+            sts: client!(aws_sdk_sts, retry::UnreachableFailsFast),
             ssm: aws_sdk_ssm::Client::from_conf(
                 aws_sdk_ssm::config::Builder::from(sdk)
                     .interceptor(calls.clone())
