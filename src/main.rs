@@ -28,6 +28,7 @@ mod plan;
 mod project;
 mod report;
 mod resource;
+mod retrying;
 mod shown;
 mod sources;
 mod stack;

@@ -57,6 +57,9 @@ impl Printer {
             // Live lines redraw with escape sequences: only where colour
             // (and so escapes) are welcome.
             let live = (style::enabled(&stderr) && options.verbose == 0).then(MultiProgress::new);
+            if let Some(multi) = &live {
+                progress::watch_retries_outside(multi.clone());
+            }
             progress::View::Terminal { live }
         } else {
             progress::View::Plain

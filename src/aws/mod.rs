@@ -7,6 +7,7 @@ pub mod calls;
 pub mod credentials;
 pub mod reach;
 pub mod retry;
+pub mod retry_watch;
 pub mod ssm;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -114,6 +115,7 @@ impl Aws {
                         .interceptor(crate::interrupt::RefuseAfterSignal)
                         .interceptor(calls.clone())
                         .interceptor(crate::logging::CallLog)
+                        .interceptor(retry_watch::RetryWatch)
                         $(.retry_classifier($extra))?
                         .build(),
                 )
@@ -130,6 +132,7 @@ impl Aws {
                 aws_sdk_ssm::config::Builder::from(sdk)
                     .interceptor(calls.clone())
                     .interceptor(crate::logging::CallLog)
+                    .interceptor(retry_watch::RetryWatch)
                     .build(),
             ),
             calls,
