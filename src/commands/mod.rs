@@ -5,6 +5,8 @@
 mod deploy;
 mod destroy;
 mod executions;
+mod graph;
+mod init;
 mod invoke;
 mod local_checks;
 mod logs;
@@ -29,6 +31,9 @@ use crate::project::Project;
 use crate::report::Calls;
 use crate::shown::one_line;
 use local_checks::Checked;
+
+pub use graph::graph;
+pub use init::init;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
