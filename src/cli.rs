@@ -118,7 +118,9 @@ pub enum Command {
         lock: LockArgs,
     },
     /// Show what deploy would change, field by field. Never changes anything.
-    #[command(after_help = "Example:\n  stepgate plan --stage prod --detailed-exitcode")]
+    #[command(
+        after_help = "Example:\n  stepgate plan --stage prod --detailed-exitcode\n  stepgate plan --stage prod --output markdown > plan.md && gh pr comment --edit-last --create-if-none --body-file plan.md"
+    )]
     Plan {
         #[command(flatten)]
         common: Common,
@@ -355,7 +357,7 @@ pub struct Common {
     /// The API stage's execution-logging level: OFF, ERROR or INFO [default: ERROR]
     #[arg(long, value_name = "LEVEL")]
     pub api_log_level: Option<String>,
-    /// Result format on stdout
+    /// Result format on stdout (markdown: plan only, for a pull-request comment)
     #[arg(long, value_enum, default_value = "text")]
     pub output: Format,
     /// No progress lines on stderr

@@ -75,7 +75,7 @@ pub struct Graph {
 }
 
 impl Graph {
-    fn node(&mut self, id: String, label: Vec<String>, shape: Shape) -> String {
+    pub fn node(&mut self, id: String, label: Vec<String>, shape: Shape) -> String {
         self.nodes.push(Node {
             id: id.clone(),
             label,
@@ -97,6 +97,17 @@ impl Graph {
     /// The cluster of this id, at any depth.
     pub fn cluster(&self, id: &str) -> Option<&Cluster> {
         self.clusters.iter().find_map(|c| c.find(id))
+    }
+
+    /// Gives node `id` the style class `class`.
+    pub fn mark(&mut self, id: &str, class: &'static str) -> bool {
+        match self.nodes.iter_mut().find(|n| n.id == id) {
+            Some(node) => {
+                node.class = Some(class);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Whether a node sits in no cluster.

@@ -142,3 +142,15 @@ fn pipe(program: &str, args: &[&str], input: &str) -> std::process::Output {
         .unwrap();
     child.wait_with_output().unwrap()
 }
+
+/// The README shows the tutorial's graph as `stepgate graph` draws it.
+#[test]
+fn the_readme_shows_the_tutorials_graph_as_drawn() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let drawn = graph(root, &[]).ok().stdout;
+    assert!(
+        readme.contains(&format!("```mermaid\n{drawn}```\n")),
+        "README.md's Mermaid block differs from `stepgate graph`; paste its output:\n{drawn}"
+    );
+}

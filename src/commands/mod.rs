@@ -47,6 +47,11 @@ pub async fn run(command: Command, printer: &Printer) -> Result<Status> {
     let settings = Settings::resolve(&command.common().overrides(), &|name| {
         std::env::var(name).ok()
     })?;
+    if command.common().output == crate::output::Format::Markdown
+        && !matches!(command, Command::Plan { .. })
+    {
+        bail!("--output markdown is for plan only (a pull-request comment); use text or json");
+    }
     printer.detail(&crate::aws::credentials::check(&settings).await?);
     match command {
         Command::Deploy {
