@@ -52,6 +52,45 @@ pub enum TopLevel {
         #[arg(long, default_value = "aws", value_parser = ["aws", "aws-cn", "aws-us-gov"])]
         partition: String,
     },
+    /// Write a new project that deploys as it is, from an example.
+    ///
+    /// lambdas/ (each function with a node test), definitions/,
+    /// stepgate.toml with its routes, a README with the commands that
+    /// matter, and a .gitignore. Refuses a directory that is not empty
+    /// (hidden entries such as .git aside) unless --force.
+    #[command(
+        after_help = "Example:\n  stepgate init my-orders && cd my-orders && stepgate deploy\n  stepgate init recipes --example recipes"
+    )]
+    Init {
+        /// Where to write it, created if missing [default: .]
+        dir: Option<PathBuf>,
+        /// orders: the tutorial (an order routed on its payment status);
+        /// recipes: a Parallel state; quote: a synchronous Express route
+        #[arg(long, value_enum, default_value = "orders")]
+        example: crate::examples::Example,
+        /// Write into a directory that is not empty, over files of the same name
+        #[arg(long)]
+        force: bool,
+    },
+    /// Draw the stack, or one state machine's states, as Mermaid or DOT.
+    ///
+    /// The stack: routes, the state machines they start, the functions
+    /// those call, and each role beside what runs as it. With
+    /// --state-machine, that machine's states and transitions. Made from
+    /// the project's files alone: no AWS call, no credentials.
+    #[command(
+        after_help = "Example:\n  stepgate graph > stack.mmd\n  stepgate graph --format dot --state-machine OrderProcessor | dot -Tsvg > states.svg"
+    )]
+    Graph {
+        /// Mermaid (GitHub renders it in Markdown) or Graphviz DOT
+        #[arg(long, value_enum, default_value = "mermaid")]
+        format: crate::graph::render::Format,
+        /// Draw this state machine's states instead of the stack
+        #[arg(long, value_name = "NAME")]
+        state_machine: Option<String>,
+        #[command(flatten)]
+        project: ProjectArgs,
+    },
     /// Write the man pages (stepgate.1 and one per command).
     #[command(
         after_help = "Example:\n  stepgate man --out-dir target/man && man target/man/stepgate.1"
@@ -79,7 +118,9 @@ pub enum Command {
         lock: LockArgs,
     },
     /// Show what deploy would change, field by field. Never changes anything.
-    #[command(after_help = "Example:\n  stepgate plan --stage prod --detailed-exitcode")]
+    #[command(
+        after_help = "Example:\n  stepgate plan --stage prod --detailed-exitcode\n  stepgate plan --stage prod --output markdown > plan.md && gh pr comment --edit-last --create-if-none --body-file plan.md"
+    )]
     Plan {
         #[command(flatten)]
         common: Common,
@@ -195,6 +236,31 @@ impl Command {
     }
 }
 
+/// Where the project is, for the commands that read only its files.
+#[derive(Args, Debug, Clone)]
+pub struct ProjectArgs {
+    /// Stage whose per-stage settings apply [default: dev]
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// Directory holding lambdas/, definitions/ and policies/ [default: .]
+    #[arg(long, value_name = "DIR")]
+    pub project_dir: Option<PathBuf>,
+    /// Config file [default: <project-dir>/stepgate.toml if present]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl ProjectArgs {
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            config: self.config.clone(),
+            project_dir: self.project_dir.clone(),
+            stage: self.stage.clone(),
+            ..Overrides::default()
+        }
+    }
+}
+
 /// How deploy and destroy treat a stage another run holds.
 #[derive(Args, Debug, Clone, Copy)]
 pub struct LockArgs {
@@ -291,7 +357,7 @@ pub struct Common {
     /// The API stage's execution-logging level: OFF, ERROR or INFO [default: ERROR]
     #[arg(long, value_name = "LEVEL")]
     pub api_log_level: Option<String>,
-    /// Result format on stdout
+    /// Result format on stdout (markdown: plan only, for a pull-request comment)
     #[arg(long, value_enum, default_value = "text")]
     pub output: Format,
     /// No progress lines on stderr

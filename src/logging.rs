@@ -2,7 +2,8 @@
 //! instrumentation.
 //!
 //! - `-v`: one line per AWS call: service, operation, HTTP status, duration
-//!   and retries (`CallLog`, an interceptor on every client).
+//!   and retries (`CallLog`, an interceptor on every client); and a line
+//!   per retry, with the attempt and AWS's error code (`aws/retry_watch.rs`).
 //! - `-vv`: also the SDK's own debug events (`aws*` targets).
 //!
 //! Never more than debug: the SDK logs what it signs, and the requests

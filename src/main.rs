@@ -13,7 +13,9 @@ mod config;
 mod deployer;
 mod desired;
 mod engine;
+mod examples;
 mod generate;
+mod graph;
 mod interrupt;
 mod invoke;
 mod kinds;
@@ -28,6 +30,7 @@ mod plan;
 mod project;
 mod report;
 mod resource;
+mod retrying;
 mod shown;
 mod sources;
 mod stack;
@@ -58,6 +61,16 @@ fn main() -> ExitCode {
         cli::TopLevel::DeployerPolicy { stack, partition } => {
             return deployer::print(stack, &partition)
         }
+        cli::TopLevel::Init {
+            dir,
+            example,
+            force,
+        } => return commands::init(dir.as_deref(), example, force),
+        cli::TopLevel::Graph {
+            format,
+            state_machine,
+            project,
+        } => return commands::graph(&project, format, state_machine.as_deref()),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

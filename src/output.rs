@@ -14,10 +14,12 @@ use crate::plan::{FieldChange, ResourcePlan};
 use crate::report::Calls;
 use crate::shown::one_line;
 
+mod plan_markdown;
 mod plan_text;
 mod progress;
 mod style;
 
+pub use plan_markdown::{plan_markdown, Context as MarkdownContext};
 pub use plan_text::plan_text;
 pub use progress::Step;
 
@@ -25,6 +27,8 @@ pub use progress::Step;
 pub enum Format {
     Text,
     Json,
+    // plan only: one Markdown document for a pull-request comment.
+    Markdown,
 }
 
 /// Bumped only on a breaking change to the JSON documents (docs/json-output.md).
@@ -57,6 +61,9 @@ impl Printer {
             // Live lines redraw with escape sequences: only where colour
             // (and so escapes) are welcome.
             let live = (style::enabled(&stderr) && options.verbose == 0).then(MultiProgress::new);
+            if let Some(multi) = &live {
+                progress::watch_retries_outside(multi.clone());
+            }
             progress::View::Terminal { live }
         } else {
             progress::View::Plain
@@ -98,7 +105,7 @@ impl Printer {
     /// The command's result: `text` for people, `json` for machines.
     pub fn result(&self, text: &str, json: &impl Serialize) {
         match self.format {
-            Format::Text => {
+            Format::Text | Format::Markdown => {
                 if !text.is_empty() {
                     let _ = writeln!(anstream::stdout(), "{text}");
                 }

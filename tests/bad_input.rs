@@ -1184,3 +1184,39 @@ fn every_declaration_error_is_caught_before_any_aws_call() {
     }
     println!("declaration checks covered: {}", cases.len());
 }
+
+/// A port on loopback that nothing listens on: bound by the OS, then freed.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[test]
+fn an_endpoint_that_refuses_or_does_not_resolve_fails_within_three_seconds() {
+    let dir = project("no-wait");
+    let closed = format!("http://127.0.0.1:{}", closed_port());
+    // `.invalid` never resolves (RFC 6761); the cause is the resolver's.
+    let unknown = "http://stepgate-no-such-host.invalid:4566".to_string();
+    for (endpoint, cause) in [
+        (&closed, "Connection refused"),
+        (&unknown, "failed to lookup address information"),
+    ] {
+        let started = std::time::Instant::now();
+        let run = offline(&dir, &closed, &["plan", "--endpoint-url", endpoint], &[]);
+        let took = started.elapsed();
+        check_refused(
+            &run,
+            &["plan", "--endpoint-url", endpoint],
+            &[
+                &format!("error: cannot reach AWS at {endpoint} (STS GetCallerIdentity): "),
+                cause,
+                "; check --endpoint-url or AWS_ENDPOINT_URL, and that the endpoint is up",
+            ],
+        );
+        assert!(
+            took < std::time::Duration::from_secs(3),
+            "{endpoint}: took {took:?} to say:\n{}",
+            run.stderr
+        );
+    }
+}

@@ -41,6 +41,8 @@ fn help_of_every_command() {
         "executions",
         "logs",
         "deployer-policy",
+        "graph",
+        "init",
     ] {
         let args: Vec<&str> = command.split_whitespace().chain(["--help"]).collect();
         let (code, stdout, stderr) = stepgate(&args);

@@ -392,3 +392,41 @@ fn destroy_confirmation_takes_the_typed_stage_name() {
     assert_eq!(status.code(), Some(0), "{seen}");
     assert!(seen.contains("13 deleted"), "{seen}");
 }
+
+/// A call AWS keeps throttling: `-v` logs each retry with the attempt and
+/// AWS's error code, and on a terminal, once it has retried for 2 s, a
+/// progress line says so. (STS, the run's first call, here: throttling is
+/// retried like on any client; only a refused connection is not.)
+#[test]
+fn retries_are_logged_at_v_and_shown_on_a_terminal_after_two_seconds() {
+    let proxy = common::Proxy::start(&["--rate", "0"]);
+    let throttle = |count: u32| {
+        proxy.config(serde_json::json!({"force": [
+            {"operation": "sts.GetCallerIdentity", "fault": "throttle", "count": count}
+        ]}));
+    };
+    throttle(2);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let verbose = common::run(common::command_at(&proxy.url, root, &["plan", "-v"]));
+    assert_eq!(verbose.code, 0, "{}", verbose.stderr);
+    for attempt in [2, 3] {
+        let seen = format!("STS.GetCallerIdentity: attempt {attempt} after Throttling (");
+        assert!(
+            verbose.stderr.contains(&seen),
+            "no {seen:?} in:\n{}",
+            verbose.stderr
+        );
+    }
+    assert!(!verbose.stderr.contains("attempt 4"), "{}", verbose.stderr);
+
+    // Five throttles: the SDK's jittered backoff (up to 1, 2, 4, 8 and 16 s)
+    // all but surely passes 2 s.
+    throttle(5);
+    let (code, screen) = in_terminal(&["plan"], &[("AWS_ENDPOINT_URL", &proxy.url)]);
+    assert_eq!(code, 0, "{screen}");
+    assert!(
+        screen.contains("retrying STS.GetCallerIdentity: attempt ")
+            && screen.contains(", Throttling"),
+        "no retry shown in:\n{screen:?}"
+    );
+}

@@ -34,6 +34,11 @@ pub async fn in_resource<F: std::future::Future>(id: ResourceId, work: F) -> F::
     RESOURCE.scope(id, work).await
 }
 
+/// The resource whose apply made the running call, if any.
+pub fn current_resource() -> Option<ResourceId> {
+    RESOURCE.try_with(ResourceId::clone).ok()
+}
+
 /// A shared tally; cloning it shares the same counts.
 #[derive(Clone, Debug, Default)]
 pub struct CallRecorder {

@@ -7,6 +7,7 @@ pub mod calls;
 pub mod credentials;
 pub mod reach;
 pub mod retry;
+pub mod retry_watch;
 pub mod ssm;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -114,6 +115,7 @@ impl Aws {
                         .interceptor(crate::interrupt::RefuseAfterSignal)
                         .interceptor(calls.clone())
                         .interceptor(crate::logging::CallLog)
+                        .interceptor(retry_watch::RetryWatch)
                         $(.retry_classifier($extra))?
                         .build(),
                 )
@@ -125,11 +127,12 @@ impl Aws {
             sfn: client!(aws_sdk_sfn),
             apigateway: client!(aws_sdk_apigateway, retry::RetryAfterHint),
             logs: client!(aws_sdk_cloudwatchlogs),
-            sts: client!(aws_sdk_sts),
+            sts: client!(aws_sdk_sts, retry::UnreachableFailsFast),
             ssm: aws_sdk_ssm::Client::from_conf(
                 aws_sdk_ssm::config::Builder::from(sdk)
                     .interceptor(calls.clone())
                     .interceptor(crate::logging::CallLog)
+                    .interceptor(retry_watch::RetryWatch)
                     .build(),
             ),
             calls,

@@ -2,6 +2,9 @@
 //! - Throttling, 5xx and dropped connections: the SDK's standard retries,
 //!   with more attempts than its default (`sdk_retry_config`) and API
 //!   Gateway's `Retry-After` hint honoured (`RetryAfterHint`).
+//! - A refused connection or an unknown host on STS, the first call of
+//!   every run: no retry (`UnreachableFailsFast`). Nothing listens there,
+//!   and eight attempts with backoff only delay the one line that says so.
 //! - Errors that mean "not yet", such as a role created seconds ago that
 //!   Lambda or Step Functions cannot assume yet: `until_consistent`. Only
 //!   errors the caller names are retried, with bounded exponential backoff:
@@ -78,6 +81,47 @@ impl ClassifyRetry for RetryAfterHint {
 
     fn name(&self) -> &'static str {
         "stepgate-retry-after-hint"
+    }
+
+    fn priority(&self) -> RetryClassifierPriority {
+        RetryClassifierPriority::run_after(RetryClassifierPriority::transient_error_classifier())
+    }
+}
+
+/// Forbids the SDK's retries when the endpoint refused the connection or
+/// its host does not resolve: the endpoint is wrong or down, and waiting
+/// half a minute will not change that. Set on the STS client, which makes
+/// the first call of every run; throttling, 5xx and connections dropped
+/// mid-call keep their retries.
+#[derive(Debug, Default)]
+pub struct UnreachableFailsFast;
+
+impl UnreachableFailsFast {
+    /// A refused TCP connection, or a failed DNS lookup (hyper's connector
+    /// calls it "dns error"; the resolver's own words vary by platform).
+    pub fn unreachable(error: &(dyn std::error::Error + 'static)) -> bool {
+        std::iter::successors(Some(error), |e| e.source()).any(|e| {
+            e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+                || e.to_string().starts_with("dns error")
+        })
+    }
+}
+
+impl ClassifyRetry for UnreachableFailsFast {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        let connector = ctx
+            .output_or_error()
+            .and_then(Result::err)
+            .and_then(|e| e.as_connector_error());
+        match connector {
+            Some(e) if Self::unreachable(e) => RetryAction::RetryForbidden,
+            _ => RetryAction::NoActionIndicated,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "stepgate-unreachable-fails-fast"
     }
 
     fn priority(&self) -> RetryClassifierPriority {
@@ -163,6 +207,21 @@ pub fn backoff(attempt: u32) -> Duration {
 mod tests {
     use super::*;
     use std::cell::Cell;
+
+    #[test]
+    fn refused_connections_and_unknown_hosts_are_unreachable_a_reset_is_not() {
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        let io = |kind, text: &str| {
+            ConnectorError::io(std::io::Error::new(kind, text.to_string()).into())
+        };
+        let refused = io(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        assert!(UnreachableFailsFast::unreachable(&refused));
+        let reset = io(
+            std::io::ErrorKind::ConnectionReset,
+            "Connection reset by peer",
+        );
+        assert!(!UnreachableFailsFast::unreachable(&reset));
+    }
 
     #[tokio::test(start_paused = true)]
     async fn retries_only_the_named_error_and_then_succeeds() {

@@ -5,6 +5,8 @@
 mod deploy;
 mod destroy;
 mod executions;
+mod graph;
+mod init;
 mod invoke;
 mod local_checks;
 mod logs;
@@ -30,6 +32,9 @@ use crate::report::Calls;
 use crate::shown::one_line;
 use local_checks::Checked;
 
+pub use graph::graph;
+pub use init::init;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
     Ok = 0,
@@ -42,6 +47,11 @@ pub async fn run(command: Command, printer: &Printer) -> Result<Status> {
     let settings = Settings::resolve(&command.common().overrides(), &|name| {
         std::env::var(name).ok()
     })?;
+    if command.common().output == crate::output::Format::Markdown
+        && !matches!(command, Command::Plan { .. })
+    {
+        bail!("--output markdown is for plan only (a pull-request comment); use text or json");
+    }
     printer.detail(&crate::aws::credentials::check(&settings).await?);
     match command {
         Command::Deploy {

@@ -7,8 +7,12 @@ use anyhow::Result;
 use super::{connect, inputs, report, Status};
 use crate::config::Settings;
 use crate::engine;
+use crate::kinds::{apigateway, iam, lambda, sfn};
 use crate::lock;
-use crate::output::{Printer, ResourceReport};
+use crate::names::Names;
+use crate::output::{Format, MarkdownContext, Printer, ResourceReport};
+use crate::plan::ResourcePlan;
+use crate::project::Project;
 use crate::stack::Stack;
 
 pub(super) async fn plan(
@@ -41,7 +45,12 @@ pub(super) async fn plan(
         report.aws_calls.mutating, 0,
         "plan must never change anything"
     );
-    printer.plan(&plan.resources, &report);
+    if printer.format == Format::Markdown {
+        let markdown = markdown(&plan.resources, &checked.project, &names);
+        printer.result(&markdown, &report);
+    } else {
+        printer.plan(&plan.resources, &report);
+    }
     // A conflict is not a change deploy could make: deploy would fail on it.
     // The same line deploy would fail with, and its fix.
     if let Some(first) = plan.conflicts().first() {
@@ -52,4 +61,78 @@ pub(super) async fn plan(
     } else {
         Status::Ok
     })
+}
+
+/// The plan as a pull-request comment: the stack's graph with the
+/// resources it changes coloured, and what a reviewer should know.
+fn markdown(resources: &[ResourcePlan], project: &Project, names: &Names) -> String {
+    use crate::graph;
+    let node_of = |r: &ResourcePlan| {
+        let name = r.resource.name.as_str();
+        let kind = r.resource.kind;
+        // (logical name, AWS name) of each of a kind.
+        let found = |ids: Vec<(String, String)>, node: fn(&str) -> String| {
+            ids.iter()
+                .find(|(_, full)| full == name)
+                .map(|(logical, _)| node(logical))
+        };
+        if kind == lambda::KIND {
+            found(
+                project
+                    .functions
+                    .keys()
+                    .map(|f| (f.clone(), names.function(f)))
+                    .collect(),
+                graph::function_node,
+            )
+        } else if kind == sfn::KIND {
+            found(
+                project
+                    .machines
+                    .keys()
+                    .map(|m| (m.clone(), names.state_machine(m)))
+                    .collect(),
+                graph::machine_node,
+            )
+        } else if kind == iam::KIND {
+            found(
+                project
+                    .roles()
+                    .keys()
+                    .map(|r| (r.clone(), names.role(r)))
+                    .collect(),
+                graph::role_node,
+            )
+        } else {
+            None
+        }
+    };
+    let mut notes: Vec<String> = project
+        .routes
+        .iter()
+        .map(|r| {
+            format!(
+                "`{}` is open to anyone who has the URL: no authorizer or API key.",
+                r.key()
+            )
+        })
+        .collect();
+    if resources
+        .iter()
+        .any(|r| r.resource.kind == apigateway::ACCOUNT_KIND)
+    {
+        notes.push("The region's API Gateway CloudWatch role setting and stepgate's role for it are shared by every stack in the account; destroy keeps them.".into());
+    }
+    crate::output::plan_markdown(
+        resources,
+        MarkdownContext {
+            stack: &names.stack,
+            stage: &names.stage,
+            region: &names.region,
+            graph: graph::stack_graph(project),
+            node_of: &node_of,
+            drawn: &|r| [lambda::KIND, sfn::KIND, iam::KIND].contains(&r.resource.kind),
+            notes,
+        },
+    )
 }

@@ -19,6 +19,7 @@ use super::{Printer, Report, ResourceReport};
 use crate::model::ResourceId;
 use crate::plan::Action;
 use crate::report::Calls;
+use crate::retrying;
 
 /// How progress reaches stderr.
 pub(super) enum View {
@@ -76,8 +77,10 @@ pub struct Task {
     bar: Option<ProgressBar>,
 }
 
-fn spinner_style() -> ProgressStyle {
-    ProgressStyle::with_template("  {spinner} {msg}  {secs}")
+/// A live line: spinner, what is done to `id`, the time so far, and the
+/// call retrying for it, once that has gone on for 2 s.
+fn spinner_style(id: ResourceId) -> ProgressStyle {
+    ProgressStyle::with_template("  {spinner} {msg}  {secs}{retry}")
         .expect("template parses")
         .with_key(
             "secs",
@@ -85,6 +88,47 @@ fn spinner_style() -> ProgressStyle {
                 let _ = w.write_str(&paint(DIM, seconds(state.elapsed())));
             },
         )
+        .with_key(
+            "retry",
+            move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+                if let Some(r) = retrying::retrying_for(&id) {
+                    let _ = write!(w, "  {}", paint(CONFLICT, r.describe()));
+                }
+            },
+        )
+}
+
+/// Shows, on a line of its own, a call made for no one resource (STS, the
+/// reads of `plan`, the lock) once it has been retrying for 2 s; removes
+/// the line when it is over. Runs for the life of the process.
+pub(super) fn watch_retries_outside(multi: MultiProgress) {
+    std::thread::spawn(move || {
+        let mut shown: Option<ProgressBar> = None;
+        loop {
+            match (retrying::retrying_outside(), &shown) {
+                (Some(r), Some(bar)) => bar.set_message(r.describe()),
+                (Some(r), None) => {
+                    let bar = multi.add(
+                        ProgressBar::new_spinner()
+                            .with_style(
+                                ProgressStyle::with_template("  {spinner} {msg}")
+                                    .expect("template parses"),
+                            )
+                            .with_message(r.describe()),
+                    );
+                    bar.enable_steady_tick(Duration::from_millis(100));
+                    shown = Some(bar);
+                }
+                (None, Some(bar)) => {
+                    bar.finish_and_clear();
+                    multi.remove(bar);
+                    shown = None;
+                }
+                (None, None) => {}
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
 }
 
 fn seconds(d: Duration) -> String {
@@ -98,7 +142,7 @@ impl Printer {
             let (doing, ..) = step.words();
             let bar = multi.add(
                 ProgressBar::new_spinner()
-                    .with_style(spinner_style())
+                    .with_style(spinner_style(id.clone()))
                     .with_message(format!("{doing} {id}")),
             );
             bar.enable_steady_tick(Duration::from_millis(100));
