@@ -113,8 +113,9 @@ pub fn call(method: &str, url: &str, body: &Value) -> Result<(u16, Value)> {
     Ok((status, value))
 }
 
-/// The execution ARN of a StartExecution route's answer.
-pub fn execution_arn(status: u16, answer: &Value) -> Result<String> {
+/// The execution's name in a StartExecution route's answer
+/// (`{"executionId": ...}`: the route never hands out the whole ARN).
+pub fn execution_id(status: u16, answer: &Value) -> Result<String> {
     let body = match answer {
         Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -122,10 +123,11 @@ pub fn execution_arn(status: u16, answer: &Value) -> Result<String> {
     if status >= 300 {
         bail!("HTTP {status}: {}", one_line(&body));
     }
-    answer["executionArn"]
+    answer["executionId"]
         .as_str()
+        .filter(|id| !id.is_empty() && !id.contains(':'))
         .map(str::to_string)
-        .with_context(|| format!("no executionArn in the answer: {}", one_line(&body)))
+        .with_context(|| format!("no executionId in the answer: {}", one_line(&body)))
 }
 
 /// An HTTP body as one short line for an error message: an HTML page's
@@ -196,14 +198,14 @@ mod tests {
              <hr><center>nginx</center>\n</body>\n</html>\n",
         );
         let (status, answer) = call("POST", &url, &serde_json::json!({})).unwrap();
-        let message = execution_arn(status, &answer).unwrap_err().to_string();
+        let message = execution_id(status, &answer).unwrap_err().to_string();
         assert_eq!(message, "HTTP 502: 502 Bad Gateway");
 
         let url = answer_once(
             "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n{\"message\":\n  \"Invalid request body\"}\n",
         );
         let (status, answer) = call("POST", &url, &serde_json::json!({})).unwrap();
-        let message = execution_arn(status, &answer).unwrap_err().to_string();
+        let message = execution_id(status, &answer).unwrap_err().to_string();
         assert_eq!(message, "HTTP 400: {\"message\":\"Invalid request body\"}");
     }
 

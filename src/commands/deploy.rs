@@ -23,6 +23,7 @@ pub(super) async fn deploy(
 ) -> Result<Status> {
     let started = Instant::now();
     let checked = crate::checks::local(settings, outputs_file.as_deref(), printer)?;
+    super::note_open_routes(&checked.project, printer);
     let (aws, names) = connect(settings).await?;
     let lock = lock::acquire(&aws, &names, "deploy", lock_timeout, printer).await?;
     let result = deploy_locked(

@@ -48,8 +48,9 @@ pub(super) async fn invoke(
             Status::Failed
         });
     }
-    let execution_arn = crate::invoke::execution_arn(status, &answer)
+    let execution_id = crate::invoke::execution_id(status, &answer)
         .with_context(|| format!("{} {path}", declared.method))?;
+    let execution_arn = names.execution_arn(&declared.state_machine, &execution_id);
     let result = sfn::wait_execution(&aws, &execution_arn, Duration::from_secs(120)).await?;
     let text = format!(
         "{} {}\n{}",

@@ -203,6 +203,21 @@ async fn deployed_api(aws: &Aws, project: &Project, names: &Names) -> Result<Str
     }
 }
 
+/// One note per route anyone on the internet may call (auth = "none" and
+/// no API key), so that no route is open unnoticed. `--quiet` silences it.
+fn note_open_routes(project: &Project, printer: &Printer) {
+    for route in project
+        .routes
+        .iter()
+        .filter(|r| r.auth == crate::project::Auth::Open && !r.api_key)
+    {
+        printer.progress(&format!(
+            "Note: {} is open to anyone who knows its URL (auth = \"none\", no api_key)",
+            route.key()
+        ));
+    }
+}
+
 /// The stack's REST API, as the engine knows it.
 fn api_resource(project: &Project, names: &Names) -> ResourceId {
     ResourceId::new(apigateway::API_KIND, &names.api(&project.api.name))

@@ -18,6 +18,7 @@ pub(super) async fn plan(
 ) -> Result<Status> {
     let started = Instant::now();
     let checked = crate::checks::local(settings, None, printer)?;
+    super::note_open_routes(&checked.project, printer);
     let (aws, names) = connect(settings).await?;
     let mut stack = Stack::desired(&inputs(settings, &checked, &names))?;
     stack.find_extra(&aws).await?;

@@ -6,6 +6,7 @@
 
 mod account;
 mod api;
+mod authorizers;
 mod extras;
 mod methods;
 mod stage;
