@@ -92,10 +92,18 @@ pub fn pick_route<'a>(routes: &'a [Route], given: Option<&str>) -> Result<(&'a R
 
 /// Calls the route with `body` as JSON; returns the HTTP status and the
 /// answer, JSON (or the text as a string).
-pub fn call(method: &str, url: &str, body: &Value) -> Result<(u16, Value)> {
-    let request = ureq::request(method, url)
+pub fn call(
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    body: &Value,
+) -> Result<(u16, Value)> {
+    let mut request = ureq::request(method, url)
         .set("Content-Type", "application/json")
         .timeout(std::time::Duration::from_secs(30));
+    for (name, value) in headers {
+        request = request.set(name, value);
+    }
     let response = if method == "GET" || method == "DELETE" {
         request.call()
     } else {
@@ -197,14 +205,14 @@ mod tests {
              <html>\n<head><title>502 Bad Gateway</title></head>\n<body>\n<center><h1>502 Bad Gateway</h1></center>\n\
              <hr><center>nginx</center>\n</body>\n</html>\n",
         );
-        let (status, answer) = call("POST", &url, &serde_json::json!({})).unwrap();
+        let (status, answer) = call("POST", &url, &[], &serde_json::json!({})).unwrap();
         let message = execution_id(status, &answer).unwrap_err().to_string();
         assert_eq!(message, "HTTP 502: 502 Bad Gateway");
 
         let url = answer_once(
             "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n{\"message\":\n  \"Invalid request body\"}\n",
         );
-        let (status, answer) = call("POST", &url, &serde_json::json!({})).unwrap();
+        let (status, answer) = call("POST", &url, &[], &serde_json::json!({})).unwrap();
         let message = execution_id(status, &answer).unwrap_err().to_string();
         assert_eq!(message, "HTTP 400: {\"message\":\"Invalid request body\"}");
     }

@@ -99,6 +99,11 @@ impl Names {
         format!("{}-{name}", self.base())
     }
 
+    /// API key `name` of the stage (`[api] keys`).
+    pub fn api_key(&self, name: &str) -> String {
+        format!("{}-{name}", self.base())
+    }
+
     pub fn function_log_group(&self, name: &str) -> String {
         format!("/aws/lambda/{}", self.function(name))
     }

@@ -6,6 +6,8 @@ mod deploy;
 mod destroy;
 mod executions;
 mod invoke;
+mod keys;
+pub use keys::KeyReport;
 mod logs;
 mod outputs;
 mod plan;
@@ -55,17 +57,20 @@ pub async fn run(command: Command, printer: &Printer) -> Result<Status> {
             route,
             order,
             payment_status,
+            api_key_name,
+            token,
             ..
         } => {
-            invoke::invoke(
-                &settings,
-                route.as_deref(),
-                &order,
-                payment_status.as_deref(),
-                printer,
-            )
-            .await
+            let call = invoke::Call {
+                route: route.as_deref(),
+                order: &order,
+                payment_status: payment_status.as_deref(),
+                api_key_name: api_key_name.as_deref(),
+                token: token.as_deref(),
+            };
+            invoke::invoke(&settings, &call, printer).await
         }
+        Command::Keys { reveal, .. } => keys::keys(&settings, reveal, printer).await,
         Command::Executions {
             state_machine,
             limit,
@@ -152,6 +157,7 @@ fn report(command: &'static str, names: &Names, aws: &Aws, started: Instant) -> 
         execution: None,
         response: None,
         executions: None,
+        keys: None,
         log_events: None,
         timing: None,
         lock: None,
