@@ -191,8 +191,27 @@ mod tests {
         let url = format!("http://{}/orderprocess", listener.local_addr().unwrap());
         std::thread::spawn(move || {
             let (mut stream, _) = listener.accept().unwrap();
-            let mut request = [0u8; 4096];
-            let _ = stream.read(&mut request);
+            // The whole request before answering: closing on unread bytes
+            // resets the connection, and the client then reads nothing
+            // (seen under load, when the body came in a second segment).
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let n = stream.read(&mut chunk).unwrap_or(0);
+                request.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
+                let complete = text.find("\r\n\r\n").is_some_and(|end| {
+                    let length = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    request.len() >= end + 4 + length
+                });
+                if n == 0 || complete {
+                    break;
+                }
+            }
             stream.write_all(response.as_bytes()).unwrap();
         });
         url

@@ -209,6 +209,11 @@ impl Names {
         }
         for name in project.machines.keys() {
             out.insert(format!("{name}Arn"), self.state_machine_arn(name));
+            // Every execution of it: what a status route may describe.
+            out.insert(
+                format!("{name}ExecutionsArn"),
+                self.execution_arn(name, "*"),
+            );
             out.insert(
                 format!("{name}LogGroupArn"),
                 self.log_group_arn(&self.state_machine_log_group(name)),

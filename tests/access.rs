@@ -52,7 +52,7 @@ async fn executions(machine: &str) -> usize {
 async fn api_keys_are_enforced_pruned_and_never_shown() {
     let stage = unique("keys");
     let dir = example_copy("recipes", &stage);
-    set_route(&dir, "auth = \"none\"\napi_key = true");
+    set_route(&dir, "auth = \"none\"\napi_key = true\nstatus = true");
     common::append_text(
         &dir,
         "[api]\nkeys = [\"shop\", \"partner\"]\n[api.usage_plan]\nrate_limit = 5.0\nburst_limit = 2\nquota = { limit = 1000, period = \"DAY\" }\n",
@@ -116,6 +116,41 @@ async fn api_keys_are_enforced_pruned_and_never_shown() {
     assert!(answer["executionId"].is_string(), "{body}");
     assert!(!body.contains("arn:"), "{body}");
     assert_eq!(executions(&machine).await, 1);
+
+    // The status route: the same key, this machine's execution only.
+    let id = answer["executionId"].as_str().unwrap();
+    assert!(
+        answer["statusUrl"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/recipes/r1/move/{id}")),
+        "{answer}"
+    );
+    let status_url = format!("{url}/{id}");
+    let get = |key: Option<&str>| {
+        let mut request = ureq::get(&status_url);
+        if let Some(key) = key {
+            request = request.set("X-API-Key", key);
+        }
+        match request.call() {
+            Ok(r) => (r.status(), r.into_string().unwrap()),
+            Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(get(None).0, 403);
+    let mut answered = Value::Null;
+    for _ in 0..50 {
+        let (code, body) = get(Some(&values[0]));
+        assert_eq!(code, 200, "{body}");
+        answered = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{body}"));
+        if answered["status"] != "RUNNING" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(answered["status"], "SUCCEEDED", "{answered}");
+    assert_eq!(answered["output"][2]["indexed"], "u1", "{answered}");
 
     // invoke sends the stage's first key.
     let invoke = stepgate_in(

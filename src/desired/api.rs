@@ -524,12 +524,10 @@ pub fn request_template(r: &RouteSpec) -> String {
 /// holds the whole ARN (account, machine): only the part after its last
 /// `:` is passed on.
 fn started_response_template(route: &Route) -> String {
+    // `$context.path` is the path called, stage and parameters included.
     let status_url = match route.status_path() {
-        Some(_) => format!(
-            ", \"statusUrl\": \"https://$context.domainName/$context.stage{}/$id\"",
-            route.path
-        ),
-        None => String::new(),
+        Some(_) => ", \"statusUrl\": \"https://$context.domainName$context.path/$id\"",
+        None => "",
     };
     format!(
         "#set($id = $input.path('$.executionArn').replaceAll(\"^.*:\", \"\"))\n{{\"executionId\": \"$id\"{status_url}}}"
