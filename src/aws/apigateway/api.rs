@@ -435,7 +435,9 @@ pub async fn apply_api(
             .map_err(|e| error(&what, "TagResource", e))?;
     }
     apply_api_extras(aws, &what, &id, spec, plan, live).await?;
-    if plan.action == Action::Create || plan.changed("policy") {
+    // A new API has no policy to clear.
+    let create_with_policy = plan.action == Action::Create && spec.policy.is_some();
+    if create_with_policy || (plan.action != Action::Create && plan.changed("policy")) {
         apply_policy(aws, &what, &id, spec).await?;
     }
     let authorizer_ids = apply_authorizers(aws, &what, &id, spec, plan).await?;
