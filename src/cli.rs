@@ -174,6 +174,23 @@ pub enum Command {
         /// Shortcut: the sample order with this paymentStatus (e.g. FAILED).
         #[arg(long, value_name = "STATUS", conflicts_with = "order")]
         payment_status: Option<String>,
+        /// For an api_key route: the key of [api] keys to send (default the first)
+        #[arg(long, value_name = "NAME")]
+        api_key_name: Option<String>,
+        /// For a route with an authorizer: the token to send as Authorization
+        #[arg(long, value_name = "TOKEN")]
+        token: Option<String>,
+    },
+    /// List the stage's API keys: names, ids and usage; values only with --reveal.
+    #[command(
+        after_help = "Example:\n  stepgate keys --stage prod\n  stepgate keys --stage prod --reveal"
+    )]
+    Keys {
+        #[command(flatten)]
+        common: Common,
+        /// Also print each key's value (a secret: mind where the output goes)
+        #[arg(long)]
+        reveal: bool,
     },
     /// List the state machine's recent executions, newest first.
     ///
@@ -230,6 +247,7 @@ impl Command {
             | Command::Outputs { common }
             | Command::Unlock { common }
             | Command::Invoke { common, .. }
+            | Command::Keys { common, .. }
             | Command::Executions { common, .. }
             | Command::Logs { common, .. } => common,
         }

@@ -603,6 +603,7 @@ struct RawFile {
     state_machines: Option<toml::Value>,
     routes: Option<toml::Value>,
     api: Option<toml::Value>,
+    authorizers: Option<toml::Value>,
 }
 
 /// `[defaults]` or one `[stages.NAME]`.

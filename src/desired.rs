@@ -134,6 +134,43 @@ impl Inputs<'_> {
                 .collect(),
             models: self.project.models.clone(),
             cors_origin: self.project.api.cors_origins[0].clone(),
+            authorizers: self
+                .project
+                .api
+                .authorizers
+                .iter()
+                .map(|(name, a)| (name.clone(), self.authorizer(a)))
+                .collect(),
+            policy: api::resource_policy(&self.project.api.access),
+        }
+    }
+
+    fn authorizer(&self, a: &crate::project::Authorizer) -> api::AuthorizerSpec {
+        use crate::project::AuthorizerKind;
+        match &a.kind {
+            AuthorizerKind::Cognito { user_pool_arns } => api::AuthorizerSpec {
+                kind: "COGNITO_USER_POOLS".into(),
+                provider_arns: {
+                    let mut arns = user_pool_arns.clone();
+                    arns.sort();
+                    arns
+                },
+                authorizer_uri: None,
+                identity_source: crate::project::access::DEFAULT_IDENTITY_SOURCE.into(),
+                ttl: crate::project::access::DEFAULT_TTL_S,
+            },
+            AuthorizerKind::Lambda {
+                function,
+                request,
+                identity_source,
+                ttl_s,
+            } => api::AuthorizerSpec {
+                kind: if *request { "REQUEST" } else { "TOKEN" }.into(),
+                provider_arns: Vec::new(),
+                authorizer_uri: Some(self.names.authorizer_uri(function)),
+                identity_source: identity_source.clone(),
+                ttl: *ttl_s,
+            },
         }
     }
 
@@ -166,6 +203,11 @@ pub fn placeholders(
     }
     for name in project.machines.keys() {
         out.insert(format!("{name}Arn"), names.state_machine_arn(name));
+        // Every execution of it: what a status route may describe.
+        out.insert(
+            format!("{name}ExecutionsArn"),
+            names.execution_arn(name, "*"),
+        );
         out.insert(
             format!("{name}LogGroupArn"),
             names.log_group_arn(&names.state_machine_log_group(name)),

@@ -92,10 +92,18 @@ pub fn pick_route<'a>(routes: &'a [Route], given: Option<&str>) -> Result<(&'a R
 
 /// Calls the route with `body` as JSON; returns the HTTP status and the
 /// answer, JSON (or the text as a string).
-pub fn call(method: &str, url: &str, body: &Value) -> Result<(u16, Value)> {
-    let request = ureq::request(method, url)
+pub fn call(
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    body: &Value,
+) -> Result<(u16, Value)> {
+    let mut request = ureq::request(method, url)
         .set("Content-Type", "application/json")
         .timeout(std::time::Duration::from_secs(30));
+    for (name, value) in headers {
+        request = request.set(name, value);
+    }
     let response = if method == "GET" || method == "DELETE" {
         request.call()
     } else {
@@ -113,8 +121,9 @@ pub fn call(method: &str, url: &str, body: &Value) -> Result<(u16, Value)> {
     Ok((status, value))
 }
 
-/// The execution ARN of a StartExecution route's answer.
-pub fn execution_arn(status: u16, answer: &Value) -> Result<String> {
+/// The execution's name in a StartExecution route's answer
+/// (`{"executionId": ...}`: the route never hands out the whole ARN).
+pub fn execution_id(status: u16, answer: &Value) -> Result<String> {
     let body = match answer {
         Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -122,10 +131,11 @@ pub fn execution_arn(status: u16, answer: &Value) -> Result<String> {
     if status >= 300 {
         bail!("HTTP {status}: {}", one_line(&body));
     }
-    answer["executionArn"]
+    answer["executionId"]
         .as_str()
+        .filter(|id| !id.is_empty() && !id.contains(':'))
         .map(str::to_string)
-        .with_context(|| format!("no executionArn in the answer: {}", one_line(&body)))
+        .with_context(|| format!("no executionId in the answer: {}", one_line(&body)))
 }
 
 /// An HTTP body as one short line for an error message: an HTML page's
@@ -181,8 +191,27 @@ mod tests {
         let url = format!("http://{}/orderprocess", listener.local_addr().unwrap());
         std::thread::spawn(move || {
             let (mut stream, _) = listener.accept().unwrap();
-            let mut request = [0u8; 4096];
-            let _ = stream.read(&mut request);
+            // The whole request before answering: closing on unread bytes
+            // resets the connection, and the client then reads nothing
+            // (seen under load, when the body came in a second segment).
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let n = stream.read(&mut chunk).unwrap_or(0);
+                request.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
+                let complete = text.find("\r\n\r\n").is_some_and(|end| {
+                    let length = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    request.len() >= end + 4 + length
+                });
+                if n == 0 || complete {
+                    break;
+                }
+            }
             stream.write_all(response.as_bytes()).unwrap();
         });
         url
@@ -195,15 +224,15 @@ mod tests {
              <html>\n<head><title>502 Bad Gateway</title></head>\n<body>\n<center><h1>502 Bad Gateway</h1></center>\n\
              <hr><center>nginx</center>\n</body>\n</html>\n",
         );
-        let (status, answer) = call("POST", &url, &serde_json::json!({})).unwrap();
-        let message = execution_arn(status, &answer).unwrap_err().to_string();
+        let (status, answer) = call("POST", &url, &[], &serde_json::json!({})).unwrap();
+        let message = execution_id(status, &answer).unwrap_err().to_string();
         assert_eq!(message, "HTTP 502: 502 Bad Gateway");
 
         let url = answer_once(
             "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n{\"message\":\n  \"Invalid request body\"}\n",
         );
-        let (status, answer) = call("POST", &url, &serde_json::json!({})).unwrap();
-        let message = execution_arn(status, &answer).unwrap_err().to_string();
+        let (status, answer) = call("POST", &url, &[], &serde_json::json!({})).unwrap();
+        let message = execution_id(status, &answer).unwrap_err().to_string();
         assert_eq!(message, "HTTP 400: {\"message\":\"Invalid request body\"}");
     }
 

@@ -97,6 +97,11 @@ impl Names {
         format!("{}-{name}", self.base())
     }
 
+    /// API key `name` of the stage (`[api] keys`).
+    pub fn api_key(&self, name: &str) -> String {
+        format!("{}-{name}", self.base())
+    }
+
     pub fn function_log_group(&self, name: &str) -> String {
         format!("/aws/lambda/{}", self.function(name))
     }
@@ -142,6 +147,29 @@ impl Names {
             self.region,
             self.account,
             self.function(name)
+        )
+    }
+
+    /// The ARN of machine `name`'s execution `id`: what a route's
+    /// `executionId` names.
+    pub fn execution_arn(&self, name: &str, id: &str) -> String {
+        format!(
+            "arn:{}:states:{}:{}:execution:{}:{id}",
+            self.partition,
+            self.region,
+            self.account,
+            self.state_machine(name)
+        )
+    }
+
+    /// How API Gateway invokes a Lambda authorizer: the function's
+    /// invocation URI.
+    pub fn authorizer_uri(&self, function: &str) -> String {
+        format!(
+            "arn:{}:apigateway:{}:lambda:path/2015-03-31/functions/{}/invocations",
+            self.partition,
+            self.region,
+            self.function_arn(function)
         )
     }
 

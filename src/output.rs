@@ -189,6 +189,9 @@ pub struct Report {
     /// executions: the most recent first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub executions: Option<Vec<crate::report::ExecutionSummary>>,
+    /// keys: the stage's API keys (values only with --reveal).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keys: Option<Vec<crate::report::KeyReport>>,
     /// logs: the events, oldest first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_events: Option<Vec<crate::report::LogEvent>>,

@@ -127,3 +127,21 @@ impl Calls {
         )
     }
 }
+
+/// One of the stage's API keys, as `stepgate keys` lists it.
+#[derive(Clone, Debug, Serialize)]
+pub struct KeyReport {
+    pub name: String,
+    pub id: String,
+    pub enabled: bool,
+    /// Today's requests and what remains of the quota, when the usage plan
+    /// has a quota and API Gateway reports it.
+    pub usage_today: Option<(i64, i64)>,
+    /// Why usage is not shown, when GetUsage failed: the names and ids
+    /// are still worth listing (LocalStack 4.4 has no GetUsage).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage_error: Option<String>,
+    /// Only with `--reveal`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}

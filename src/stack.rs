@@ -96,8 +96,10 @@ impl Stack {
 
     async fn inventory(&self, aws: &Aws) -> Result<Vec<Box<dyn Resource>>> {
         let ctx = self.ctx(aws);
-        let kinds: [&dyn Inventory; 5] = [
+        let kinds: [&dyn Inventory; 7] = [
             &apigateway::ApiInventory,
+            &apigateway::UsagePlanInventory,
+            &apigateway::ApiKeyInventory,
             &sfn::MachineInventory,
             &lambda::FunctionInventory,
             &iam::RoleInventory,
@@ -235,7 +237,7 @@ fn resources(inputs: &Inputs) -> Vec<Box<dyn Resource>> {
         list.push(Box::new(apigateway::Stage {
             name: names.stage.clone(),
             spec: Some(inputs.stage()),
-            api,
+            api: api.clone(),
             needs: [
                 log_group(&names.api_access_log_group()),
                 account,
@@ -245,6 +247,27 @@ fn resources(inputs: &Inputs) -> Vec<Box<dyn Resource>> {
             .chain(routed.into_iter().map(|m| machine(m)))
             .collect(),
         }));
+        // API keys: the stage's usage plan, then one key per name in it.
+        let keys = &project.api.access.keys;
+        if !keys.is_empty() {
+            let plan_name = names.api(&project.api.name);
+            list.push(Box::new(apigateway::UsagePlan {
+                name: plan_name.clone(),
+                spec: Some(apigateway::UsagePlanSpec {
+                    settings: project.api.access.usage_plan.clone(),
+                    stage: names.stage.clone(),
+                }),
+                api,
+                needs: vec![ResourceId::new(apigateway::STAGE_KIND, &names.stage)],
+            }));
+            for key in keys {
+                list.push(Box::new(apigateway::ApiKey {
+                    name: names.api_key(key),
+                    declared: true,
+                    usage_plan: ResourceId::new(apigateway::USAGE_PLAN_KIND, &plan_name),
+                }));
+            }
+        }
     }
     list
 }
@@ -307,9 +330,14 @@ mod tests {
             );
             let api = inputs.api();
             assert_eq!(api.routes[0].route.key(), "POST /orderprocess");
-            // What the previous version's deployment of this stage is named
-            // after (read off a stage it deployed to the emulator).
-            assert_eq!(api.config_hash(), "66d158239e77c363");
+            // What this version's deployment of this stage is named after.
+            // It was 66d158239e77c363 until the async route answered with
+            // the execution's name instead of its ARN and API Gateway's own
+            // 401/403/429 answers got JSON and CORS: a stage deployed before
+            // plans an in-place update of its REST API (the integration
+            // response template, the gateway responses) and of its stage (a
+            // new deployment), never a replace or a rename.
+            assert_eq!(api.config_hash(), "0f51066000bda35f");
         });
     }
 

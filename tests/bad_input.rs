@@ -1175,6 +1175,54 @@ fn every_declaration_error_is_caught_before_any_aws_call() {
             Box::new(|d: &Path| edit(d, "stepgate.toml", "path = \"/recipes/{id}/move\"", "path = \"/recipes/{id}/mo ve\"")),
             vec!["[[routes]] #1 path \"/recipes/{id}/mo ve\": segment \"mo ve\" is not valid"],
         ),
+        (
+            "a route without auth",
+            Box::new(|d: &Path| edit(d, "stepgate.toml", "auth = \"none\"", "")),
+            vec!["stepgate.toml line 7: [[routes]] POST /recipes/{id}/move: no auth; say who may call it"],
+        ),
+        (
+            "an unknown authorizer, with did you mean",
+            Box::new(|d: &Path| {
+                edit(d, "stepgate.toml", "auth = \"none\"", "auth = \"pools\"");
+                common::append_text(d, "[authorizers.pool]\ntype = \"cognito\"\nuser_pool_arns = [\"arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_Ab1\"]\n");
+            }),
+            vec!["stepgate.toml line 12: [[routes]] POST /recipes/{id}/move: auth = \"pools\" is not none, iam or an authorizer", "(did you mean pool?)"],
+        ),
+        (
+            "a Lambda authorizer naming a missing function",
+            Box::new(|d: &Path| common::append_text(d, "[authorizers.gate]\ntype = \"lambda\"\nfunction = \"checkTokn\"\n")),
+            vec!["[authorizers.gate] function = \"checkTokn\" is not a function of the project"],
+        ),
+        (
+            "a malformed user pool ARN",
+            Box::new(|d: &Path| common::append_text(d, "[authorizers.pool]\ntype = \"cognito\"\nuser_pool_arns = [\"us-east-1_Ab1\"]\n")),
+            vec!["[authorizers.pool] user_pool_arns: \"us-east-1_Ab1\" is not a user pool ARN"],
+        ),
+        (
+            "a malformed CIDR",
+            Box::new(|d: &Path| common::append_text(d, "[api]\nallow_source_ips = [\"203.0.113.0/33\"]\n")),
+            vec!["[api] allow_source_ips: \"203.0.113.0/33\" is not a CIDR or an IP address"],
+        ),
+        (
+            "a malformed VPC endpoint id",
+            Box::new(|d: &Path| common::append_text(d, "[api]\nallow_vpc_endpoints = [\"vpc-123\"]\n")),
+            vec!["[api] allow_vpc_endpoints: \"vpc-123\" is not a VPC endpoint id"],
+        ),
+        (
+            "scopes on a route without a Cognito authorizer",
+            Box::new(|d: &Path| edit(d, "stepgate.toml", "auth = \"none\"", "auth = \"iam\"\nscopes = [\"recipes/move\"]")),
+            vec!["scopes are checked by a Cognito authorizer, and this route's auth is \"iam\""],
+        ),
+        (
+            "api_key without keys",
+            Box::new(|d: &Path| edit(d, "stepgate.toml", "auth = \"none\"", "auth = \"none\"\napi_key = true")),
+            vec!["api_key = true, but [api] keys names no key"],
+        ),
+        (
+            "a quota period that is not one",
+            Box::new(|d: &Path| common::append_text(d, "[api]\nkeys = [\"shop\"]\n[api.usage_plan]\nquota = { limit = 10, period = \"YEAR\" }\n")),
+            vec!["[api.usage_plan] quota period = \"YEAR\": use DAY, WEEK or MONTH"],
+        ),
     ];
     for (what, change, expected) in &cases {
         let dir = common::example_copy("recipes", &unique("decl"));

@@ -55,9 +55,9 @@ if scale:
             "Fan": {"Type": "Parallel", "Branches": branches, "End": True}}}
         with open(os.path.join(project, "definitions", f"{name}.asl.json"), "w") as h:
             json.dump(definition, h, indent=2)
-        toml.append(f'[[routes]]\nmethod = "POST"\npath = "/{name.lower()}/run"\nstate_machine = "{name}"\n')
+        toml.append(f'[[routes]]\nmethod = "POST"\npath = "/{name.lower()}/run"\nstate_machine = "{name}"\nauth = "none"\n')
         toml.append(f'[[routes]]\nmethod = "PUT"\npath = "/{name.lower()}/items/{{id}}"\nstate_machine = "{name}"\n'
-                    f'input = {{ id = "path.id", item = "body" }}\n')
+                    f'input = {{ id = "path.id", item = "body" }}\nauth = "none"\n')
     with open(os.path.join(project, "stepgate.toml"), "w") as h:
         h.write("\n".join(toml))
     handler = os.path.join(project, "lambdas", "f01", "index.js")

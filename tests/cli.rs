@@ -36,6 +36,7 @@ fn help_of_every_command() {
         "unlock",
         "outputs",
         "invoke",
+        "keys",
         "completions",
         "man",
         "executions",

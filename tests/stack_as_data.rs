@@ -9,11 +9,9 @@ use serde_json::{json, Value};
 
 /// Sends `body` to the route and returns the execution's input and status
 /// once it has ended.
-async fn execution_of(answer: &str) -> (Value, String) {
+async fn execution_of(url: &str, answer: &str) -> (Value, String) {
     let answer: Value = serde_json::from_str(answer).unwrap_or_else(|_| panic!("{answer}"));
-    let arn = answer["executionArn"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{answer}"));
+    let arn = &common::execution_arn(url, &answer).await;
     let sfn = aws_sdk_sfn::Client::new(&sdk_config().await);
     for _ in 0..100 {
         let e = sfn
@@ -62,7 +60,7 @@ async fn the_recipe_mover_moves_a_recipe_through_its_path_and_body() {
     let dir = example_copy("recipes", &stage);
     let deploy = stepgate_in(&dir, &["deploy", "--stage", &stage, "--output", "json"]).ok();
     let url = url_of(&deploy.json(), "POST /recipes/{id}/move").replace("{id}", "r42");
-    let (input, status) = execution_of(&post(&url, &[], r#"{"user_id":"u7"}"#)).await;
+    let (input, status) = execution_of(&url, &post(&url, &[], r#"{"user_id":"u7"}"#)).await;
     assert_eq!(input, json!({"id": "r42", "user_id": "u7"}));
     assert_eq!(status, "SUCCEEDED");
 
@@ -111,8 +109,11 @@ async fn mapped_inputs_arrive_as_sent_and_cannot_add_fields() {
     // path may hold as it is (`'`, `$`), header and query the rest.
     let id = "r'4$2";
     let url = format!("{}?q={query}", base.replace("{id}", id));
-    let (input, status) =
-        execution_of(&post(&url, &[("X-Note", hostile)], r#"{"user_id":"u\"7"}"#)).await;
+    let (input, status) = execution_of(
+        &url,
+        &post(&url, &[("X-Note", hostile)], r#"{"user_id":"u\"7"}"#),
+    )
+    .await;
     assert_eq!(status, "SUCCEEDED", "{input}");
     let fields: Vec<&String> = input.as_object().unwrap().keys().collect();
     assert_eq!(fields, ["id", "note", "q", "request", "user_id"], "{input}");

@@ -172,7 +172,7 @@ fn deploy_on_a_terminal_is_live_and_no_color_has_no_escapes() {
         "Done in ",
         "13 created",
         "2 unchanged",
-        "AWS calls: 37 mutating, ",
+        "AWS calls: 43 mutating, ",
         "\u{1b}[2K", // a live line being redrawn
     ] {
         assert!(live.contains(seen), "no {seen:?} in:\n{live:?}");

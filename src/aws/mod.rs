@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod reach;
 pub mod retry;
 pub mod retry_watch;
+pub mod sign;
 pub mod ssm;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -36,6 +37,8 @@ pub struct Aws {
     pub assumed: Option<assume::Target>,
     /// Who the run acts as, once `identity` has asked STS; for the report.
     pub caller: String,
+    /// The run's credentials, for signing `invoke`'s calls to IAM routes.
+    pub credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
 }
 
 /// Who the run acts as (STS GetCallerIdentity).
@@ -136,6 +139,7 @@ impl Aws {
                     .build(),
             ),
             calls,
+            credentials: sdk.credentials_provider(),
             region,
             endpoint_url: sdk.endpoint_url().map(str::to_string),
             assumed,

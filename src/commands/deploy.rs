@@ -24,6 +24,8 @@ pub(super) async fn deploy(
     let started = Instant::now();
     let checked = super::local_checks::local(settings, outputs_file.as_deref(), printer)?;
     let (aws, names) = connect(settings).await?;
+    // Once AWS answers: a run refused before prints its one error line only.
+    super::note_open_routes(&checked.project, printer);
     let lock = lock::acquire(&aws, &names, "deploy", lock_timeout, printer).await?;
     let result = deploy_locked(
         settings,

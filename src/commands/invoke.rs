@@ -2,25 +2,46 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use super::{connect, deployed_api, report, Status};
 use crate::config::Settings;
 use crate::kinds::{apigateway, sfn};
 use crate::output::Printer;
-use crate::project::Project;
+use crate::project::{Auth, Project};
+
+/// What `stepgate invoke` was asked to send.
+pub(super) struct Call<'a> {
+    pub route: Option<&'a str>,
+    pub order: &'a str,
+    pub payment_status: Option<&'a str>,
+    pub api_key_name: Option<&'a str>,
+    pub token: Option<&'a str>,
+}
 
 pub(super) async fn invoke(
     settings: &Settings,
-    route: Option<&str>,
-    order: &str,
-    payment_status: Option<&str>,
+    call: &Call<'_>,
     printer: &Printer,
 ) -> Result<Status> {
     let started = Instant::now();
-    let body = crate::invoke::order_from_args(order, payment_status)?;
+    let body = crate::invoke::order_from_args(call.order, call.payment_status)?;
     let project = Project::load(settings)?;
-    let (declared, path) = crate::invoke::pick_route(&project.routes, route)?;
+    let (declared, path) = crate::invoke::pick_route(&project.routes, call.route)?;
+    if let Some(name) = call.api_key_name {
+        if !project.api.access.keys.iter().any(|k| k == name) {
+            bail!(
+                "--api-key-name {name}: [api] keys has no {name}{}",
+                crate::project::did_you_mean(name, project.api.access.keys.iter())
+            );
+        }
+    }
+    if let (Auth::Authorizer(name), None) = (&declared.auth, call.token) {
+        bail!(
+            "{} is protected by the authorizer {name}: pass its token with --token TOKEN",
+            declared.key()
+        );
+    }
     let (aws, names) = connect(settings).await?;
     let api_id = deployed_api(&aws, &project, &names).await?;
     let url = apigateway::invoke_url(
@@ -30,9 +51,29 @@ pub(super) async fn invoke(
         aws.endpoint_url.as_deref(),
     ) + path.trim_start_matches('/');
     printer.progress(&format!("{} {url}\n{body}", declared.method));
+    // What the route asks of a caller; values never reach the output.
+    let mut headers: Vec<(String, String)> = Vec::new();
+    if declared.api_key {
+        let name = call
+            .api_key_name
+            .or(project.api.access.keys.first().map(String::as_str))
+            .unwrap_or_default();
+        let value = apigateway::key_value(&aws, &names.api_key(name)).await?;
+        headers.push(("X-API-Key".into(), value));
+    }
+    if let Some(token) = call.token {
+        headers.push(("Authorization".into(), token.to_string()));
+    }
+    if declared.auth == Auth::Iam {
+        headers.extend(
+            aws.sign_execute_api(&declared.method, &url, &body.to_string())
+                .await?,
+        );
+    }
     let method = declared.method.clone();
     let (status, answer) =
-        tokio::task::spawn_blocking(move || crate::invoke::call(&method, &url, &body)).await??;
+        tokio::task::spawn_blocking(move || crate::invoke::call(&method, &url, &headers, &body))
+            .await??;
     if declared.sync {
         // The answer is the execution's output, or its error with a status.
         let text = serde_json::to_string_pretty(&answer)?;
@@ -48,8 +89,9 @@ pub(super) async fn invoke(
             Status::Failed
         });
     }
-    let execution_arn = crate::invoke::execution_arn(status, &answer)
+    let execution_id = crate::invoke::execution_id(status, &answer)
         .with_context(|| format!("{} {path}", declared.method))?;
+    let execution_arn = names.execution_arn(&declared.state_machine, &execution_id);
     let result = sfn::wait_execution(&aws, &execution_arn, Duration::from_secs(120)).await?;
     let text = format!(
         "{} {}\n{}",

@@ -8,6 +8,7 @@ mod executions;
 mod graph;
 mod init;
 mod invoke;
+mod keys;
 mod local_checks;
 mod logs;
 mod outputs;
@@ -69,17 +70,20 @@ pub async fn run(command: Command, printer: &Printer) -> Result<Status> {
             route,
             order,
             payment_status,
+            api_key_name,
+            token,
             ..
         } => {
-            invoke::invoke(
-                &settings,
-                route.as_deref(),
-                &order,
-                payment_status.as_deref(),
-                printer,
-            )
-            .await
+            let call = invoke::Call {
+                route: route.as_deref(),
+                order: &order,
+                payment_status: payment_status.as_deref(),
+                api_key_name: api_key_name.as_deref(),
+                token: token.as_deref(),
+            };
+            invoke::invoke(&settings, &call, printer).await
         }
+        Command::Keys { reveal, .. } => keys::keys(&settings, reveal, printer).await,
         Command::Executions {
             state_machine,
             limit,
@@ -166,6 +170,7 @@ fn report(command: &'static str, names: &Names, aws: &Aws, started: Instant) -> 
         execution: None,
         response: None,
         executions: None,
+        keys: None,
         log_events: None,
         timing: None,
         lock: None,
@@ -214,6 +219,21 @@ async fn deployed_api(aws: &Aws, project: &Project, names: &Names) -> Result<Str
         ),
         Some(api) if api.owned_by(&names.stack, &names.stage) => Ok(api.physical_id),
         _ => bail!("{}", not_deployed(names)),
+    }
+}
+
+/// One note per route anyone on the internet may call (auth = "none" and
+/// no API key), so that no route is open unnoticed. `--quiet` silences it.
+fn note_open_routes(project: &Project, printer: &Printer) {
+    for route in project
+        .routes
+        .iter()
+        .filter(|r| r.auth == crate::project::Auth::Open && !r.api_key)
+    {
+        printer.progress(&format!(
+            "Note: {} is open to anyone who knows its URL (auth = \"none\", no api_key)",
+            route.key()
+        ));
     }
 }
 

@@ -23,6 +23,8 @@ pub(super) async fn plan(
     let started = Instant::now();
     let checked = super::local_checks::local(settings, None, printer)?;
     let (aws, names) = connect(settings).await?;
+    // Once AWS answers: a run refused before prints its one error line only.
+    super::note_open_routes(&checked.project, printer);
     let mut stack = Stack::desired(&inputs(settings, &checked, &names));
     stack.find_extra(&aws).await?;
     // plan takes no lock, but says when a deploy or destroy holds one.

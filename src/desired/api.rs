@@ -11,7 +11,8 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Throttling;
 use crate::model::Claim;
-use crate::project::{Route, Source};
+use crate::project::route::STATUS_PARAM;
+use crate::project::{ApiAccess, Auth, Route, Source};
 
 /// Deployments stepgate makes say so, with a hash of the API configuration
 /// they snapshot: how a stage is known to serve the current configuration.
@@ -34,7 +35,16 @@ pub fn body_validator(model: &str) -> String {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MethodSpec {
+    /// NONE, AWS_IAM, COGNITO_USER_POOLS or CUSTOM.
     pub authorization: String,
+    /// The authorizer's name (not its id, which AWS picks). Absent ones
+    /// serialize as before routes had auth, so older stages compare equal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorizer: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub api_key_required: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authorization_scopes: Vec<String>,
     /// The request validator's name (not its id, which AWS picks).
     pub request_validator: Option<String>,
     /// Content type -> model name.
@@ -81,6 +91,19 @@ pub struct RouteSpec {
     pub state_machine_arn: String,
 }
 
+/// An authorizer as stepgate manages it, in the shape read back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuthorizerSpec {
+    /// COGNITO_USER_POOLS, TOKEN or REQUEST.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub provider_arns: Vec<String>,
+    /// The Lambda authorizer's invocation URI.
+    pub authorizer_uri: Option<String>,
+    pub identity_source: String,
+    pub ttl: i32,
+}
+
 #[derive(Clone, Debug)]
 pub struct ApiSpec {
     pub name: String,
@@ -92,6 +115,10 @@ pub struct ApiSpec {
     pub models: BTreeMap<String, Value>,
     /// Access-Control-Allow-Origin on the preflight and every response.
     pub cors_origin: String,
+    /// By name.
+    pub authorizers: BTreeMap<String, AuthorizerSpec>,
+    /// The resource policy, with `execute-api:/*` for the API's own ARN.
+    pub policy: Option<Value>,
 }
 
 impl ApiSpec {
@@ -101,6 +128,8 @@ impl ApiSpec {
             "models": self.models(),
             "validators": self.validators(),
             "gateway_responses": self.gateway_responses(),
+            "authorizers": self.authorizers,
+            "policy": self.policy,
         })
     }
 
@@ -124,6 +153,11 @@ impl ApiSpec {
             out.entry(r.route.path.clone())
                 .or_default()
                 .insert(r.route.method.clone(), self.method(r));
+            if let Some(path) = r.route.status_path() {
+                out.entry(path)
+                    .or_default()
+                    .insert("GET".into(), self.status_method(r));
+            }
         }
         for methods in out.values_mut() {
             let verbs: Vec<String> = methods.keys().cloned().collect();
@@ -158,8 +192,22 @@ impl ApiSpec {
                 "validators": self.validators(),
                 "gateway_responses": self.gateway_responses(),
             }),
-            _ => self.fields(),
+            _ => json!({
+                "resources": resources,
+                "models": self.models(),
+                "validators": self.validators(),
+                "gateway_responses": self.gateway_responses(),
+            }),
         };
+        // Who may call is part of what a deployment serves (a changed
+        // resource policy takes effect once the stage is redeployed).
+        let mut doc = doc;
+        if !self.authorizers.is_empty() {
+            doc["authorizers"] = json!(self.authorizers);
+        }
+        if let Some(policy) = &self.policy {
+            doc["policy"] = policy.clone();
+        }
         let digest = Sha256::digest(doc.to_string().as_bytes());
         digest[..8].iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -201,6 +249,11 @@ impl ApiSpec {
                 },
             ),
         ]);
+        if !r.route.sync {
+            // The execution's name, never its ARN (account, machine).
+            integration_responses.get_mut("200").expect("200").templates =
+                BTreeMap::from([(JSON.to_string(), started_response_template(&r.route))]);
+        }
         if r.route.sync {
             // The execution's own answer, or its error with a status.
             integration_responses.get_mut("200").expect("200").templates =
@@ -216,7 +269,10 @@ impl ApiSpec {
             }
         }
         MethodSpec {
-            authorization: "NONE".into(),
+            authorization: self.authorization(&r.route),
+            authorizer: self.authorizer_of(&r.route),
+            api_key_required: r.route.api_key,
+            authorization_scopes: r.route.scopes.clone(),
             // API Gateway refuses a body that is not valid with 400
             // (BAD_REQUEST_BODY) before any execution starts.
             request_validator: r.route.model.as_deref().map(body_validator),
@@ -243,21 +299,112 @@ impl ApiSpec {
         }
     }
 
+    fn authorization(&self, route: &Route) -> String {
+        match &route.auth {
+            Auth::Open => "NONE",
+            Auth::Iam => "AWS_IAM",
+            Auth::Authorizer(name) => match self.authorizers.get(name).map(|a| a.kind.as_str()) {
+                Some("COGNITO_USER_POOLS") => "COGNITO_USER_POOLS",
+                _ => "CUSTOM",
+            },
+        }
+        .into()
+    }
+
+    fn authorizer_of(&self, route: &Route) -> Option<String> {
+        match &route.auth {
+            Auth::Authorizer(name) => Some(name.clone()),
+            _ => None,
+        }
+    }
+
+    /// `GET <path>/{executionId}`: DescribeExecution of this route's
+    /// machine only. The ARN is built here from the machine's and the
+    /// path's id, so no caller can name another machine's execution.
+    fn status_method(&self, r: &RouteSpec) -> MethodSpec {
+        let cors = BTreeMap::from([(ALLOW_ORIGIN.to_string(), self.cors())]);
+        let response = MethodResponse {
+            parameters: BTreeMap::from([(ALLOW_ORIGIN.to_string(), false)]),
+            models: BTreeMap::from([(JSON.to_string(), "Empty".to_string())]),
+        };
+        let prefix = r
+            .state_machine_arn
+            .replacen(":stateMachine:", ":execution:", 1);
+        let id = format!("$input.params().path.get('{STATUS_PARAM}')");
+        let request = format!(
+            "#set($id = \"$!{}\")\n{{\"executionArn\": \"{prefix}:{}\"}}",
+            &id[1..],
+            escaped("$id")
+        );
+        let answer = "#set($r = $input.path('$'))\n{\"status\": \"$r.status\", \"output\": #if($r.output && $r.output != \"\")$r.output#{else}null#end}".to_string();
+        MethodSpec {
+            authorization: self.authorization(&r.route),
+            authorizer: self.authorizer_of(&r.route),
+            api_key_required: r.route.api_key,
+            authorization_scopes: r.route.scopes.clone(),
+            request_validator: None,
+            request_models: BTreeMap::new(),
+            responses: BTreeMap::from([("200".into(), response.clone()), ("400".into(), response)]),
+            integration: IntegrationSpec {
+                kind: "AWS".into(),
+                http_method: Some("POST".into()),
+                uri: Some(format!(
+                    "arn:{}:apigateway:{}:states:action/DescribeExecution",
+                    self.partition, self.region
+                )),
+                credentials: Some(self.role_arn.clone()),
+                passthrough_behavior: "NEVER".into(),
+                request_templates: BTreeMap::from([(JSON.into(), request)]),
+                responses: BTreeMap::from([
+                    (
+                        "200".into(),
+                        IntegrationResponse {
+                            selection_pattern: None,
+                            parameters: cors.clone(),
+                            templates: BTreeMap::from([(JSON.to_string(), answer)]),
+                        },
+                    ),
+                    (
+                        "400".into(),
+                        IntegrationResponse {
+                            selection_pattern: Some("4\\d{2}".into()),
+                            parameters: cors,
+                            templates: BTreeMap::new(),
+                        },
+                    ),
+                ]),
+            },
+        }
+    }
+
     /// The responses API Gateway itself sends, by type, that stepgate
-    /// sets: a refused body is JSON and carries the CORS header, so a
-    /// browser client can read why. `messageString` is already a quoted
-    /// JSON string.
+    /// sets: a refused body, a missing or refused identity or key, and
+    /// throttling answer JSON with the CORS header, so a browser client
+    /// can read why. `messageString` is already a quoted JSON string.
     pub fn gateway_responses(&self) -> BTreeMap<String, Value> {
-        BTreeMap::from([(
-            "BAD_REQUEST_BODY".to_string(),
-            json!({
-                "status_code": "400",
-                "parameters": { "gatewayresponse.header.Access-Control-Allow-Origin": self.cors() },
-                "templates": {
-                    JSON: "{\"message\": $context.error.messageString, \"requestId\": \"$context.requestId\"}"
-                },
-            }),
-        )])
+        [
+            ("BAD_REQUEST_BODY", "400"),
+            ("UNAUTHORIZED", "401"),
+            ("ACCESS_DENIED", "403"),
+            ("MISSING_AUTHENTICATION_TOKEN", "403"),
+            ("INVALID_API_KEY", "403"),
+            ("THROTTLED", "429"),
+            ("QUOTA_EXCEEDED", "429"),
+        ]
+        .into_iter()
+        .map(|(kind, status)| {
+            (
+                kind.to_string(),
+                json!({
+                    "status_code": status,
+                    "parameters": { "gatewayresponse.header.Access-Control-Allow-Origin": self.cors() },
+                    "templates": {
+                        JSON: "{\"message\": $context.error.messageString, \"requestId\": \"$context.requestId\"}"
+                    },
+                }),
+            )
+        })
+        .collect()
     }
 
     /// The CORS preflight: a MOCK integration that answers 200 with the
@@ -269,6 +416,9 @@ impl ApiSpec {
         allowed.sort();
         MethodSpec {
             authorization: "NONE".into(),
+            authorizer: None,
+            api_key_required: false,
+            authorization_scopes: Vec::new(),
             request_validator: None,
             request_models: BTreeMap::new(),
             responses: BTreeMap::from([(
@@ -369,6 +519,21 @@ pub fn request_template(r: &RouteSpec) -> String {
     )
 }
 
+/// The answer of a route that starts an execution: its name, and where
+/// to poll it when the route has a status route. StartExecution's answer
+/// holds the whole ARN (account, machine): only the part after its last
+/// `:` is passed on.
+fn started_response_template(route: &Route) -> String {
+    // `$context.path` is the path called, stage and parameters included.
+    let status_url = match route.status_path() {
+        Some(_) => ", \"statusUrl\": \"https://$context.domainName$context.path/$id\"",
+        None => "",
+    };
+    format!(
+        "#set($id = $input.path('$.executionArn').replaceAll(\"^.*:\", \"\"))\n{{\"executionId\": \"$id\"{status_url}}}"
+    )
+}
+
 /// A JSON string's text escaped to sit inside another JSON string.
 fn escape_json_string(text: &str) -> String {
     text.replace('\\', "\\\\").replace('"', "\\\"")
@@ -392,6 +557,48 @@ fn sync_response_template(errors: &BTreeMap<String, u16>) -> String {
         escaped("$!r.cause")
     ));
     t
+}
+
+/// The API's resource policy: everyone may invoke, but for requests from
+/// neither an allowed source IP nor an allowed VPC endpoint. `None` when
+/// `[api]` restricts neither. `execute-api:/*` is the API itself.
+pub fn resource_policy(access: &ApiAccess) -> Option<Value> {
+    if !access.restricted() {
+        return None;
+    }
+    let mut condition = serde_json::Map::new();
+    if !access.allow_source_ips.is_empty() {
+        condition.insert(
+            "NotIpAddress".into(),
+            json!({ "aws:SourceIp": access.allow_source_ips }),
+        );
+    }
+    if !access.allow_vpc_endpoints.is_empty() {
+        condition.insert(
+            "StringNotEquals".into(),
+            json!({ "aws:SourceVpce": access.allow_vpc_endpoints }),
+        );
+    }
+    Some(json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "execute-api:Invoke",
+                "Resource": "execute-api:/*",
+            },
+            {
+                // Both conditions must hold to deny: a request from an
+                // allowed address or an allowed endpoint gets in.
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "execute-api:Invoke",
+                "Resource": "execute-api:/*",
+                "Condition": condition,
+            },
+        ],
+    }))
 }
 
 #[derive(Clone, Debug)]
@@ -479,6 +686,10 @@ mod tests {
             execution_name: None,
             sync: false,
             errors: BTreeMap::new(),
+            auth: Auth::Open,
+            api_key: false,
+            scopes: Vec::new(),
+            status: false,
         }
     }
 
@@ -494,6 +705,8 @@ mod tests {
             }],
             models: BTreeMap::from([("Order".into(), json!({"type": "object"}))]),
             cors_origin: "*".into(),
+            authorizers: BTreeMap::new(),
+            policy: None,
         }
     }
 

@@ -172,5 +172,20 @@ fn api_gateway(project: &Project) -> Value {
             "Resource": one_or_list(sync),
         }));
     }
+    // Status routes describe their machine's executions, and no other's.
+    let described: std::collections::BTreeSet<&String> = project
+        .routes
+        .iter()
+        .filter(|r| r.status)
+        .map(|r| &r.state_machine)
+        .collect();
+    if !described.is_empty() {
+        statements.push(json!({
+            "Sid": "DescribeExecutions",
+            "Effect": "Allow",
+            "Action": "states:DescribeExecution",
+            "Resource": one_or_list(described.into_iter().map(|m| format!("${{{m}ExecutionsArn}}")).collect()),
+        }));
+    }
     document(statements)
 }

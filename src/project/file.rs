@@ -1,5 +1,5 @@
 //! The stack's declarations in `stepgate.toml`, as written: `[functions.NAME]`,
-//! `[state_machines.NAME]`, `[[routes]]`, `[api]`, and their per-stage
+//! `[state_machines.NAME]`, `[[routes]]`, `[api]`, `[authorizers.NAME]`, and their per-stage
 //! overrides `[stages.S.functions.NAME]` / `[stages.S.state_machines.NAME]`.
 //! Settings (how to run) are config.rs's; this is what to deploy. Spans let
 //! every error name its line.
@@ -20,6 +20,7 @@ pub struct RawDeclarations {
     pub state_machines: BTreeMap<String, RawMachine>,
     pub routes: Vec<RawRoute>,
     pub api: RawApi,
+    pub authorizers: BTreeMap<String, RawAuthorizer>,
     pub stages: BTreeMap<String, RawStageDeclarations>,
 }
 
@@ -99,6 +100,17 @@ pub struct RawRoute {
     pub sync: Option<Spanned<bool>>,
     #[serde(default)]
     pub errors: Option<Spanned<BTreeMap<String, u16>>>,
+    /// `none`, `iam` or an authorizer's name; required.
+    #[serde(default)]
+    pub auth: Option<Spanned<String>>,
+    #[serde(default)]
+    pub api_key: Option<Spanned<bool>>,
+    /// OAuth scopes a Cognito authorizer's token must carry.
+    #[serde(default)]
+    pub scopes: Option<Spanned<Vec<String>>>,
+    /// Adds `GET <path>/{executionId}`.
+    #[serde(default)]
+    pub status: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -107,6 +119,64 @@ pub struct RawApi {
     /// The REST API's name within the stage (`{stack}-{stage}-NAME`).
     pub name: Option<Spanned<String>>,
     pub cors_origins: Option<Spanned<Vec<String>>>,
+    pub keys: Option<Spanned<Vec<String>>>,
+    pub usage_plan: Option<RawUsagePlan>,
+    pub allow_source_ips: Option<Spanned<Vec<String>>>,
+    pub allow_vpc_endpoints: Option<Spanned<Vec<String>>>,
+}
+
+impl RawApi {
+    /// The keys about who may call the API.
+    pub fn access(&mut self) -> RawApiAccess {
+        RawApiAccess {
+            keys: self.keys.take(),
+            usage_plan: self.usage_plan.take(),
+            allow_source_ips: self.allow_source_ips.take(),
+            allow_vpc_endpoints: self.allow_vpc_endpoints.take(),
+        }
+    }
+}
+
+/// `[api]`'s keys about callers (project/access.rs resolves them).
+pub struct RawApiAccess {
+    pub keys: Option<Spanned<Vec<String>>>,
+    pub usage_plan: Option<RawUsagePlan>,
+    pub allow_source_ips: Option<Spanned<Vec<String>>>,
+    pub allow_vpc_endpoints: Option<Spanned<Vec<String>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawUsagePlan {
+    pub rate_limit: Option<Spanned<f64>>,
+    pub burst_limit: Option<Spanned<i32>>,
+    pub quota: Option<RawQuota>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuota {
+    pub limit: Spanned<i32>,
+    pub period: Spanned<String>,
+}
+
+/// `[authorizers.NAME]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuthorizer {
+    #[serde(rename = "type")]
+    pub kind: Spanned<String>,
+    #[serde(default)]
+    pub user_pool_arns: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    pub function: Option<Spanned<String>>,
+    /// A Lambda authorizer's `kind`: token or request.
+    #[serde(default, rename = "kind")]
+    pub lambda_kind: Option<Spanned<String>>,
+    #[serde(default)]
+    pub identity_source: Option<Spanned<String>>,
+    #[serde(default)]
+    pub ttl: Option<Spanned<i32>>,
 }
 
 /// The declarations of the config file at `path`, or none without one.

@@ -9,6 +9,7 @@
 //! graph and outputs are derived (compile: `stack.rs`, `desired.rs`).
 //! docs/stack.md documents every key; docs/errors.md every check.
 
+pub mod access;
 pub mod file;
 pub mod route;
 
@@ -22,6 +23,7 @@ use crate::asl::Definition;
 use crate::config::Settings;
 use crate::limits::{self, ReadError};
 use crate::template;
+pub use access::{ApiAccess, Auth, Authorizer, AuthorizerKind};
 use file::{line_of, RawDeclarations, RawFunction, RawMachine, RawRoute};
 pub use route::{Route, Source};
 
@@ -101,6 +103,10 @@ pub struct Machine {
 pub struct Api {
     pub name: String,
     pub cors_origins: Vec<String>,
+    /// Keys, usage plan and resource policy.
+    pub access: ApiAccess,
+    /// `[authorizers.NAME]`, by name.
+    pub authorizers: BTreeMap<String, Authorizer>,
 }
 
 impl Project {
@@ -127,7 +133,8 @@ impl Project {
             functions: raw_functions,
             state_machines: raw_machines,
             routes: raw_routes,
-            api: raw_api,
+            api: mut raw_api,
+            authorizers: raw_authorizers,
             ..
         } = raw;
 
@@ -214,7 +221,9 @@ impl Project {
         }
         check_no_cycle(&machines)?;
 
-        // The API and its routes.
+        // The API, who may call it, and its routes.
+        let access = access::resolve_api_access(raw_api.access(), &at)?;
+        let authorizers = access::resolve_authorizers(raw_authorizers, &functions, &at)?;
         let api = Api {
             name: match raw_api.name {
                 Some(n) => {
@@ -237,11 +246,13 @@ impl Project {
                 }
                 None => vec!["*".into()],
             },
+            access,
+            authorizers,
         };
         let mut models = BTreeMap::new();
         let mut routes: Vec<Route> = Vec::new();
         for (i, raw) in raw_routes.into_iter().enumerate() {
-            let route = resolve_route(&dir, i, raw, &machines, &mut models, &at)?;
+            let route = resolve_route(&dir, i, raw, &machines, &api, &mut models, &at)?;
             if let Some(other) = routes.iter().find(|r| r.key() == route.key()) {
                 bail!(
                     "{shown_config}: [[routes]] {} is declared twice; keep one (the second is route #{})",
@@ -599,6 +610,7 @@ fn resolve_route(
     index: usize,
     raw: RawRoute,
     machines: &BTreeMap<String, Machine>,
+    api: &Api,
     models: &mut BTreeMap<String, Value>,
     at: &dyn Fn(std::ops::Range<usize>) -> String,
 ) -> Result<Route> {
@@ -666,6 +678,7 @@ fn resolve_route(
             machine.kind
         );
     }
+    let (auth, api_key, scopes, status) = resolve_route_access(&raw, &key, sync, api, at)?;
     let errors = match raw.errors {
         Some(e) if !sync => bail!(
             "{}: [[routes]] {key}: errors maps a sync route's failures to statuses; this route is not sync = true",
@@ -723,7 +736,86 @@ fn resolve_route(
         execution_name,
         sync,
         errors,
+        auth,
+        api_key,
+        scopes,
+        status,
     })
+}
+
+/// A route's `auth`, `api_key`, `scopes` and `status`, checked against the
+/// declared authorizers and keys. No `auth` at all is an error: no route
+/// is open by accident.
+fn resolve_route_access(
+    raw: &RawRoute,
+    key: &str,
+    sync: bool,
+    api: &Api,
+    at: &dyn Fn(std::ops::Range<usize>) -> String,
+) -> Result<(Auth, bool, Vec<String>, bool)> {
+    let Some(written) = &raw.auth else {
+        bail!(
+            "{}: [[routes]] {key}: no auth; say who may call it: auth = \"none\" (anyone), \"iam\" (SigV4), or an authorizer of [authorizers.NAME]",
+            at(raw.method.span())
+        );
+    };
+    let auth = match written.get_ref().as_str() {
+        "none" => Auth::Open,
+        "iam" => Auth::Iam,
+        name if api.authorizers.contains_key(name) => Auth::Authorizer(name.to_string()),
+        name => {
+            let mut known: Vec<String> = vec!["none".into(), "iam".into()];
+            known.extend(api.authorizers.keys().cloned());
+            bail!(
+                "{}: [[routes]] {key}: auth = {name:?} is not none, iam or an authorizer of [authorizers.NAME]{}",
+                at(written.span()),
+                did_you_mean(name, known.iter())
+            );
+        }
+    };
+    let api_key = raw.api_key.as_ref().is_some_and(|k| *k.get_ref());
+    if api_key && api.access.keys.is_empty() {
+        bail!(
+            "{}: [[routes]] {key}: api_key = true, but [api] keys names no key; add keys = [\"NAME\"] to [api]",
+            at(raw.api_key.as_ref().map(|k| k.span()).unwrap_or_default())
+        );
+    }
+    let scopes = match &raw.scopes {
+        None => Vec::new(),
+        Some(s) => {
+            let cognito = match &auth {
+                Auth::Authorizer(name) => {
+                    matches!(api.authorizers[name].kind, AuthorizerKind::Cognito { .. })
+                }
+                _ => false,
+            };
+            if !cognito {
+                bail!(
+                    "{}: [[routes]] {key}: scopes are checked by a Cognito authorizer, and this route's auth is {:?}; drop scopes or use a type = \"cognito\" authorizer",
+                    at(s.span()),
+                    auth.key()
+                );
+            }
+            if s.get_ref()
+                .iter()
+                .any(|x| x.is_empty() || x.contains(char::is_whitespace))
+            {
+                bail!(
+                    "{}: [[routes]] {key}: scopes: each scope is one word, such as orders/write",
+                    at(s.span())
+                );
+            }
+            s.get_ref().clone()
+        }
+    };
+    let status = raw.status.as_ref().is_some_and(|s| *s.get_ref());
+    if status && sync {
+        bail!(
+            "{}: [[routes]] {key}: status = true adds a route to poll an execution, and a sync route answers with its output already; drop status",
+            at(raw.status.as_ref().map(|s| s.span()).unwrap_or_default())
+        );
+    }
+    Ok((auth, api_key, scopes, status))
 }
 
 /// `models/Order.schema.json` -> `Order`: API Gateway model names are

@@ -6,6 +6,8 @@ use std::fmt;
 
 use anyhow::{bail, Result};
 
+use super::access::Auth;
+
 /// Where one input field (or the execution's name) is taken from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -73,6 +75,14 @@ pub struct Route {
     pub sync: bool,
     /// Error name -> HTTP status, for sync routes.
     pub errors: BTreeMap<String, u16>,
+    /// Who may call it.
+    pub auth: Auth,
+    /// Callers must also send one of the stage's API keys.
+    pub api_key: bool,
+    /// OAuth scopes (Cognito authorizers only).
+    pub scopes: Vec<String>,
+    /// `GET <path>/{executionId}` answers the execution's status.
+    pub status: bool,
 }
 
 impl Route {
@@ -80,7 +90,16 @@ impl Route {
     pub fn key(&self) -> String {
         format!("{} {}", self.method, self.path)
     }
+
+    /// The status route's path, when it has one.
+    pub fn status_path(&self) -> Option<String> {
+        self.status
+            .then(|| format!("{}/{{{STATUS_PARAM}}}", self.path))
+    }
 }
+
+/// The status route's path parameter.
+pub const STATUS_PARAM: &str = "executionId";
 
 pub const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 

@@ -424,9 +424,7 @@ pub async fn place_order(api_url: &str, order: &str) -> (String, serde_json::Val
     .unwrap();
     let answer: serde_json::Value =
         serde_json::from_str(&answer).unwrap_or_else(|_| panic!("API answer: {answer}"));
-    let arn = answer["executionArn"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no executionArn in {answer}"));
+    let arn = &execution_arn(api_url, &answer).await;
     let sfn = aws_sdk_sfn::Client::new(&sdk_config().await);
     for _ in 0..300 {
         let exec = sfn
@@ -445,6 +443,55 @@ pub async fn place_order(api_url: &str, order: &str) -> (String, serde_json::Val
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     panic!("execution {arn} still running after 30 s");
+}
+
+/// The ARN of the execution a route's answer names. The answer carries
+/// only `executionId` (never the ARN, with the account in it): the ARN is
+/// that of the stage's machine (named in the URL) that ran an execution
+/// by that name.
+pub async fn execution_arn(api_url: &str, answer: &serde_json::Value) -> String {
+    let id = answer["executionId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no executionId in {answer}"));
+    assert!(
+        !answer.to_string().contains("arn:"),
+        "the answer hands out an ARN: {answer}"
+    );
+    // .../restapis/API_ID/STAGE/_user_request_/...
+    let stage = api_url
+        .split("/restapis/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').nth(1))
+        .unwrap_or_else(|| panic!("no stage in {api_url}"));
+    let machines = aws_sdk_sfn::Client::new(&sdk_config().await)
+        .list_state_machines()
+        .send()
+        .await
+        .unwrap();
+    let candidates: Vec<String> = machines
+        .state_machines()
+        .iter()
+        .filter(|m| m.name().contains(&format!("-{stage}-")))
+        .map(|m| {
+            m.state_machine_arn()
+                .replacen(":stateMachine:", ":execution:", 1)
+                + ":"
+                + id
+        })
+        .collect();
+    let sfn = aws_sdk_sfn::Client::new(&sdk_config().await);
+    for arn in &candidates {
+        if sfn
+            .describe_execution()
+            .execution_arn(arn)
+            .send()
+            .await
+            .is_ok()
+        {
+            return arn.clone();
+        }
+    }
+    panic!("execution {id} belongs to no state machine of stage {stage}");
 }
 
 /// Everything named for this stage still in the emulator, one entry per

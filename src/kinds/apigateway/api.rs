@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType, RestApi as ApiSummary};
 
+use super::authorizers::{apply_authorizers, by_name, delete_extra_authorizers, read_authorizers};
 use super::extras::{apply_api_extras, read_gateway_responses, read_models, request_validators};
 use super::methods::{apply_resources, read_method};
 use super::stage::{read_stage, Stage};
@@ -50,12 +51,17 @@ pub async fn read_api(aws: &Aws, name: &str, owner: &Tags) -> Result<Option<Obse
     let duplicates: Vec<&str> = ours.iter().skip(1).filter_map(|a| a.id()).collect();
 
     // Independent reads at once: on AWS each is a round trip of its own.
-    let (resources, validators, models, gateway_responses) = tokio::try_join!(
+    let (resources, validators, models, gateway_responses, authorizers) = tokio::try_join!(
         resources(aws, &what, &id),
         request_validators(aws, &what, &id),
         read_models(aws, &what, &id),
         read_gateway_responses(aws, &what, &id),
+        read_authorizers(aws, &what, &id),
     )?;
+    let authorizer_names: BTreeMap<String, String> = authorizers
+        .iter()
+        .map(|a| (a.id.clone(), a.name.clone()))
+        .collect();
     let validator_names: BTreeMap<String, String> = validators
         .iter()
         .map(|v| (v.id.clone(), v.name.clone()))
@@ -71,6 +77,8 @@ pub async fn read_api(aws: &Aws, name: &str, owner: &Tags) -> Result<Option<Obse
             .map(|v| (v.name.clone(), json!({ "validate_body": v.body, "validate_parameters": v.parameters })))
             .collect::<serde_json::Map<_, _>>(),
         "gateway_responses": gateway_responses,
+        "authorizers": by_name(&authorizers),
+        "policy": api.policy().and_then(|p| resource_policy(p, &id)),
     });
     // Every path with methods, each method read at once.
     let mut reads = Vec::new();
@@ -85,9 +93,19 @@ pub async fn read_api(aws: &Aws, name: &str, owner: &Tags) -> Result<Option<Obse
         {
             let what = &what;
             let validator_names = &validator_names;
+            let authorizer_names = &authorizer_names;
             let id = &id;
             reads.push(async move {
-                let method = read_method(aws, what, id, resource_id, http, validator_names).await?;
+                let method = read_method(
+                    aws,
+                    what,
+                    id,
+                    resource_id,
+                    http,
+                    validator_names,
+                    authorizer_names,
+                )
+                .await?;
                 Ok::<_, anyhow::Error>((path.to_string(), http.clone(), method))
             });
         }
@@ -105,6 +123,31 @@ pub async fn read_api(aws: &Aws, name: &str, owner: &Tags) -> Result<Option<Obse
         tags,
         physical_id: id,
     }))
+}
+
+/// The resource policy as AWS holds it, in the shape desired: AWS may
+/// return the document with its quotes escaped, and writes the API's own
+/// ARN where stepgate wrote `execute-api:/`.
+fn resource_policy(text: &str, api_id: &str) -> Option<Value> {
+    if text.trim().is_empty() {
+        return None;
+    }
+    let doc: Value = serde_json::from_str(text)
+        .or_else(|_| serde_json::from_str(&text.replace("\\\"", "\"")))
+        .unwrap_or_else(|_| Value::String(text.to_string()));
+    let mut doc = doc;
+    if let Some(statements) = doc["Statement"].as_array_mut() {
+        for statement in statements {
+            if let Some(resource) = statement["Resource"].as_str() {
+                let own = format!("{api_id}/");
+                if let Some(at) = resource.find(&own).filter(|_| resource.starts_with("arn:")) {
+                    statement["Resource"] =
+                        Value::String(format!("execute-api:/{}", &resource[at + own.len()..]));
+                }
+            }
+        }
+    }
+    Some(doc)
 }
 
 /// The APIs named `name`: those carrying the owner tags, oldest first (then
@@ -344,6 +387,27 @@ pub(super) async fn aws_all_apis(aws: &Aws) -> Result<Vec<ApiSummary>> {
     all_apis(aws, "of the stage").await
 }
 
+/// Sets the resource policy, or clears it when `[api]` restricts no caller.
+async fn apply_policy(aws: &Aws, what: &str, id: &str, spec: &ApiSpec) -> Result<()> {
+    let value = spec
+        .policy
+        .as_ref()
+        .map(Value::to_string)
+        .unwrap_or_default();
+    aws.apigateway
+        .update_rest_api()
+        .rest_api_id(id)
+        .patch_operations(super::patch(
+            aws_sdk_apigateway::types::Op::Replace,
+            "/policy",
+            Some(value),
+        ))
+        .send()
+        .await
+        .map_err(|e| error(what, "UpdateRestApi /policy", e))?;
+    Ok(())
+}
+
 /// Creates or repairs the API; returns its id. A method that differs in any
 /// way is deleted and put back whole: API Gateway has no single call that
 /// replaces a method with its responses and integration.
@@ -377,9 +441,18 @@ pub async fn apply_api(
             .map_err(|e| error(&what, "TagResource", e))?;
     }
     apply_api_extras(aws, &what, &id, spec, plan, live).await?;
+    // A new API has no policy to clear.
+    let create_with_policy = plan.action == Action::Create && spec.policy.is_some();
+    if create_with_policy || (plan.action != Action::Create && plan.changed("policy")) {
+        apply_policy(aws, &what, &id, spec).await?;
+    }
+    let authorizer_ids = apply_authorizers(aws, &what, &id, spec, plan).await?;
     let creating = plan.action == Action::Create;
     if creating || plan.changed("resources") {
-        apply_resources(aws, &what, &id, spec, plan, live).await?;
+        apply_resources(aws, &what, &id, spec, plan, live, &authorizer_ids).await?;
+    }
+    if plan.changed("authorizers") {
+        delete_extra_authorizers(aws, &what, &id, spec, live).await?;
     }
     // Models no route uses any more go once no method names them.
     if plan.changed("models") {

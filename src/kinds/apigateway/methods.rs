@@ -25,6 +25,7 @@ pub(super) async fn read_method(
     resource_id: &str,
     http: &str,
     validator_names: &BTreeMap<String, String>,
+    authorizer_names: &BTreeMap<String, String>,
 ) -> Result<MethodSpec> {
     let m = aws
         .apigateway
@@ -85,6 +86,15 @@ pub(super) async fn read_method(
         .unwrap_or_default();
     Ok(MethodSpec {
         authorization: m.authorization_type().unwrap_or_default().to_string(),
+        // An id that names no authorizer shows as itself.
+        authorizer: m.authorizer_id().filter(|id| !id.is_empty()).map(|id| {
+            authorizer_names
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| format!("id {id}"))
+        }),
+        api_key_required: m.api_key_required().unwrap_or(false),
+        authorization_scopes: m.authorization_scopes().to_vec(),
         // An id that names no validator shows as itself.
         request_validator: m.request_validator_id().map(|id| {
             validator_names
@@ -110,9 +120,18 @@ pub(super) async fn apply_resources(
     spec: &ApiSpec,
     plan: &ResourcePlan,
     live: Option<&Observed>,
+    authorizer_ids: &BTreeMap<String, String>,
 ) -> Result<()> {
     let creating = plan.action == Action::Create;
     let desired = spec.resources();
+    let ids = MethodIds {
+        validators: request_validators(aws, what, id)
+            .await?
+            .into_iter()
+            .map(|v| (v.name, v.id))
+            .collect(),
+        authorizers: authorizer_ids.clone(),
+    };
     let mut by_path: BTreeMap<String, String> = resources(aws, what, id)
         .await?
         .into_iter()
@@ -121,11 +140,6 @@ pub(super) async fn apply_resources(
     let live_paths = live
         .map(|l| l.fields["resources"].clone())
         .unwrap_or(Value::Null);
-    let validator_ids: BTreeMap<String, String> = request_validators(aws, what, id)
-        .await?
-        .into_iter()
-        .map(|v| (v.name, v.id))
-        .collect();
     for (path, methods) in &desired {
         let resource_id = ensure_path(aws, what, id, path, &mut by_path).await?;
         for (http, method) in methods {
@@ -144,7 +158,7 @@ pub(super) async fn apply_resources(
             if !live_paths[path][http].is_null() {
                 delete_method(aws, what, id, &resource_id, http).await?;
             }
-            put_method(aws, what, id, &resource_id, http, method, &validator_ids).await?;
+            put_method(aws, what, id, &resource_id, http, method, &ids).await?;
         }
         // Methods stepgate does not define on this path (out of band).
         if let Some(extra) = live_paths[path].as_object() {
@@ -263,6 +277,12 @@ pub(super) async fn delete_method(
     }
 }
 
+/// The ids AWS gave what a method names: validators and authorizers, by name.
+pub(super) struct MethodIds {
+    pub validators: BTreeMap<String, String>,
+    pub authorizers: BTreeMap<String, String>,
+}
+
 pub(super) async fn put_method(
     aws: &Aws,
     what: &str,
@@ -270,12 +290,21 @@ pub(super) async fn put_method(
     resource: &str,
     http: &str,
     m: &MethodSpec,
-    validator_ids: &BTreeMap<String, String>,
+    ids: &MethodIds,
 ) -> Result<()> {
     let gw = &aws.apigateway;
+    let authorizer = match &m.authorizer {
+        Some(name) => Some(
+            ids.authorizers
+                .get(name)
+                .cloned()
+                .with_context(|| format!("{what}: no authorizer {name}"))?,
+        ),
+        None => None,
+    };
     let validator = match &m.request_validator {
         Some(name) => Some(
-            validator_ids
+            ids.validators
                 .get(name)
                 .cloned()
                 .with_context(|| format!("{what}: no request validator {name}"))?,
@@ -290,6 +319,11 @@ pub(super) async fn put_method(
         .resource_id(resource)
         .http_method(http)
         .authorization_type(&m.authorization)
+        .set_authorizer_id(authorizer)
+        .api_key_required(m.api_key_required)
+        .set_authorization_scopes(
+            (!m.authorization_scopes.is_empty()).then(|| m.authorization_scopes.clone()),
+        )
         .set_request_validator_id(validator)
         .set_request_models(Some(m.request_models.clone().into_iter().collect()))
         .send()

@@ -6,13 +6,18 @@
 
 mod account;
 mod api;
+mod api_key;
+mod authorizers;
 mod extras;
 mod methods;
 mod stage;
+mod usage_plan;
 
 pub use account::{Account, ACCOUNT_KIND};
 pub use api::{duplicates, read_api, ApiInventory, RestApi};
+pub use api_key::{key_value, keys_named, ApiKey, ApiKeyInventory};
 pub use stage::Stage;
+pub use usage_plan::{usage_plan_id, usage_today, UsagePlan, UsagePlanInventory, UsagePlanSpec};
 
 use anyhow::Result;
 use aws_sdk_apigateway::types::{Op, PatchOperation};
@@ -22,6 +27,8 @@ use crate::model::Kind;
 
 pub const API_KIND: Kind = Kind("rest-api");
 pub const STAGE_KIND: Kind = Kind("stage");
+pub const USAGE_PLAN_KIND: Kind = Kind("usage-plan");
+pub const API_KEY_KIND: Kind = Kind("api-key");
 
 pub(super) async fn resources(
     aws: &Aws,
