@@ -96,7 +96,33 @@ impl Inputs<'_> {
             architecture: f.architecture.clone(),
             environment: f.environment.clone(),
             package: self.packages[name].clone(),
+            invoked_by: self.invoked_by(name),
         }
+    }
+
+    /// Who else may invoke the function: API Gateway, for each Lambda
+    /// authorizer it backs, from this API's authorizers only (statement id
+    /// -> source ARN, the API's id written `{api}` until the API exists).
+    fn invoked_by(&self, function: &str) -> BTreeMap<String, String> {
+        use crate::project::AuthorizerKind;
+        let n = self.names;
+        self.project
+            .api
+            .authorizers
+            .values()
+            .filter(
+                |a| matches!(&a.kind, AuthorizerKind::Lambda { function: f, .. } if f == function),
+            )
+            .map(|a| {
+                (
+                    format!("{AUTHORIZER_PERMISSION_PREFIX}{}", a.name),
+                    format!(
+                        "arn:{}:execute-api:{}:{}:{{api}}/authorizers/*",
+                        n.partition, n.region, n.account
+                    ),
+                )
+            })
+            .collect()
     }
 
     pub fn state_machine(&self, name: &str) -> StateMachineSpec {
@@ -230,6 +256,10 @@ pub fn placeholders(
     out
 }
 
+/// The statement ids stepgate gives the permissions it adds to a function's
+/// resource policy (API Gateway invoking an authorizer): others are left alone.
+pub const AUTHORIZER_PERMISSION_PREFIX: &str = "stepgate-authorizer-";
+
 /// The name of the one inline policy stepgate puts on each role.
 pub const INLINE_POLICY: &str = "stepgate";
 
@@ -279,6 +309,9 @@ pub struct FunctionSpec {
     pub architecture: String,
     pub environment: BTreeMap<String, String>,
     pub package: Package,
+    /// Statement id -> source ARN of API Gateway's permission to invoke it
+    /// (Lambda authorizers), `{api}` standing for the REST API's id.
+    pub invoked_by: BTreeMap<String, String>,
 }
 
 impl FunctionSpec {
@@ -293,6 +326,7 @@ impl FunctionSpec {
             // Exactly the declared variables: any others are drift.
             "environment": self.environment,
             "architecture": self.architecture,
+            "invoked_by": self.invoked_by,
         })
     }
 }

@@ -195,11 +195,20 @@ fn resources(inputs: &Inputs) -> Vec<Box<dyn Resource>> {
             needs: vec![ResourceId::new(iam::KIND, CLOUDWATCH_ROLE)],
         }));
     }
+    let api_id = ResourceId::new(apigateway::API_KIND, &names.api(&project.api.name));
     for (name, f) in &project.functions {
+        let spec = inputs.function(name);
+        // A function behind an authorizer lets this API invoke it: its
+        // permission names the API's id, so the API comes first.
+        let api = (!spec.invoked_by.is_empty() && has_api).then(|| api_id.clone());
         list.push(Box::new(lambda::Function {
             name: names.function(name),
-            spec: Some(inputs.function(name)),
-            needs: vec![role(&f.role), log_group(&names.function_log_group(name))],
+            spec: Some(spec),
+            needs: [role(&f.role), log_group(&names.function_log_group(name))]
+                .into_iter()
+                .chain(api.clone())
+                .collect(),
+            api,
         }));
     }
     for (name, m) in &project.machines {

@@ -397,6 +397,40 @@ async fn iam_cognito_and_lambda_auth_and_the_resource_policy_are_read_back() {
         "{m}"
     );
     clean(&dir);
+    // API Gateway may invoke the authorizer's function, from this API's
+    // authorizers only.
+    let function = format!("recipes-{stage}-updateRecipe");
+    let lambda = aws_sdk_lambda::Client::new(&sdk_config().await);
+    let statement = |policy: &str| -> Option<serde_json::Value> {
+        let doc: serde_json::Value = serde_json::from_str(policy).unwrap();
+        doc["Statement"]
+            .as_array()?
+            .iter()
+            .find(|s| s["Sid"] == "stepgate-authorizer-gate")
+            .cloned()
+    };
+    let policy = lambda
+        .get_policy()
+        .function_name(&function)
+        .send()
+        .await
+        .unwrap()
+        .policy
+        .unwrap();
+    let granted = statement(&policy).unwrap_or_else(|| panic!("{policy}"));
+    let (_, api_id) = method(&api, path, "POST").await;
+    assert_eq!(granted["Action"], "lambda:InvokeFunction", "{granted}");
+    assert_eq!(
+        granted["Condition"]["ArnLike"]["AWS:SourceArn"],
+        format!("arn:aws:execute-api:us-east-1:000000000000:{api_id}/authorizers/*"),
+        "{granted}"
+    );
+    assert!(
+        granted["Principal"]
+            .to_string()
+            .contains("apigateway.amazonaws.com"),
+        "{granted}"
+    );
 
     // invoke refuses to call it without a token.
     let invoke = stepgate_in(
@@ -411,6 +445,24 @@ async fn iam_cognito_and_lambda_auth_and_the_resource_policy_are_read_back() {
     );
     assert_eq!(invoke.code, 1);
     assert!(invoke.stderr.contains("--token"), "{}", invoke.stderr);
+
+    // Without the authorizer, its permission goes.
+    let text = std::fs::read_to_string(&toml)
+        .unwrap()
+        .replace("auth = \"gate\"", "auth = \"none\"")
+        .replace(
+            "[authorizers.gate]\ntype = \"lambda\"\nfunction = \"updateRecipe\"\nkind = \"request\"\nidentity_source = \"method.request.header.X-Token\"\nttl = 60\n",
+            "",
+        );
+    std::fs::write(&toml, text).unwrap();
+    stepgate_in(&dir, &["deploy", "--stage", &stage]).ok();
+    let policy = lambda.get_policy().function_name(&function).send().await;
+    let left = policy
+        .ok()
+        .and_then(|p| p.policy)
+        .and_then(|p| statement(&p));
+    assert!(left.is_none(), "{left:?}");
+    clean(&dir);
     stepgate_in(&dir, &["destroy", "--stage", &stage, "--yes"]).ok();
     assert!(common::leftovers_of("recipes", &stage).await.is_empty());
 }

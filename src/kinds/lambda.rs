@@ -12,7 +12,9 @@ use crate::aws::retry::{poll, until_consistent, Readiness};
 use crate::aws::{code, describe, error, sorted, Aws};
 use async_trait::async_trait;
 
-use crate::desired::FunctionSpec;
+use std::collections::BTreeMap;
+
+use crate::desired::{FunctionSpec, AUTHORIZER_PERMISSION_PREFIX};
 use crate::model::{Kind, Observed, ResourceId, Tags};
 use crate::plan::{Action, ResourcePlan};
 use crate::resource::{spec, Attributes, Ctx, Inventory, Known, Resource};
@@ -175,6 +177,97 @@ pub async fn apply(
     Ok(())
 }
 
+/// The permissions stepgate added to the function's resource policy
+/// (statement id -> source ARN), the API's id written `{api}` as desired
+/// state has it. None without a policy.
+async fn invoked_by(
+    aws: &Aws,
+    name: &str,
+    api_id: Option<&str>,
+) -> Result<BTreeMap<String, String>> {
+    let policy = match aws.lambda.get_policy().function_name(name).send().await {
+        Ok(out) => out.policy.unwrap_or_default(),
+        Err(e) if code(&e) == Some("ResourceNotFoundException") => return Ok(BTreeMap::new()),
+        Err(e) => return Err(error(&format!("function {name}"), "GetPolicy", e)),
+    };
+    let doc: Value = serde_json::from_str(&policy).unwrap_or(Value::Null);
+    let mut out = BTreeMap::new();
+    for statement in doc["Statement"].as_array().into_iter().flatten() {
+        let Some(sid) = statement["Sid"].as_str() else {
+            continue;
+        };
+        if !sid.starts_with(AUTHORIZER_PERMISSION_PREFIX) {
+            continue;
+        }
+        let source = statement["Condition"]["ArnLike"]["AWS:SourceArn"]
+            .as_str()
+            .unwrap_or_default();
+        let source = match api_id {
+            Some(id) if !id.is_empty() => source.replace(&format!(":{id}/"), ":{api}/"),
+            _ => source.to_string(),
+        };
+        out.insert(sid.to_string(), source);
+    }
+    Ok(out)
+}
+
+/// Puts API Gateway's permissions to invoke the function in place: each
+/// that differs is removed and added again, each no longer desired removed.
+async fn permit(
+    aws: &Aws,
+    spec: &FunctionSpec,
+    api_id: Option<&str>,
+    live: Option<&Value>,
+) -> Result<()> {
+    let what = format!("function {}", spec.name);
+    let live: BTreeMap<String, String> = live
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    for (sid, source) in &live {
+        if spec.invoked_by.get(sid) == Some(source) {
+            continue;
+        }
+        match aws
+            .lambda
+            .remove_permission()
+            .function_name(&spec.name)
+            .statement_id(sid)
+            .send()
+            .await
+        {
+            Err(e) if code(&e) != Some("ResourceNotFoundException") => {
+                return Err(error(&what, "RemovePermission", e))
+            }
+            _ => {}
+        }
+    }
+    for (sid, source) in &spec.invoked_by {
+        if live.get(sid) == Some(source) {
+            continue;
+        }
+        let api_id = api_id
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| anyhow::anyhow!("{what}: the REST API does not exist"))?;
+        let added = aws
+            .lambda
+            .add_permission()
+            .function_name(&spec.name)
+            .statement_id(sid)
+            .action("lambda:InvokeFunction")
+            .principal("apigateway.amazonaws.com")
+            .source_arn(source.replace("{api}", api_id))
+            .send()
+            .await;
+        match added {
+            // A retry after a lost answer: the statement is there.
+            Err(e) if code(&e) == Some("ResourceConflictException") => {}
+            Err(e) => return Err(error(&what, "AddPermission", e)),
+            Ok(_) => {}
+        }
+    }
+    Ok(())
+}
+
 pub async fn delete(aws: &Aws, name: &str) -> Result<()> {
     match aws
         .lambda
@@ -245,8 +338,11 @@ pub const KIND: Kind = Kind("function");
 pub struct Function {
     pub name: String,
     pub spec: Option<FunctionSpec>,
-    /// Its role and its log group.
+    /// Its role and its log group (and the API, when it backs an authorizer).
     pub needs: Vec<ResourceId>,
+    /// The REST API whose authorizers may invoke it, if any: read first,
+    /// since the permission names its id.
+    pub api: Option<ResourceId>,
 }
 
 #[async_trait]
@@ -263,8 +359,17 @@ impl Resource for Function {
         self.spec.as_ref().map(FunctionSpec::fields)
     }
 
-    async fn read(&self, ctx: &Ctx<'_>, _: Option<&Observed>) -> Result<Option<Observed>> {
-        read(ctx.aws, &self.name).await
+    fn read_after(&self) -> Option<ResourceId> {
+        self.api.clone()
+    }
+
+    async fn read(&self, ctx: &Ctx<'_>, api: Option<&Observed>) -> Result<Option<Observed>> {
+        let Some(mut live) = read(ctx.aws, &self.name).await? else {
+            return Ok(None);
+        };
+        let api_id = api.map(|a| a.physical_id.as_str());
+        live.fields["invoked_by"] = json!(invoked_by(ctx.aws, &self.name, api_id).await?);
+        Ok(Some(live))
     }
 
     async fn apply(
@@ -272,10 +377,19 @@ impl Resource for Function {
         ctx: &Ctx<'_>,
         plan: &ResourcePlan,
         live: Option<&Observed>,
-        _: &Known,
+        known: &Known,
     ) -> Result<Attributes> {
         let spec = spec(&self.spec, &self.id())?;
         apply(ctx.aws, spec, ctx.tags, plan, live).await?;
+        if plan.action == Action::Create || plan.changed("invoked_by") {
+            let api_id = self
+                .api
+                .as_ref()
+                .and_then(|a| known.get(a))
+                .map(|a| a.id.as_str());
+            let live_permissions = live.map(|l| l.fields["invoked_by"].clone());
+            permit(ctx.aws, spec, api_id, live_permissions.as_ref()).await?;
+        }
         let n = ctx.names;
         let arn = format!(
             "arn:{}:lambda:{}:{}:function:{}",
@@ -319,6 +433,7 @@ impl Inventory for FunctionInventory {
                     name,
                     spec: None,
                     needs: Vec::new(),
+                    api: None,
                 }) as Box<dyn Resource>
             })
             .collect())
