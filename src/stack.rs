@@ -10,7 +10,9 @@ use anyhow::Result;
 
 use crate::aws::Aws;
 use crate::desired::Inputs;
-use crate::kinds::{apigateway, iam, lambda, logs, sfn};
+use crate::kinds::{
+    apigateway, function_version, iam, lambda, logs, machine_alias, machine_version, sfn,
+};
 use crate::model::{ResourceId, Tags};
 use crate::names::{Names, CLOUDWATCH_ROLE};
 use crate::project::API_ROLE;
@@ -96,10 +98,13 @@ impl Stack {
 
     async fn inventory(&self, aws: &Aws) -> Result<Vec<Box<dyn Resource>>> {
         let ctx = self.ctx(aws);
-        let kinds: [&dyn Inventory; 5] = [
+        let kinds: [&dyn Inventory; 8] = [
             &apigateway::ApiInventory,
             &sfn::MachineInventory,
+            &machine_version::MachineVersionInventory,
+            &machine_alias::AliasInventory,
             &lambda::FunctionInventory,
+            &function_version::FunctionVersionInventory,
             &iam::RoleInventory,
             &logs::LogGroupInventory,
         ];
@@ -143,7 +148,17 @@ fn resources(inputs: &Inputs) -> Vec<Box<dyn Resource>> {
     let role = |logical: &str| ResourceId::new(iam::KIND, &names.role(logical));
     let log_group = |name: &str| ResourceId::new(logs::KIND, name);
     let function = |name: &str| ResourceId::new(lambda::KIND, &names.function(name));
+    let function_version =
+        |name: &str| ResourceId::new(function_version::KIND, &names.function(name));
     let machine = |name: &str| ResourceId::new(sfn::KIND, &names.state_machine(name));
+    let machine_version =
+        |name: &str| ResourceId::new(machine_version::KIND, &names.state_machine(name));
+    let alias = |name: &str| {
+        ResourceId::new(
+            machine_alias::KIND,
+            &format!("{}:{}", names.state_machine(name), crate::names::LIVE_ALIAS),
+        )
+    };
     let has_api = !project.routes.is_empty();
 
     let mut list: Vec<Box<dyn Resource>> = Vec::new();
@@ -200,6 +215,13 @@ fn resources(inputs: &Inputs) -> Vec<Box<dyn Resource>> {
             needs: vec![role(&f.role), log_group(&names.function_log_group(name))],
         }));
     }
+    for name in project.functions.keys() {
+        list.push(Box::new(function_version::FunctionVersion {
+            function: names.function(name),
+            spec: Some(inputs.function_version(name)),
+            needs: vec![function(name)],
+        }));
+    }
     for (name, m) in &project.machines {
         list.push(Box::new(sfn::StateMachine {
             name: names.state_machine(name),
@@ -210,9 +232,26 @@ fn resources(inputs: &Inputs) -> Vec<Box<dyn Resource>> {
                 log_group(&names.state_machine_log_group(name)),
             ]
             .into_iter()
-            .chain(m.invokes.iter().map(|f| function(f)))
+            // It pins their versions.
+            .chain(m.invokes.iter().map(|f| function_version(f)))
             .chain(m.starts.iter().map(|s| machine(s)))
             .collect(),
+        }));
+    }
+    for name in project.machines.keys() {
+        list.push(Box::new(machine_version::MachineVersion {
+            machine: names.state_machine(name),
+            machine_arn: names.state_machine_arn(name),
+            spec: Some(inputs.machine_version(name)),
+            needs: vec![machine(name)],
+        }));
+    }
+    for name in project.machines.keys() {
+        list.push(Box::new(machine_alias::MachineAlias {
+            machine: names.state_machine(name),
+            arn: names.alias_arn(name),
+            spec: Some(inputs.alias(name)),
+            needs: vec![machine_version(name)],
         }));
     }
     if has_api {
@@ -229,8 +268,8 @@ fn resources(inputs: &Inputs) -> Vec<Box<dyn Resource>> {
             api: api.clone(),
             spec: Some(inputs.log_group("")),
         }));
-        // The stage serves a deployment that starts these machines: they
-        // exist before it does.
+        // The stage serves a deployment that starts these machines' `live`
+        // aliases: they exist before it does.
         let routed: BTreeSet<&String> = project.routes.iter().map(|r| &r.state_machine).collect();
         list.push(Box::new(apigateway::Stage {
             name: names.stage.clone(),
@@ -242,7 +281,7 @@ fn resources(inputs: &Inputs) -> Vec<Box<dyn Resource>> {
                 ResourceId::new(logs::EXECUTION_KIND, &names.stage),
             ]
             .into_iter()
-            .chain(routed.into_iter().map(|m| machine(m)))
+            .chain(routed.into_iter().map(|m| alias(m)))
             .collect(),
         }));
     }
@@ -275,12 +314,14 @@ mod tests {
             project: &project,
             packages: &packages,
             names: &names,
+            release: String::new(),
         };
         test(&Stack::desired(&inputs), &inputs);
     }
 
-    /// A stage deployed before the stack was declared as data must plan
-    /// clean after the upgrade: same names, same API configuration hash.
+    /// A stage deployed before the stack was declared as data keeps its
+    /// names. Since routes start the `live` alias, the API's configuration
+    /// (and so its deployment) changes once: an update, never a rename.
     #[test]
     fn the_tutorial_keeps_every_name_it_had() {
         tutorial(|stack, inputs| {
@@ -299,7 +340,11 @@ mod tests {
                     "apigateway-account us-east-1",
                     "function orders-dev-cancelOrder",
                     "function orders-dev-completeOrder",
+                    "function-version orders-dev-cancelOrder",
+                    "function-version orders-dev-completeOrder",
                     "state-machine orders-dev-OrderProcessor",
+                    "state-machine-version orders-dev-OrderProcessor",
+                    "state-machine-alias orders-dev-OrderProcessor:live",
                     "rest-api orders-dev-OrderProcessorAPI",
                     "execution-log-group dev",
                     "stage dev",
@@ -307,9 +352,13 @@ mod tests {
             );
             let api = inputs.api();
             assert_eq!(api.routes[0].route.key(), "POST /orderprocess");
-            // What the previous version's deployment of this stage is named
-            // after (read off a stage it deployed to the emulator).
-            assert_eq!(api.config_hash(), "66d158239e77c363");
+            // Routes start the machine's `live` alias: the one change to the
+            // API's configuration since stages deployed before versions
+            // (whose deployments were named after 66d158239e77c363).
+            assert!(api.routes[0]
+                .state_machine_arn
+                .ends_with(":stateMachine:orders-dev-OrderProcessor:live"));
+            assert_eq!(api.config_hash(), "f149f503cabb3c7a");
         });
     }
 
@@ -335,7 +384,7 @@ mod tests {
     }
 
     #[test]
-    fn the_stage_waits_for_its_logs_its_accounts_setting_and_its_machines() {
+    fn the_stage_waits_for_its_logs_its_accounts_setting_and_its_machines_live_aliases() {
         tutorial(|stack, _| {
             let waves: Vec<Vec<String>> = crate::plan::waves(&stack.graph())
                 .iter()
@@ -345,8 +394,18 @@ mod tests {
                 waves[1],
                 ["apigateway-account", "function", "function", "rest-api"]
             );
-            assert_eq!(waves[2], ["execution-log-group", "state-machine"]);
-            assert_eq!(waves[3], ["stage"]);
+            assert_eq!(
+                waves[2],
+                [
+                    "execution-log-group",
+                    "function-version",
+                    "function-version"
+                ]
+            );
+            assert_eq!(waves[3], ["state-machine"]);
+            assert_eq!(waves[4], ["state-machine-version"]);
+            assert_eq!(waves[5], ["state-machine-alias"]);
+            assert_eq!(waves[6], ["stage"]);
         });
     }
 }

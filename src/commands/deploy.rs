@@ -51,7 +51,7 @@ pub(super) async fn deploy_locked(
         "Deploying stack {} stage {} to account {} in {}",
         names.stack, names.stage, names.account, names.region
     ));
-    let mut stack = Stack::desired(&inputs(settings, checked, names));
+    let mut stack = Stack::desired(&inputs(settings, checked, names, aws));
     stack.find_extra(aws).await?;
     let live = engine::observe(aws, &stack).await?;
     let plan = engine::plan(&stack, &live);

@@ -19,7 +19,7 @@ pub(super) async fn plan(
     let started = Instant::now();
     let checked = super::local_checks::local(settings, None, printer)?;
     let (aws, names) = connect(settings).await?;
-    let mut stack = Stack::desired(&inputs(settings, &checked, &names));
+    let mut stack = Stack::desired(&inputs(settings, &checked, &names, &aws));
     stack.find_extra(&aws).await?;
     // plan takes no lock, but says when a deploy or destroy holds one.
     let (live, held) = tokio::join!(engine::observe(&aws, &stack), lock::holder(&aws, &names));

@@ -1,0 +1,288 @@
+//! Safe rollouts against the emulator: each deploy that changes code or the
+//! definition publishes versions, runs the smoke orders on the new machine
+//! version, and only then moves `live`, which routes start executions on.
+//! A failed smoke order leaves `live` where it was; `rollback` moves it back
+//! in one call; retention keeps `keep_versions`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::{place_order_on, project_copy, stepgate_in, unique, ORDER};
+
+/// Deploys `dir` as `stage`, printing the run's stderr when it fails.
+fn deploy(dir: &Path, stage: &str) -> common::Run {
+    stepgate_in(dir, &["deploy", "--stage", stage, "--output", "json"]).ok()
+}
+
+fn api_url(run: &common::Run) -> String {
+    run.json()["outputs"]["api_url"]
+        .as_str()
+        .expect("api_url")
+        .to_string()
+}
+
+/// Changes cancelOrder's message: a new function version, a new machine
+/// version.
+fn change_code(dir: &Path, mark: &str) {
+    let code = dir.join("lambdas/cancelOrder/index.js");
+    let source = std::fs::read_to_string(&code).unwrap();
+    let changed = source.replacen(
+        "because of payment failure",
+        &format!("because of payment failure{mark}"),
+        1,
+    );
+    assert_ne!(source, changed, "cancelOrder's message changes");
+    std::fs::write(&code, changed).unwrap();
+}
+
+fn version_of(arn: &Option<String>) -> String {
+    arn.as_deref()
+        .expect("the execution names the version it ran")
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// What `live` serves, as `history --output json` says.
+fn live_version(dir: &Path, stage: &str) -> u64 {
+    let history = stepgate_in(dir, &["history", "--stage", stage, "--output", "json"]).ok();
+    history.json()["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["live_weight"] == 100)
+        .unwrap_or_else(|| panic!("no version served by live: {}", history.stdout))["version"]
+        .as_u64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_good_change_publishes_passes_its_smoke_orders_and_moves_live() {
+    let stage = unique("good");
+    let s = stage.as_str();
+    let dir = project_copy(s);
+    let first = deploy(&dir, s);
+    let url = api_url(&first);
+    let placed = place_order_on(&url, ORDER).await;
+    assert_eq!(placed.status, "SUCCEEDED");
+    assert_eq!(
+        version_of(&placed.version_arn),
+        "1",
+        "the first deploy publishes version 1"
+    );
+
+    change_code(&dir, ".");
+    let changed = deploy(&dir, s);
+    let calls = changed.mutating_calls();
+    println!("mutating calls of a code-change deploy with two smoke orders: {calls:?}");
+    assert_eq!(
+        calls,
+        BTreeMap::from([
+            ("Lambda.UpdateFunctionCode".to_string(), 1),
+            ("Lambda.PublishVersion".to_string(), 1),
+            ("SFN.UpdateStateMachine".to_string(), 1),
+            ("SFN.PublishStateMachineVersion".to_string(), 1),
+            ("SFN.StartExecution".to_string(), 2),
+            ("SFN.UpdateStateMachineAlias".to_string(), 1),
+        ])
+    );
+    assert_eq!(
+        changed.resources_with("update"),
+        [
+            format!("function orders-{s}-cancelOrder"),
+            format!("function-version orders-{s}-cancelOrder"),
+            format!("state-machine orders-{s}-OrderProcessor"),
+            format!("state-machine-version orders-{s}-OrderProcessor"),
+            format!("state-machine-alias orders-{s}-OrderProcessor:live"),
+        ]
+    );
+    let placed = place_order_on(&url, &ORDER.replace("SUCCESS", "FAILED")).await;
+    assert_eq!(
+        version_of(&placed.version_arn),
+        "2",
+        "the API serves the new version"
+    );
+    assert_eq!(
+        placed.output["message"],
+        "Your order is not approved because of payment failure."
+    );
+    assert_eq!(live_version(&dir, s), 2);
+
+    // Converged: nothing to publish, no smoke order runs.
+    let again = deploy(&dir, s);
+    assert_eq!(again.mutating_calls(), BTreeMap::new());
+    stepgate_in(&dir, &["destroy", "--stage", s, "--yes"]).ok();
+    assert!(common::leftovers(s).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_bad_change_fails_its_smoke_order_and_live_stays_where_it_was() {
+    let stage = unique("bad");
+    let s = stage.as_str();
+    let dir = project_copy(s);
+    let url = api_url(&deploy(&dir, s));
+
+    // completeOrder throws: every approved order fails.
+    let code = dir.join("lambdas/completeOrder/index.js");
+    let source = std::fs::read_to_string(&code).unwrap();
+    std::fs::write(
+        &code,
+        source.replace(
+            "exports.completeOrder = async (event) => ({",
+            "exports.completeOrder = async () => { throw new Error('the warehouse is on fire'); };\nconst unused = async (event) => ({",
+        ),
+    )
+    .unwrap();
+    let failed = stepgate_in(&dir, &["deploy", "--stage", s]);
+    assert_eq!(failed.code, 1, "{}", failed.stderr);
+    let error = common::error_lines(&failed).join("\n");
+    for part in [
+        "smoke order smoke/approved.json failed on version 2",
+        "expected status SUCCEEDED, got FAILED",
+        "the warehouse is on fire",
+        &format!("(execution arn:aws:states:us-east-1:000000000000:execution:orders-{s}-OrderProcessor:smoke-approved-"),
+        "`live` stays on the version it served",
+    ] {
+        assert!(error.contains(part), "{part:?} not in: {error}");
+    }
+    assert!(!error.contains("smoke/rejected.json"), "{error}");
+    assert_eq!(live_version(&dir, s), 1);
+    let placed = place_order_on(&url, ORDER).await;
+    assert_eq!(placed.status, "SUCCEEDED");
+    assert_eq!(placed.output["orderDetails"]["status"], "Approved");
+    assert_eq!(version_of(&placed.version_arn), "1");
+
+    // The next deploy of the same change smokes the same version again.
+    let again = stepgate_in(&dir, &["deploy", "--stage", s]);
+    assert_eq!(again.code, 1, "{}", again.stderr);
+    assert!(
+        again.stderr.contains("failed on version 2"),
+        "{}",
+        again.stderr
+    );
+    stepgate_in(&dir, &["destroy", "--stage", s, "--yes"]).ok();
+}
+
+#[tokio::test]
+async fn rollback_moves_live_back_in_one_call_and_history_shows_it() {
+    let stage = unique("back");
+    let s = stage.as_str();
+    let dir = project_copy(s);
+    let url = api_url(&deploy(&dir, s));
+    change_code(&dir, "!");
+    deploy(&dir, s);
+    assert_eq!(live_version(&dir, s), 2);
+
+    let rollback = stepgate_in(&dir, &["rollback", "--stage", s, "--output", "json"]).ok();
+    println!(
+        "rollback: {:?}",
+        rollback.json()["aws_calls"]["by_operation"]
+    );
+    assert_eq!(
+        rollback.mutating_calls(),
+        BTreeMap::from([("SFN.UpdateStateMachineAlias".to_string(), 1)]),
+        "rollback moves live, and nothing else, in one call"
+    );
+    // Under the stage's lock (its release follows the report).
+    assert_eq!(rollback.json()["aws_calls"]["lock"], 1);
+    assert_eq!(rollback.json()["rollback"]["from"], 2);
+    assert_eq!(rollback.json()["rollback"]["to"], 1);
+    assert_eq!(live_version(&dir, s), 1);
+    let placed = place_order_on(&url, &ORDER.replace("SUCCESS", "FAILED")).await;
+    assert_eq!(version_of(&placed.version_arn), "1");
+    assert_eq!(
+        placed.output["message"],
+        "Your order is not approved because of payment failure"
+    );
+
+    let text = stepgate_in(&dir, &["history", "--stage", s]).ok();
+    let lines: Vec<&str> = text.stdout.lines().collect();
+    assert!(lines[0].starts_with("VERSION"), "{}", text.stdout);
+    assert!(
+        lines[1].starts_with("2 ") && lines[1].contains(" - "),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        lines[2].starts_with("1 ") && lines[2].contains("live 100%"),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        lines[2].contains("stepgate by arn:aws:iam::000000000000:root"),
+        "{}",
+        text.stdout
+    );
+
+    let bad = stepgate_in(&dir, &["rollback", "--stage", s, "--to", "7"]);
+    assert_eq!(bad.code, 1);
+    assert_eq!(
+        common::error_lines(&bad),
+        ["error: --to 7: OrderProcessor has no version 7; it has 1, 2 (see `stepgate history`)"]
+    );
+    let oldest = stepgate_in(&dir, &["rollback", "--stage", s]);
+    assert_eq!(oldest.code, 1);
+    assert!(
+        oldest.stderr.contains("nothing to roll back to"),
+        "{}",
+        oldest.stderr
+    );
+    // The next deploy moves live to what the project declares.
+    deploy(&dir, s);
+    assert_eq!(live_version(&dir, s), 2);
+    stepgate_in(&dir, &["destroy", "--stage", s, "--yes"]).ok();
+}
+
+#[tokio::test]
+async fn retention_keeps_five_versions_and_what_they_pin() {
+    let stage = unique("keep");
+    let s = stage.as_str();
+    let dir = project_copy(s);
+    deploy(&dir, s);
+    for i in 2..=7 {
+        change_code(&dir, &"!".repeat(i));
+        deploy(&dir, s);
+    }
+    let history = stepgate_in(&dir, &["history", "--stage", s, "--output", "json"]).ok();
+    let kept: Vec<u64> = history.json()["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(kept, [7, 6, 5, 4, 3]);
+    assert_eq!(live_version(&dir, s), 7);
+
+    let lambda = aws_sdk_lambda::Client::new(&common::sdk_config().await);
+    let versions = |name: String| {
+        let lambda = lambda.clone();
+        async move {
+            let out = lambda
+                .list_versions_by_function()
+                .function_name(name)
+                .send()
+                .await
+                .unwrap();
+            out.versions()
+                .iter()
+                .filter_map(|c| c.version().filter(|v| *v != "$LATEST").map(str::to_string))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        versions(format!("orders-{s}-cancelOrder")).await,
+        ["3", "4", "5", "6", "7"]
+    );
+    // Never changed, and pinned by every kept machine version.
+    assert_eq!(versions(format!("orders-{s}-completeOrder")).await, ["1"]);
+    let destroyed = stepgate_in(&dir, &["destroy", "--stage", s, "--yes"]).ok();
+    assert!(
+        destroyed.stderr.contains("state-machine-alias"),
+        "{}",
+        destroyed.stderr
+    );
+    assert!(common::leftovers(s).await.is_empty());
+}
