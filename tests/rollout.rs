@@ -286,3 +286,81 @@ async fn retention_keeps_five_versions_and_what_they_pin() {
     );
     assert!(common::leftovers(s).await.is_empty());
 }
+
+/// A Standard execution runs the version it started on to its end: one
+/// started before a rollout completes with the old code, and retention
+/// keeps its version while it runs, though `keep_versions` says otherwise.
+#[tokio::test]
+async fn a_running_execution_keeps_its_version_and_its_code() {
+    let stage = unique("run");
+    let s = stage.as_str();
+    let dir = project_copy(s);
+    // An order with a `delay` waits that long before it is routed.
+    let def = dir.join("definitions/OrderProcessor.asl.json");
+    let text = std::fs::read_to_string(&def).unwrap();
+    std::fs::write(
+        &def,
+        text.replace(
+            r#""StartAt": "CheckPaymentStatus","#,
+            r#""StartAt": "Queue","#,
+        )
+        .replace(
+            r#""States": {"#,
+            r#""States": {
+    "Queue": { "Type": "Choice", "Choices": [{ "Variable": "$.delay", "IsPresent": true, "Next": "Delay" }], "Default": "CheckPaymentStatus" },
+    "Delay": { "Type": "Wait", "SecondsPath": "$.delay", "Next": "CheckPaymentStatus" },"#,
+        ),
+    )
+    .unwrap();
+    std::fs::remove_file(dir.join("smoke/approved.json")).unwrap();
+    let toml = dir.join("stepgate.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(
+        &toml,
+        text.replace(
+            "role = \"states\"\n",
+            "role = \"states\"\nkeep_versions = 2\n",
+        ),
+    )
+    .unwrap();
+    let url = api_url(&deploy(&dir, s));
+
+    // An order on version 1, still waiting while two rollouts pass.
+    let url2 = url.clone();
+    let slow = ORDER
+        .replace("SUCCESS", "FAILED")
+        .replace(r#""orderAmount""#, r#""delay":10,"orderAmount""#);
+    let order = tokio::spawn(async move { place_order_on(&url2, &slow).await });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    change_code(&dir, " (v2)");
+    deploy(&dir, s);
+    change_code(&dir, " (v3)");
+    deploy(&dir, s);
+    let versions = |run: &common::Run| -> Vec<u64> {
+        run.json()["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["version"].as_u64().unwrap())
+            .collect()
+    };
+    let history = stepgate_in(&dir, &["history", "--stage", s, "--output", "json"]).ok();
+    let placed = order.await.unwrap();
+    assert_eq!(
+        versions(&history),
+        [3, 2, 1],
+        "version 1 is kept while its execution runs"
+    );
+    assert_eq!(version_of(&placed.version_arn), "1");
+    assert_eq!(
+        placed.output["message"], "Your order is not approved because of payment failure",
+        "the execution finished with the code it started with"
+    );
+
+    // Once it has ended, the next rollout lets version 1 go.
+    change_code(&dir, " (v4)");
+    deploy(&dir, s);
+    let history = stepgate_in(&dir, &["history", "--stage", s, "--output", "json"]).ok();
+    assert_eq!(versions(&history), [4, 3]);
+    stepgate_in(&dir, &["destroy", "--stage", s, "--yes"]).ok();
+}
