@@ -135,6 +135,7 @@ impl Inputs<'_> {
                 .cloned()
                 .collect(),
             keep_versions: m.keep_versions,
+            rollout: self.settings.rollout.clone(),
             functions: m
                 .invokes
                 .iter()
@@ -402,6 +403,8 @@ pub struct AliasSpec {
     /// Run on the new version before the alias moves to it.
     pub smoke: Vec<crate::project::SmokeOrder>,
     pub keep_versions: u32,
+    /// How `live` moves to the new version.
+    pub rollout: crate::config::Rollout,
     /// The functions its machine pins, each with how many versions it keeps.
     pub functions: BTreeMap<String, u32>,
 }

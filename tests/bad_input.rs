@@ -1197,6 +1197,11 @@ fn every_declaration_error_is_caught_before_any_aws_call() {
             vec!["smoke/order.json: expect.status \"DONE\": use SUCCEEDED, FAILED, TIMED_OUT, ABORTED"],
         ),
         (
+            "a canary for an EXPRESS machine, whose executions cannot be watched",
+            Box::new(|d: &Path| common::append_text(d, "[defaults.rollout]\nstrategy = \"canary\"\n\n[state_machines.RecipeMover]\ntype = \"EXPRESS\"\n")),
+            vec!["definitions/RecipeMover.asl.json: the stage's rollout strategy \"canary\" watches the new version's executions, which Step Functions lists for STANDARD machines only, and RecipeMover is EXPRESS; use strategy = \"all-at-once\" for stage dev"],
+        ),
+        (
             "keep_versions out of range",
             Box::new(|d: &Path| common::append_text(d, "[state_machines.RecipeMover]\nkeep_versions = 1\n")),
             vec!["[state_machines.RecipeMover] keep_versions = 1 is out of range; keep 2 to 100 versions"],

@@ -364,3 +364,127 @@ async fn a_running_execution_keeps_its_version_and_its_code() {
     assert_eq!(versions(&history), [4, 3]);
     stepgate_in(&dir, &["destroy", "--stage", s, "--yes"]).ok();
 }
+
+/// A canary routes its share of new executions to the new version while it
+/// bakes (read back from the alias); a failure of the new version during
+/// the bake moves `live` back and fails the deploy saying why; without one,
+/// the same rollout completes.
+#[tokio::test]
+async fn a_canary_serves_its_share_and_a_failure_during_the_bake_rolls_it_back() {
+    let stage = unique("canary");
+    let s = stage.as_str();
+    let dir = project_copy(s);
+    common::append_text(
+        &dir,
+        "[defaults.rollout]\nstrategy = \"canary\"\npercent = 50\ninterval = \"6s\"\n",
+    );
+    deploy(&dir, s);
+    change_code(&dir, "!");
+    let child = common::command(&dir, &["deploy", "--stage", s])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let sfn = aws_sdk_sfn::Client::new(&common::sdk_config().await);
+    let machine =
+        format!("arn:aws:states:us-east-1:000000000000:stateMachine:orders-{s}-OrderProcessor");
+    let mut routing = bake_routing(&sfn, &machine).await;
+    routing.sort();
+    assert_eq!(
+        routing,
+        [(format!("{machine}:1"), 50), (format!("{machine}:2"), 50)],
+        "the canary's routing during the bake"
+    );
+    // The new version fails an order during the bake.
+    sfn.start_execution()
+        .state_machine_arn(format!("{machine}:2"))
+        .input(ORDER.replace("SUCCESS", "BOGUS"))
+        .send()
+        .await
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for part in [
+        "1 failed, timed-out or aborted execution of version 2 while it served 50% (more than max_failures = 0)",
+        "(FAILED)",
+        "`live` is back on version 1",
+    ] {
+        assert!(stderr.contains(part), "{part:?} not in: {stderr}");
+    }
+    assert_eq!(live_version(&dir, s), 1);
+
+    // Without a failure, the same rollout bakes and completes.
+    deploy(&dir, s);
+    assert_eq!(live_version(&dir, s), 2);
+    stepgate_in(&dir, &["destroy", "--stage", s, "--yes"]).ok();
+}
+
+/// The alias's routing once it splits new executions between two
+/// versions (polled for at most 30 s), as (version ARN, weight).
+async fn bake_routing(sfn: &aws_sdk_sfn::Client, machine: &str) -> Vec<(String, i32)> {
+    let mut routing = Vec::new();
+    for _ in 0..300 {
+        let alias = sfn
+            .describe_state_machine_alias()
+            .state_machine_alias_arn(format!("{machine}:live"))
+            .send()
+            .await
+            .unwrap();
+        routing = alias
+            .routing_configuration()
+            .iter()
+            .map(|r| (r.state_machine_version_arn().to_string(), r.weight()))
+            .collect();
+        if routing.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    routing
+}
+
+/// SIGTERM during a bake moves `live` back before the deploy exits 143.
+#[tokio::test]
+async fn sigterm_during_a_bake_moves_live_back() {
+    let stage = unique("term");
+    let s = stage.as_str();
+    let dir = project_copy(s);
+    common::append_text(
+        &dir,
+        "[defaults.rollout]\nstrategy = \"linear\"\npercent = 30\ninterval = \"1m\"\n",
+    );
+    deploy(&dir, s);
+    change_code(&dir, "!");
+    let child = common::command(&dir, &["deploy", "--stage", s])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sfn = aws_sdk_sfn::Client::new(&common::sdk_config().await);
+    let machine =
+        format!("arn:aws:states:us-east-1:000000000000:stateMachine:orders-{s}-OrderProcessor");
+    let mut routing = bake_routing(&sfn, &machine).await;
+    routing.sort();
+    assert_eq!(
+        routing,
+        [(format!("{machine}:1"), 70), (format!("{machine}:2"), 30)],
+        "the first linear step"
+    );
+    std::process::Command::new("kill")
+        .args(["-s", "TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    assert!(
+        stderr.contains("interrupted by SIGTERM while version 2 served 30% of new executions; `live` is back on version 1"),
+        "{stderr}"
+    );
+    assert_eq!(live_version(&dir, s), 1);
+    stepgate_in(&dir, &["destroy", "--stage", s, "--yes"]).ok();
+}

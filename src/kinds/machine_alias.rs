@@ -74,29 +74,22 @@ fn is_bare(message: &str) -> bool {
 /// call. Both calls are idempotent with the same routing.
 pub async fn point(aws: &Aws, spec: (&str, &str), version_arn: &str, create: bool) -> Result<()> {
     let (name, alias_arn) = spec;
+    if !create {
+        return super::bake::route(&aws.sfn, alias_arn, &[(version_arn, 100)]).await;
+    }
     let route = RoutingConfigurationListItem::builder()
         .state_machine_version_arn(version_arn)
         .weight(100)
         .build()
         .map_err(|e| anyhow::anyhow!("alias {alias_arn}: {e}"))?;
-    if create {
-        aws.sfn
-            .create_state_machine_alias()
-            .name(name)
-            .description("Managed by stepgate: the version routes start")
-            .routing_configuration(route)
-            .send()
-            .await
-            .map_err(|e| error(&format!("alias {alias_arn}"), "CreateStateMachineAlias", e))?;
-    } else {
-        aws.sfn
-            .update_state_machine_alias()
-            .state_machine_alias_arn(alias_arn)
-            .routing_configuration(route)
-            .send()
-            .await
-            .map_err(|e| error(&format!("alias {alias_arn}"), "UpdateStateMachineAlias", e))?;
-    }
+    aws.sfn
+        .create_state_machine_alias()
+        .name(name)
+        .description("Managed by stepgate: the version routes start")
+        .routing_configuration(route)
+        .send()
+        .await
+        .map_err(|e| error(&format!("alias {alias_arn}"), "CreateStateMachineAlias", e))?;
     Ok(())
 }
 
@@ -387,13 +380,29 @@ impl Resource for MachineAlias {
             );
         };
         smoke(ctx.aws, spec, version).await?;
-        point(
-            ctx.aws,
-            (&spec.name, &self.arn),
-            version,
-            plan.action == Action::Create,
-        )
-        .await?;
+        // The version it serves now (the heaviest route), if any.
+        let serving = match plan.action {
+            Action::Create => None,
+            _ => routing(ctx.aws, &self.arn)
+                .await?
+                .and_then(|r| r.into_iter().next())
+                .map(|(arn, _)| arn)
+                .filter(|arn| arn != version),
+        };
+        match serving {
+            Some(old) => {
+                super::bake::shift(ctx.aws, &self.arn, &old, version, &spec.rollout).await?
+            }
+            None => {
+                point(
+                    ctx.aws,
+                    (&spec.name, &self.arn),
+                    version,
+                    plan.action == Action::Create,
+                )
+                .await?
+            }
+        }
         retain(ctx.aws, spec, version).await?;
         Ok(self.arn.clone())
     }

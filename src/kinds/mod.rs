@@ -5,6 +5,7 @@
 //! (clients, errors, retries, call recording), and knows no kind.
 
 pub mod apigateway;
+pub mod bake;
 pub mod function_version;
 pub mod iam;
 pub mod lambda;

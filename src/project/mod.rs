@@ -226,6 +226,17 @@ impl Project {
             machines.insert(name.clone(), machine);
         }
         check_no_cycle(&machines)?;
+        if settings.rollout.strategy != crate::config::Strategy::AllAtOnce {
+            if let Some(m) = machines.values().find(|m| m.kind == "EXPRESS") {
+                bail!(
+                    "definitions/{}.asl.json: the stage's rollout strategy {} watches the new version's executions, which Step Functions lists for STANDARD machines only, and {} is EXPRESS; use strategy = \"all-at-once\" for stage {}",
+                    m.name,
+                    serde_json::to_value(settings.rollout.strategy).unwrap_or_default(),
+                    m.name,
+                    settings.stage
+                );
+            }
+        }
 
         // The API and its routes.
         let api = Api {
