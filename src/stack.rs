@@ -215,7 +215,10 @@ fn resources(inputs: &Inputs) -> Vec<Box<dyn Resource>> {
             needs: vec![role(&f.role), log_group(&names.function_log_group(name))],
         }));
     }
-    for name in project.functions.keys() {
+    // Versions of the functions machines pin (retention runs with each
+    // machine's rollout; a function no machine calls is not published).
+    let pinned: BTreeSet<&String> = project.machines.values().flat_map(|m| &m.invokes).collect();
+    for name in pinned {
         list.push(Box::new(function_version::FunctionVersion {
             function: names.function(name),
             spec: Some(inputs.function_version(name)),

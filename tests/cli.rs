@@ -40,6 +40,8 @@ fn help_of_every_command() {
         "man",
         "executions",
         "logs",
+        "rollback",
+        "history",
         "deployer-policy",
     ] {
         let args: Vec<&str> = command.split_whitespace().chain(["--help"]).collect();

@@ -488,3 +488,29 @@ async fn sigterm_during_a_bake_moves_live_back() {
     assert_eq!(live_version(&dir, s), 1);
     stepgate_in(&dir, &["destroy", "--stage", s, "--yes"]).ok();
 }
+
+/// A smoke order whose StartExecution answer was lost: the SDK repeats it
+/// with the same name, and Step Functions answers ExecutionAlreadyExists
+/// once the first one has ended. That is the smoke order's own execution,
+/// and it is judged as such.
+#[tokio::test]
+async fn a_lost_answer_to_a_smoke_order_is_carried_on_from() {
+    let stage = unique("lostsmoke");
+    let s = stage.as_str();
+    let dir = project_copy(s);
+    std::fs::remove_file(dir.join("smoke/rejected.json")).unwrap();
+    deploy(&dir, s);
+    change_code(&dir, "!");
+    let proxy = common::Proxy::start(&["--rate", "0"]);
+    proxy.config(serde_json::json!({"force": [{"operation": "states.StartExecution", "fault": "lost", "count": 1}]}));
+    let run = common::run(common::command_at(
+        &proxy.url,
+        &dir,
+        &["deploy", "--stage", s, "--output", "json"],
+    ));
+    let injected = proxy.stats()["injected"]["lost"].as_u64().unwrap_or(0);
+    assert_eq!(injected, 1, "the lost answer was not injected");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(live_version(&dir, s), 2);
+    stepgate_in(&dir, &["destroy", "--stage", s, "--yes"]).ok();
+}

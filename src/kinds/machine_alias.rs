@@ -142,16 +142,31 @@ async fn run_smoke(aws: &Aws, order: &SmokeOrder, version_arn: &str, express: bo
             failure,
         )
     } else {
-        let out = aws
+        let name = execution_name(&order.file);
+        let started = aws
             .sfn
             .start_execution()
             .state_machine_arn(version_arn)
-            .name(execution_name(&order.file))
+            .name(&name)
             .input(&input)
             .send()
-            .await
-            .map_err(|e| error(&format!("smoke order {}", order.file), "StartExecution", e))?;
-        let done = super::sfn::wait_execution(aws, out.execution_arn(), SMOKE_LIMIT).await?;
+            .await;
+        let arn = match started {
+            Ok(out) => out.execution_arn().to_string(),
+            // The SDK repeated a start whose answer was lost, after the
+            // first had ended: the name is this run's, so is the execution.
+            Err(e) if code(&e) == Some("ExecutionAlreadyExists") => {
+                execution_arn(version_arn, &name)
+            }
+            Err(e) => {
+                return Err(error(
+                    &format!("smoke order {}", order.file),
+                    "StartExecution",
+                    e,
+                ))
+            }
+        };
+        let done = super::sfn::wait_execution(aws, &arn, SMOKE_LIMIT).await?;
         let failure = failure(done.error.as_deref(), done.cause.as_deref());
         (done.status, done.output, done.execution_arn, failure)
     };
@@ -183,6 +198,16 @@ fn failure(error: Option<&str>, cause: Option<&str>) -> String {
         })
         .unwrap_or_default();
     format!(" ({error}{message})")
+}
+
+/// The ARN of execution `name` of a machine version: executions are named
+/// after the machine, not the version.
+fn execution_arn(version_arn: &str, name: &str) -> String {
+    let machine = version_arn.rsplit_once(':').map_or(version_arn, |(m, _)| m);
+    format!(
+        "{}:{name}",
+        machine.replacen(":stateMachine:", ":execution:", 1)
+    )
 }
 
 /// `smoke-approved-1733355000123`: unique, and says what started it.
