@@ -13,6 +13,9 @@ pub const CLOUDWATCH_ROLE: &str = "stepgate-apigateway-cloudwatch";
 
 /// The log group API Gateway writes a stage's execution logs to; the name is
 /// AWS's, fixed by the API's id and the stage.
+/// The one alias of each state machine: the version the API serves.
+pub const LIVE_ALIAS: &str = "live";
+
 pub fn api_execution_log_group(api_id: &str, stage: &str) -> String {
     format!("API-Gateway-Execution-Logs_{api_id}/{stage}")
 }
@@ -181,6 +184,11 @@ impl Names {
             self.account,
             self.state_machine(name)
         )
+    }
+
+    /// The alias routes start executions on: `{machine ARN}:live`.
+    pub fn alias_arn(&self, machine: &str) -> String {
+        format!("{}:{LIVE_ALIAS}", self.state_machine_arn(machine))
     }
 
     pub fn log_group_arn(&self, name: &str) -> String {

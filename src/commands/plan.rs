@@ -25,7 +25,7 @@ pub(super) async fn plan(
     let (aws, names) = connect(settings).await?;
     // Once AWS answers: a run refused before prints its one error line only.
     super::note_open_routes(&checked.project, printer);
-    let mut stack = Stack::desired(&inputs(settings, &checked, &names));
+    let mut stack = Stack::desired(&inputs(settings, &checked, &names, &aws));
     stack.find_extra(&aws).await?;
     // plan takes no lock, but says when a deploy or destroy holds one.
     let (live, held) = tokio::join!(engine::observe(&aws, &stack), lock::holder(&aws, &names));
