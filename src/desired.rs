@@ -177,7 +177,7 @@ impl Inputs<'_> {
             pins: m
                 .invokes
                 .iter()
-                .map(|f| (names.function(f), self.function(f).fields()))
+                .map(|f| (names.function(f), self.function(f).versioned()))
                 .collect(),
             pinned: m
                 .invokes
@@ -386,6 +386,17 @@ impl FunctionSpec {
             "invoked_by": self.invoked_by,
         })
     }
+
+    /// What a published version of it holds: its configuration and code,
+    /// not its resource policy (who may invoke it is the function's, not
+    /// a version's).
+    pub fn versioned(&self) -> Value {
+        let mut fields = self.fields();
+        if let Value::Object(map) = &mut fields {
+            map.remove("invoked_by");
+        }
+        fields
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -451,7 +462,7 @@ pub struct FunctionVersionSpec {
 
 impl FunctionVersionSpec {
     pub fn fields(&self) -> Value {
-        self.function.fields()
+        self.function.versioned()
     }
 }
 
