@@ -162,6 +162,12 @@ impl Inputs<'_> {
                 .collect(),
             keep_versions: m.keep_versions,
             rollout: self.settings.rollout.clone(),
+            stage_variable: self
+                .project
+                .routes
+                .iter()
+                .any(|r| r.sync && r.state_machine == name)
+                .then(|| crate::names::live_variable(name)),
             functions: m
                 .invokes
                 .iter()
@@ -211,8 +217,17 @@ impl Inputs<'_> {
                 .map(|r| api::RouteSpec {
                     route: r.clone(),
                     // Routes start the version `live` serves, never the
-                    // machine's latest revision.
-                    state_machine_arn: names.alias_arn(&r.state_machine),
+                    // machine's latest revision: async ones through the
+                    // alias, sync ones by its number in a stage variable.
+                    state_machine_arn: if r.sync {
+                        format!(
+                            "{}:${{stageVariables.{}}}",
+                            names.state_machine_arn(&r.state_machine),
+                            crate::names::live_variable(&r.state_machine)
+                        )
+                    } else {
+                        names.alias_arn(&r.state_machine)
+                    },
                 })
                 .collect(),
             models: self.project.models.clone(),
@@ -490,6 +505,9 @@ pub struct AliasSpec {
     /// Run on the new version before the alias moves to it.
     pub smoke: Vec<crate::project::SmokeOrder>,
     pub keep_versions: u32,
+    /// For a machine behind a sync route: the stage variable that must
+    /// name the version `live` serves (`names::live_variable`).
+    pub stage_variable: Option<String>,
     /// How `live` moves to the new version.
     pub rollout: crate::config::Rollout,
     /// The functions its machine pins, each with how many versions it keeps.

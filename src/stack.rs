@@ -260,12 +260,26 @@ fn resources(inputs: &Inputs) -> Vec<Box<dyn Resource>> {
             needs: vec![machine(name)],
         }));
     }
+    // Machines behind sync routes: the stage names the version their `live`
+    // serves, so moving `live` also writes the stage's variable, on this
+    // API.
+    let sync_routed: BTreeSet<&String> = project
+        .routes
+        .iter()
+        .filter(|r| r.sync)
+        .map(|r| &r.state_machine)
+        .collect();
     for name in project.machines.keys() {
+        let api = sync_routed.contains(name).then(|| api_id.clone());
         list.push(Box::new(machine_alias::MachineAlias {
             machine: names.state_machine(name),
             arn: names.alias_arn(name),
             spec: Some(inputs.alias(name)),
-            needs: vec![machine_version(name)],
+            needs: [machine_version(name)]
+                .into_iter()
+                .chain(api.clone())
+                .collect(),
+            api,
         }));
     }
     if has_api {
@@ -297,6 +311,13 @@ fn resources(inputs: &Inputs) -> Vec<Box<dyn Resource>> {
             .into_iter()
             .chain(routed.into_iter().map(|m| alias(m)))
             .collect(),
+            live: sync_routed
+                .iter()
+                .map(|m| apigateway::LiveVariable {
+                    variable: crate::names::live_variable(m),
+                    alias_arn: names.alias_arn(m),
+                })
+                .collect(),
         }));
         // API keys: the stage's usage plan, then one key per name in it.
         let keys = &project.api.access.keys;

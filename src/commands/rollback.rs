@@ -1,13 +1,15 @@
 //! `stepgate rollback`: moves a machine's `live` alias (and nothing else)
-//! back to an earlier version, in one call, under the stage's lock.
+//! back to an earlier version, in one call, under the stage's lock; for a
+//! machine behind a sync route, a second call points the stage's variable
+//! at that version too.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
-use super::{connect, not_deployed, pick, release, report, Status};
+use super::{connect, deployed_api, not_deployed, pick, release, report, Status};
 use crate::config::Settings;
-use crate::kinds::{machine_alias, machine_version};
+use crate::kinds::{apigateway, machine_alias, machine_version};
 use crate::lock;
 use crate::names::LIVE_ALIAS;
 use crate::output::Printer;
@@ -69,6 +71,19 @@ pub(super) async fn rollback(
         }
         let version_arn = format!("{}:{target}", names.state_machine_arn(&machine));
         machine_alias::point(&aws, (LIVE_ALIAS, &alias_arn), &version_arn, false).await?;
+        // Sync routes start the version the stage's variable names: it
+        // follows `live` (one more call, for such a machine only).
+        if project.routes.iter().any(|r| r.sync && r.state_machine == machine) {
+            let api_id = deployed_api(&aws, &project, &names).await?;
+            apigateway::set_live_variable(
+                &aws,
+                &api_id,
+                &names.stage,
+                &crate::names::live_variable(&machine),
+                target,
+            )
+            .await?;
+        }
         let mut report = report("rollback", &names, &aws, started);
         report.changed = true;
         report.rollback = Some(Rollback {

@@ -154,10 +154,12 @@ fn api_gateway(project: &Project) -> Value {
             .filter(|r| r.sync == sync)
             .map(|r| &r.state_machine)
             .collect();
-        let live = crate::names::LIVE_ALIAS;
+        // Async routes start the `live` alias; sync routes the version it
+        // serves, whichever number that is.
+        let qualifier = if sync { "*" } else { crate::names::LIVE_ALIAS };
         names
             .into_iter()
-            .map(|m| format!("${{{m}Arn}}:{live}"))
+            .map(|m| format!("${{{m}Arn}}:{qualifier}"))
             .collect()
     };
     let mut statements = Vec::new();

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use aws_sdk_sfn::types::RoutingConfigurationListItem;
 use serde_json::{json, Value};
 
+use super::apigateway::set_live_variable;
 use super::function_version::{self, owner_tags};
 use super::machine_version::{self, Version};
 use crate::aws::{code, describe, error, Aws};
@@ -321,8 +322,11 @@ pub struct MachineAlias {
     pub machine: String,
     pub arn: String,
     pub spec: Option<AliasSpec>,
-    /// The machine's versions.
+    /// The machine's versions (and the REST API, with `api`).
     pub needs: Vec<ResourceId>,
+    /// The REST API whose stage names the version `live` serves, for a
+    /// machine behind a sync route.
+    pub api: Option<ResourceId>,
 }
 
 impl MachineAlias {
@@ -428,6 +432,19 @@ impl Resource for MachineAlias {
                 .await?
             }
         }
+        // A sync route starts the version the stage's variable names.
+        if let (Some(variable), Some(api)) = (&spec.stage_variable, &self.api) {
+            if let Some(api) = known.get(api) {
+                set_live_variable(
+                    ctx.aws,
+                    &api.id,
+                    &ctx.names.stage,
+                    variable,
+                    machine_version::version_number(version),
+                )
+                .await?;
+            }
+        }
         retain(ctx.aws, spec, version).await?;
         Ok(Attributes::new(&self.arn, Some(self.arn.clone())))
     }
@@ -470,6 +487,7 @@ impl Inventory for AliasInventory {
                     arn: format!("{arn}:{}", crate::names::LIVE_ALIAS),
                     machine: name,
                     spec: None,
+                    api: None,
                 }) as Box<dyn Resource>
             })
             .collect())
