@@ -210,6 +210,10 @@ impl Resource for FunctionVersion {
         Some(ResourceId::new(super::lambda::KIND, &self.function))
     }
 
+    fn goes_with(&self) -> Option<ResourceId> {
+        Some(ResourceId::new(super::lambda::KIND, &self.function))
+    }
+
     fn tags(&self, stage: &Tags) -> Tags {
         owner_tags(stage)
     }

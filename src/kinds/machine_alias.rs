@@ -353,6 +353,10 @@ impl Resource for MachineAlias {
         Some(self.version())
     }
 
+    fn goes_with(&self) -> Option<ResourceId> {
+        Some(ResourceId::new(super::sfn::KIND, &self.machine))
+    }
+
     fn tags(&self, stage: &Tags) -> Tags {
         owner_tags(stage)
     }

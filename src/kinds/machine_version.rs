@@ -193,6 +193,10 @@ impl Resource for MachineVersion {
         Some(ResourceId::new(super::sfn::KIND, &self.machine))
     }
 
+    fn goes_with(&self) -> Option<ResourceId> {
+        Some(ResourceId::new(super::sfn::KIND, &self.machine))
+    }
+
     fn tags(&self, stage: &Tags) -> Tags {
         owner_tags(stage)
     }

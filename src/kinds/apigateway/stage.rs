@@ -310,6 +310,10 @@ impl Resource for Stage {
         Some(self.api.clone())
     }
 
+    fn goes_with(&self) -> Option<ResourceId> {
+        Some(self.api.clone())
+    }
+
     fn desired(&self) -> Option<Value> {
         self.spec.as_ref().map(|spec| {
             let mut fields = spec.fields();
