@@ -160,6 +160,25 @@ pub struct VersionEntry {
     pub live_weight: Option<i32>,
 }
 
+/// What a deploy would do to one machine's `live` alias, as plan shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RolloutPlan {
+    pub state_machine: String,
+    /// What `live` serves now: (version, share of new executions); empty
+    /// before the first deploy.
+    pub live: Vec<(u64, i32)>,
+    /// The versions the deploy publishes: `function NAME`, `state machine NAME`.
+    pub publishes: Vec<String>,
+    /// The smoke files run on the new version before `live` moves.
+    pub smoke: Vec<String>,
+    /// all-at-once, canary or linear.
+    pub strategy: String,
+    /// The new version's shares of new executions, in order (the last 100).
+    pub steps: Vec<u8>,
+    /// How long each share but the last is held and watched.
+    pub interval_seconds: u64,
+}
+
 /// What `rollback` did to the `live` alias.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Rollback {

@@ -75,6 +75,27 @@ async fn a_good_change_publishes_passes_its_smoke_orders_and_moves_live() {
     );
 
     change_code(&dir, ".");
+    // plan says how `live` would move before it does.
+    let plan = stepgate_in(&dir, &["plan", "--stage", s]).ok();
+    for part in [
+        "Rollout of OrderProcessor: `live` serves version 1 (100%).",
+        "publishes: function cancelOrder, state machine OrderProcessor",
+        "smoke orders: smoke/approved.json, smoke/rejected.json",
+        "then `live` moves all at once.",
+    ] {
+        assert!(
+            plan.stdout.contains(part),
+            "{part:?} not in: {}",
+            plan.stdout
+        );
+    }
+    let plan = stepgate_in(&dir, &["plan", "--stage", s, "--output", "json"]).ok();
+    assert_eq!(
+        plan.json()["rollouts"][0]["live"],
+        serde_json::json!([[1, 100]]),
+        "{}",
+        plan.stdout
+    );
     let changed = deploy(&dir, s);
     let calls = changed.mutating_calls();
     println!("mutating calls of a code-change deploy with two smoke orders: {calls:?}");
@@ -380,6 +401,13 @@ async fn a_canary_serves_its_share_and_a_failure_during_the_bake_rolls_it_back()
     );
     deploy(&dir, s);
     change_code(&dir, "!");
+    let plan = stepgate_in(&dir, &["plan", "--stage", s]).ok();
+    assert!(
+        plan.stdout
+            .contains("then `live` moves canary: 50% -> 100%, each held 6s"),
+        "{}",
+        plan.stdout
+    );
     let child = common::command(&dir, &["deploy", "--stage", s])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())

@@ -196,6 +196,7 @@ fn report(command: &'static str, names: &Names, aws: &Aws, started: Instant) -> 
         lock: None,
         versions: None,
         rollback: None,
+        rollouts: Vec::new(),
         duration_seconds: started.elapsed().as_secs_f64(),
     }
 }

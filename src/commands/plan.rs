@@ -43,6 +43,7 @@ pub(super) async fn plan(
     report.lock = held;
     report.changed = plan.has_changes();
     report.resources = plan.resources.iter().map(ResourceReport::from).collect();
+    report.rollouts = rollouts(&aws, &plan.resources, &checked.project, &names, settings).await?;
     debug_assert_eq!(
         report.aws_calls.mutating, 0,
         "plan must never change anything"
@@ -63,6 +64,72 @@ pub(super) async fn plan(
     } else {
         Status::Ok
     })
+}
+
+/// How each machine's `live` would move: read only for the aliases the
+/// plan changes (one DescribeStateMachineAlias each).
+async fn rollouts(
+    aws: &crate::aws::Aws,
+    resources: &[ResourcePlan],
+    project: &Project,
+    names: &Names,
+    settings: &Settings,
+) -> Result<Vec<crate::report::RolloutPlan>> {
+    use crate::kinds::{function_version, machine_alias, machine_version};
+    use crate::plan::Action;
+    let changes = |kind, name: &str| {
+        resources.iter().any(|r| {
+            r.resource.kind == kind
+                && r.resource.name == name
+                && !matches!(r.action, Action::NoChange | Action::Delete)
+        })
+    };
+    let mut out = Vec::new();
+    for (machine, m) in &project.machines {
+        let alias = format!(
+            "{}:{}",
+            names.state_machine(machine),
+            crate::names::LIVE_ALIAS
+        );
+        if !changes(machine_alias::KIND, &alias) {
+            continue;
+        }
+        let live = machine_alias::routing(aws, &names.alias_arn(machine))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(arn, weight)| (machine_version::version_number(&arn), weight))
+            .collect();
+        let publishes = m
+            .invokes
+            .iter()
+            .filter(|f| changes(function_version::KIND, &names.function(f)))
+            .map(|f| format!("function {f}"))
+            .chain(
+                changes(machine_version::KIND, &names.state_machine(machine))
+                    .then(|| format!("state machine {machine}")),
+            )
+            .collect();
+        let rollout = &settings.rollout;
+        out.push(crate::report::RolloutPlan {
+            state_machine: machine.clone(),
+            live,
+            publishes,
+            smoke: project
+                .smoke
+                .iter()
+                .filter(|s| &s.state_machine == machine)
+                .map(|s| s.file.clone())
+                .collect(),
+            strategy: serde_json::to_value(rollout.strategy)?
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            steps: rollout.steps(),
+            interval_seconds: rollout.interval.as_secs(),
+        });
+    }
+    Ok(out)
 }
 
 /// The plan as a pull-request comment: the stack's graph with the
