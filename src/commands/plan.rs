@@ -77,12 +77,14 @@ async fn rollouts(
 ) -> Result<Vec<crate::report::RolloutPlan>> {
     use crate::kinds::{function_version, machine_alias, machine_version};
     use crate::plan::Action;
+    let action = |kind, name: &str| {
+        resources
+            .iter()
+            .find(|r| r.resource.kind == kind && r.resource.name == name)
+            .map(|r| r.action)
+    };
     let changes = |kind, name: &str| {
-        resources.iter().any(|r| {
-            r.resource.kind == kind
-                && r.resource.name == name
-                && !matches!(r.action, Action::NoChange | Action::Delete)
-        })
+        action(kind, name).is_some_and(|a| !matches!(a, Action::NoChange | Action::Delete))
     };
     let mut out = Vec::new();
     for (machine, m) in &project.machines {
@@ -94,12 +96,16 @@ async fn rollouts(
         if !changes(machine_alias::KIND, &alias) {
             continue;
         }
-        let live = machine_alias::routing(aws, &names.alias_arn(machine))
-            .await?
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(arn, weight)| (machine_version::version_number(&arn), weight))
-            .collect();
+        // An alias to create serves nothing yet (and may have no machine).
+        let live = match action(machine_alias::KIND, &alias) {
+            Some(Action::Create) => Vec::new(),
+            _ => machine_alias::routing(aws, &names.alias_arn(machine))
+                .await?
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(arn, weight)| (machine_version::version_number(&arn), weight))
+                .collect(),
+        };
         let publishes = m
             .invokes
             .iter()

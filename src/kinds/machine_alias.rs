@@ -67,7 +67,7 @@ pub async fn routing(aws: &Aws, alias_arn: &str) -> Result<Option<Vec<(String, i
 
 /// LocalStack's error for a missing alias carries no message of its own.
 fn is_bare(message: &str) -> bool {
-    let message = message.trim();
+    let message = message.trim().trim_end_matches(':').trim();
     message.is_empty() || message == "ValidationException" || message.ends_with("None")
 }
 
