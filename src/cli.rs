@@ -214,6 +214,41 @@ pub enum Command {
               value_parser = ["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"])]
         status: Option<String>,
     },
+    /// Move the state machine's `live` alias back to an earlier version.
+    ///
+    /// Routes start executions on `live`: this moves it (and nothing else),
+    /// in one call, under the stage's lock, to the version before the one it
+    /// serves or to --to. Running executions finish on the version they
+    /// started on. The next deploy moves `live` to what the project
+    /// declares again.
+    #[command(after_help = "Example:
+  stepgate rollback --stage prod
+  stepgate rollback --stage prod --to 3")]
+    Rollback {
+        #[command(flatten)]
+        common: Common,
+        /// Whose alias: a state machine of the project; the only one without it
+        #[arg(long, value_name = "NAME")]
+        state_machine: Option<String>,
+        /// The version to serve [default: the one before the version `live` serves]
+        #[arg(long, value_name = "VERSION", value_parser = clap::value_parser!(u64).range(1..))]
+        to: Option<u64>,
+        #[command(flatten)]
+        lock: LockArgs,
+    },
+    /// List the state machine's published versions, newest first.
+    ///
+    /// Each with when it was published, its description (the git commit and
+    /// the deployer) and the share of executions `live` starts on it.
+    #[command(after_help = "Example:
+  stepgate history --stage prod --output json")]
+    History {
+        #[command(flatten)]
+        common: Common,
+        /// Whose versions: a state machine of the project; the only one without it
+        #[arg(long, value_name = "NAME")]
+        state_machine: Option<String>,
+    },
     /// Print the stack's log events from CloudWatch Logs, oldest first.
     ///
     /// The functions' log groups, the state machine's and the API's access
@@ -249,6 +284,8 @@ impl Command {
             | Command::Invoke { common, .. }
             | Command::Keys { common, .. }
             | Command::Executions { common, .. }
+            | Command::Rollback { common, .. }
+            | Command::History { common, .. }
             | Command::Logs { common, .. } => common,
         }
     }

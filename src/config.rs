@@ -97,6 +97,8 @@ pub struct Settings {
     pub throttling: Option<Throttling>,
     /// The stage's execution-logging level: OFF, ERROR or INFO.
     pub api_log_level: String,
+    /// How `live` moves to a new version.
+    pub rollout: Rollout,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -203,6 +205,7 @@ impl Settings {
             throttling: merged.throttling,
             api_log_level: value(merged.api_log_level)
                 .unwrap_or_else(|| DEFAULT_API_LOG_LEVEL.to_owned()),
+            rollout: merged.rollout.unwrap_or_default(),
         })
     }
 }
@@ -260,15 +263,18 @@ macro_rules! layer {
             $($name: Given<$type>,)*
             tags: BTreeMap<String, String>,
             throttling: Option<Throttling>,
+            rollout: Option<Rollout>,
         }
 
         impl Layer {
-            /// `self` over `below`, key by key: tags merge, throttling is replaced whole.
+            /// `self` over `below`, key by key: tags merge, throttling and
+            /// rollout are replaced whole.
             fn over(self, below: Layer) -> Layer {
                 let mut tags = below.tags;
                 tags.extend(self.tags);
                 let throttling = self.throttling.or(below.throttling);
-                Layer { $($name: self.$name.or(below.$name),)* tags, throttling }
+                let rollout = self.rollout.or(below.rollout);
+                Layer { $($name: self.$name.or(below.$name),)* tags, throttling, rollout }
             }
 
             fn from_flags(cli: &Overrides) -> Result<Layer, ConfigError> {
@@ -620,6 +626,7 @@ struct RawSection {
     log_retention_days: Option<Spanned<i32>>,
     tags: BTreeMap<Spanned<String>, Spanned<String>>,
     throttling: Option<RawThrottling>,
+    rollout: Option<rollout::RawRollout>,
     profile: Option<Spanned<String>>,
     api_log_level: Option<Spanned<String>>,
     // A stage's overrides of the declarations (project/file.rs).
@@ -699,6 +706,10 @@ impl FileText<'_> {
             log_retention_days: LOG_RETENTION.check_file(self, raw.log_retention_days)?,
             tags: self.tags(raw.tags, table, inherited_tags)?,
             throttling: raw.throttling.map(|raw| self.throttling(raw)).transpose()?,
+            rollout: raw
+                .rollout
+                .map(|raw| self.rollout(raw, table))
+                .transpose()?,
             profile: PROFILE.check_file(self, raw.profile)?,
             api_log_level: API_LOG_LEVEL.check_file(self, raw.api_log_level)?,
             ..Layer::default()
@@ -858,6 +869,9 @@ fn key_path(text: &str, span: &Range<usize>) -> Option<Vec<String>> {
     }
     find(ImDocument::parse(text).ok()?.as_table(), text, span)
 }
+
+mod rollout;
+pub use rollout::{Rollout, Strategy};
 
 #[cfg(test)]
 mod tests;

@@ -4,6 +4,7 @@
 //! it into calls.
 
 pub mod api;
+pub mod pins;
 pub mod policies;
 
 use std::collections::BTreeMap;
@@ -24,6 +25,9 @@ pub struct Inputs<'a> {
     pub project: &'a Project,
     pub packages: &'a BTreeMap<String, Package>,
     pub names: &'a Names,
+    /// What each version published by this run says of itself: the git
+    /// commit and the deployer, where known.
+    pub release: String,
 }
 
 impl Inputs<'_> {
@@ -125,10 +129,67 @@ impl Inputs<'_> {
             .collect()
     }
 
+    pub fn function_version(&self, name: &str) -> FunctionVersionSpec {
+        FunctionVersionSpec {
+            function: self.function(name),
+            description: self.release.clone(),
+        }
+    }
+
+    pub fn machine_version(&self, name: &str) -> MachineVersionSpec {
+        MachineVersionSpec {
+            machine: self.state_machine(name),
+            description: self.release.clone(),
+        }
+    }
+
+    /// The `live` alias: it serves the version of what is declared, once
+    /// the machine's smoke orders pass on it.
+    pub fn alias(&self, name: &str) -> AliasSpec {
+        let names = self.names;
+        let m = &self.project.machines[name];
+        let machine = self.state_machine(name);
+        AliasSpec {
+            name: crate::names::LIVE_ALIAS.to_string(),
+            snapshot: machine.snapshot(),
+            machine,
+            smoke: self
+                .project
+                .smoke
+                .iter()
+                .filter(|s| s.state_machine == name)
+                .cloned()
+                .collect(),
+            keep_versions: m.keep_versions,
+            rollout: self.settings.rollout.clone(),
+            stage_variable: self
+                .project
+                .routes
+                .iter()
+                .any(|r| r.sync && r.state_machine == name)
+                .then(|| crate::names::live_variable(name)),
+            functions: m
+                .invokes
+                .iter()
+                .map(|f| (names.function(f), self.project.functions[f].keep_versions))
+                .collect(),
+        }
+    }
+
     pub fn state_machine(&self, name: &str) -> StateMachineSpec {
         let names = self.names;
         let m = &self.project.machines[name];
         StateMachineSpec {
+            pins: m
+                .invokes
+                .iter()
+                .map(|f| (names.function(f), self.function(f).versioned()))
+                .collect(),
+            pinned: m
+                .invokes
+                .iter()
+                .map(|f| (names.function_arn(f), names.function(f)))
+                .collect(),
             name: names.state_machine(name),
             arn: names.state_machine_arn(name),
             role_arn: names.role_arn(&m.role),
@@ -155,7 +216,18 @@ impl Inputs<'_> {
                 .iter()
                 .map(|r| api::RouteSpec {
                     route: r.clone(),
-                    state_machine_arn: names.state_machine_arn(&r.state_machine),
+                    // Routes start the version `live` serves, never the
+                    // machine's latest revision: async ones through the
+                    // alias, sync ones by its number in a stage variable.
+                    state_machine_arn: if r.sync {
+                        format!(
+                            "{}:${{stageVariables.{}}}",
+                            names.state_machine_arn(&r.state_machine),
+                            crate::names::live_variable(&r.state_machine)
+                        )
+                    } else {
+                        names.alias_arn(&r.state_machine)
+                    },
                 })
                 .collect(),
             models: self.project.models.clone(),
@@ -329,6 +401,17 @@ impl FunctionSpec {
             "invoked_by": self.invoked_by,
         })
     }
+
+    /// What a published version of it holds: its configuration and code,
+    /// not its resource policy (who may invoke it is the function's, not
+    /// a version's).
+    pub fn versioned(&self) -> Value {
+        let mut fields = self.fields();
+        if let Value::Object(map) = &mut fields {
+            map.remove("invoked_by");
+        }
+        fields
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -343,11 +426,29 @@ pub struct StateMachineSpec {
     /// ALL, ERROR, FATAL or OFF.
     pub log_level: String,
     pub tracing: bool,
+    /// The version of each function it invokes, by the fields the version
+    /// must hold (as `FunctionSpec::fields`): the definition names each
+    /// one's qualified ARN.
+    pub pins: BTreeMap<String, Value>,
+    /// Each invoked function's unqualified ARN, with its name: where the
+    /// definition pins a version.
+    pub pinned: BTreeMap<String, String>,
 }
 
 impl StateMachineSpec {
+    /// What a version of it holds: the definition (functions unqualified),
+    /// the role, and the versions of the functions it pins.
+    pub fn snapshot(&self) -> Value {
+        json!({
+            "definition": self.definition,
+            "role": self.role_arn,
+            "pins": self.pins,
+        })
+    }
+
     pub fn fields(&self) -> Value {
         json!({
+            "pins": self.pins,
             "definition": self.definition,
             "role": self.role_arn,
             "type": self.kind,
@@ -363,5 +464,58 @@ impl StateMachineSpec {
     /// Step Functions wants the log group ARN with the ":*" suffix.
     pub fn log_destination(&self) -> String {
         format!("{}:*", self.log_group_arn)
+    }
+}
+
+/// A function's newest published version: it holds what `$LATEST` should.
+#[derive(Clone, Debug)]
+pub struct FunctionVersionSpec {
+    pub function: FunctionSpec,
+    /// The new version's description.
+    pub description: String,
+}
+
+impl FunctionVersionSpec {
+    pub fn fields(&self) -> Value {
+        self.function.versioned()
+    }
+}
+
+/// A machine's newest published version: it holds what the machine should.
+#[derive(Clone, Debug)]
+pub struct MachineVersionSpec {
+    pub machine: StateMachineSpec,
+    pub description: String,
+}
+
+impl MachineVersionSpec {
+    pub fn fields(&self) -> Value {
+        self.machine.snapshot()
+    }
+}
+
+/// The alias routes start executions on.
+#[derive(Clone, Debug)]
+pub struct AliasSpec {
+    /// `live`.
+    pub name: String,
+    pub machine: StateMachineSpec,
+    /// What the version it serves must hold (`StateMachineSpec::snapshot`).
+    pub snapshot: Value,
+    /// Run on the new version before the alias moves to it.
+    pub smoke: Vec<crate::project::SmokeOrder>,
+    pub keep_versions: u32,
+    /// For a machine behind a sync route: the stage variable that must
+    /// name the version `live` serves (`names::live_variable`).
+    pub stage_variable: Option<String>,
+    /// How `live` moves to the new version.
+    pub rollout: crate::config::Rollout,
+    /// The functions its machine pins, each with how many versions it keeps.
+    pub functions: BTreeMap<String, u32>,
+}
+
+impl AliasSpec {
+    pub fn fields(&self) -> Value {
+        json!({ "serves": self.snapshot, "weight": 100 })
     }
 }

@@ -99,21 +99,36 @@ impl Plan {
 /// The declared resources' plans in the stack's order, after the deletes
 /// of what the stage owns and no longer declares.
 pub fn plan(stack: &Stack, live: &Live) -> Plan {
-    let declared = stack.ordered().into_iter().map(|r| {
-        let id = r.id();
-        let desired = r
-            .desired()
-            .expect("plan needs a stack listed with its sources");
-        let tags = r.tags(&stack.tags);
-        let observed = live.get(&id).and_then(Option::as_ref);
-        plan_resource(
-            id,
-            &desired,
-            &tags,
-            observed.map(|o| (o, r.claim(o, &tags))),
-            r.replaced_on(),
-        )
-    });
+    // What a replace deletes, so that what goes with it is created again.
+    let mut recreated: BTreeSet<ResourceId> = BTreeSet::new();
+    let declared: Vec<ResourcePlan> = stack
+        .ordered()
+        .into_iter()
+        .map(|r| {
+            let id = r.id();
+            let desired = r
+                .desired()
+                .expect("plan needs a stack listed with its sources");
+            let tags = r.tags(&stack.tags);
+            let observed = live.get(&id).and_then(Option::as_ref);
+            let mut p = plan_resource(
+                id.clone(),
+                &desired,
+                &tags,
+                observed.map(|o| (o, r.claim(o, &tags))),
+                r.replaced_on(),
+            );
+            let owner_goes = r.goes_with().is_some_and(|o| recreated.contains(&o));
+            if owner_goes && matches!(p.action, Action::NoChange | Action::Update) {
+                p.action = Action::Create;
+                p.note = Some("created again: AWS deletes it with what it belongs to".into());
+            }
+            if matches!(p.action, Action::Replace) || owner_goes {
+                recreated.insert(id);
+            }
+            p
+        })
+        .collect();
     let resources = prunable(stack, live)
         .into_iter()
         .map(|r| ResourcePlan {

@@ -11,6 +11,22 @@ use crate::model::{Observed, Tags, OWNER_STACK_TAG, OWNER_STAGE_TAG};
 /// stage and region: its name carries none of them.
 pub const CLOUDWATCH_ROLE: &str = "stepgate-apigateway-cloudwatch";
 
+/// The one alias of each state machine: the version the API serves.
+pub const LIVE_ALIAS: &str = "live";
+
+/// The stage variable that holds the version number `live` serves, for a
+/// machine behind a sync route: StartSyncExecution takes a version ARN but
+/// (on LocalStack 4.4, and not documented on AWS) no alias ARN, so a sync
+/// route starts `{machine ARN}:${stageVariables.live_NAME}`. Stage variable
+/// names take letters, digits and `_` only.
+pub fn live_variable(machine: &str) -> String {
+    let safe: String = machine
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("{LIVE_ALIAS}_{safe}")
+}
+
 /// The log group API Gateway writes a stage's execution logs to; the name is
 /// AWS's, fixed by the API's id and the stage.
 pub fn api_execution_log_group(api_id: &str, stage: &str) -> String {
@@ -181,6 +197,11 @@ impl Names {
             self.account,
             self.state_machine(name)
         )
+    }
+
+    /// The alias routes start executions on: `{machine ARN}:live`.
+    pub fn alias_arn(&self, machine: &str) -> String {
+        format!("{}:{LIVE_ALIAS}", self.state_machine_arn(machine))
     }
 
     pub fn log_group_arn(&self, name: &str) -> String {

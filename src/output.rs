@@ -20,7 +20,7 @@ mod progress;
 mod style;
 
 pub use plan_markdown::{plan_markdown, Context as MarkdownContext};
-pub use plan_text::plan_text;
+pub use plan_text::{plan_text, rollout_text};
 pub use progress::Step;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -119,7 +119,9 @@ impl Printer {
 
     /// plan's result: what would change, and how many resources would not.
     pub fn plan(&self, resources: &[ResourcePlan], report: &Report) {
-        self.result(&plan_text(resources, self.show_unchanged), report);
+        let mut text = plan_text(resources, self.show_unchanged);
+        text.push_str(&rollout_text(&report.rollouts));
+        self.result(&text, report);
     }
 
     /// Asks on the terminal (prompt on stderr) and returns the answer.
@@ -201,6 +203,15 @@ pub struct Report {
     /// plan and unlock: who holds (held) the stage's lock.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lock: Option<crate::report::Holder>,
+    /// history: the machine's versions, newest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub versions: Option<Vec<crate::report::VersionEntry>>,
+    /// rollback: where `live` moved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<crate::report::Rollback>,
+    /// plan: how each machine's `live` would move.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rollouts: Vec<crate::report::RolloutPlan>,
     pub duration_seconds: f64,
 }
 

@@ -145,3 +145,46 @@ pub struct KeyReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
 }
+
+/// One published version of a state machine, as `history` lists it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VersionEntry {
+    pub version: u64,
+    pub arn: String,
+    /// RFC 3339, UTC.
+    pub created: String,
+    /// What stepgate wrote when it published it: the git commit and the
+    /// deployer, where known.
+    pub description: Option<String>,
+    /// The share of new executions `live` starts on it (0 to 100), if any.
+    pub live_weight: Option<i32>,
+}
+
+/// What a deploy would do to one machine's `live` alias, as plan shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RolloutPlan {
+    pub state_machine: String,
+    /// What `live` serves now: (version, share of new executions); empty
+    /// before the first deploy.
+    pub live: Vec<(u64, i32)>,
+    /// The versions the deploy publishes: `function NAME`, `state machine NAME`.
+    pub publishes: Vec<String>,
+    /// The smoke files run on the new version before `live` moves.
+    pub smoke: Vec<String>,
+    /// all-at-once, canary or linear.
+    pub strategy: String,
+    /// The new version's shares of new executions, in order (the last 100).
+    pub steps: Vec<u8>,
+    /// How long each share but the last is held and watched.
+    pub interval_seconds: u64,
+}
+
+/// What `rollback` did to the `live` alias.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Rollback {
+    pub state_machine: String,
+    pub alias_arn: String,
+    /// The version `live` served before, and serves now.
+    pub from: u64,
+    pub to: u64,
+}

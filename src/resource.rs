@@ -90,6 +90,12 @@ pub trait Resource: Send + Sync {
         None
     }
 
+    /// The resource AWS deletes this one with (a state machine's versions
+    /// and aliases, a stage's API): replacing that one recreates this one.
+    fn goes_with(&self) -> Option<ResourceId> {
+        None
+    }
+
     /// The managed fields AWS cannot change in place: a change to one plans
     /// a replace (delete, then create), as Terraform's `ForceNew` does.
     fn replaced_on(&self) -> &'static [&'static str] {

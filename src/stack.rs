@@ -10,7 +10,9 @@ use anyhow::Result;
 
 use crate::aws::Aws;
 use crate::desired::Inputs;
-use crate::kinds::{apigateway, iam, lambda, logs, sfn};
+use crate::kinds::{
+    apigateway, function_version, iam, lambda, logs, machine_alias, machine_version, sfn,
+};
 use crate::model::{ResourceId, Tags};
 use crate::names::{Names, CLOUDWATCH_ROLE};
 use crate::project::API_ROLE;
@@ -96,12 +98,15 @@ impl Stack {
 
     async fn inventory(&self, aws: &Aws) -> Result<Vec<Box<dyn Resource>>> {
         let ctx = self.ctx(aws);
-        let kinds: [&dyn Inventory; 7] = [
+        let kinds: [&dyn Inventory; 10] = [
             &apigateway::ApiInventory,
             &apigateway::UsagePlanInventory,
             &apigateway::ApiKeyInventory,
             &sfn::MachineInventory,
+            &machine_version::MachineVersionInventory,
+            &machine_alias::AliasInventory,
             &lambda::FunctionInventory,
+            &function_version::FunctionVersionInventory,
             &iam::RoleInventory,
             &logs::LogGroupInventory,
         ];
@@ -145,7 +150,17 @@ fn resources(inputs: &Inputs) -> Vec<Box<dyn Resource>> {
     let role = |logical: &str| ResourceId::new(iam::KIND, &names.role(logical));
     let log_group = |name: &str| ResourceId::new(logs::KIND, name);
     let function = |name: &str| ResourceId::new(lambda::KIND, &names.function(name));
+    let function_version =
+        |name: &str| ResourceId::new(function_version::KIND, &names.function(name));
     let machine = |name: &str| ResourceId::new(sfn::KIND, &names.state_machine(name));
+    let machine_version =
+        |name: &str| ResourceId::new(machine_version::KIND, &names.state_machine(name));
+    let alias = |name: &str| {
+        ResourceId::new(
+            machine_alias::KIND,
+            &format!("{}:{}", names.state_machine(name), crate::names::LIVE_ALIAS),
+        )
+    };
     let has_api = !project.routes.is_empty();
 
     let mut list: Vec<Box<dyn Resource>> = Vec::new();
@@ -211,6 +226,16 @@ fn resources(inputs: &Inputs) -> Vec<Box<dyn Resource>> {
             api,
         }));
     }
+    // Versions of the functions machines pin (retention runs with each
+    // machine's rollout; a function no machine calls is not published).
+    let pinned: BTreeSet<&String> = project.machines.values().flat_map(|m| &m.invokes).collect();
+    for name in pinned {
+        list.push(Box::new(function_version::FunctionVersion {
+            function: names.function(name),
+            spec: Some(inputs.function_version(name)),
+            needs: vec![function(name)],
+        }));
+    }
     for (name, m) in &project.machines {
         list.push(Box::new(sfn::StateMachine {
             name: names.state_machine(name),
@@ -221,9 +246,40 @@ fn resources(inputs: &Inputs) -> Vec<Box<dyn Resource>> {
                 log_group(&names.state_machine_log_group(name)),
             ]
             .into_iter()
-            .chain(m.invokes.iter().map(|f| function(f)))
+            // It pins their versions.
+            .chain(m.invokes.iter().map(|f| function_version(f)))
             .chain(m.starts.iter().map(|s| machine(s)))
             .collect(),
+        }));
+    }
+    for name in project.machines.keys() {
+        list.push(Box::new(machine_version::MachineVersion {
+            machine: names.state_machine(name),
+            machine_arn: names.state_machine_arn(name),
+            spec: Some(inputs.machine_version(name)),
+            needs: vec![machine(name)],
+        }));
+    }
+    // Machines behind sync routes: the stage names the version their `live`
+    // serves, so moving `live` also writes the stage's variable, on this
+    // API.
+    let sync_routed: BTreeSet<&String> = project
+        .routes
+        .iter()
+        .filter(|r| r.sync)
+        .map(|r| &r.state_machine)
+        .collect();
+    for name in project.machines.keys() {
+        let api = sync_routed.contains(name).then(|| api_id.clone());
+        list.push(Box::new(machine_alias::MachineAlias {
+            machine: names.state_machine(name),
+            arn: names.alias_arn(name),
+            spec: Some(inputs.alias(name)),
+            needs: [machine_version(name)]
+                .into_iter()
+                .chain(api.clone())
+                .collect(),
+            api,
         }));
     }
     if has_api {
@@ -240,8 +296,8 @@ fn resources(inputs: &Inputs) -> Vec<Box<dyn Resource>> {
             api: api.clone(),
             spec: Some(inputs.log_group("")),
         }));
-        // The stage serves a deployment that starts these machines: they
-        // exist before it does.
+        // The stage serves a deployment that starts these machines' `live`
+        // aliases: they exist before it does.
         let routed: BTreeSet<&String> = project.routes.iter().map(|r| &r.state_machine).collect();
         list.push(Box::new(apigateway::Stage {
             name: names.stage.clone(),
@@ -253,8 +309,15 @@ fn resources(inputs: &Inputs) -> Vec<Box<dyn Resource>> {
                 ResourceId::new(logs::EXECUTION_KIND, &names.stage),
             ]
             .into_iter()
-            .chain(routed.into_iter().map(|m| machine(m)))
+            .chain(routed.into_iter().map(|m| alias(m)))
             .collect(),
+            live: sync_routed
+                .iter()
+                .map(|m| apigateway::LiveVariable {
+                    variable: crate::names::live_variable(m),
+                    alias_arn: names.alias_arn(m),
+                })
+                .collect(),
         }));
         // API keys: the stage's usage plan, then one key per name in it.
         let keys = &project.api.access.keys;
@@ -307,12 +370,14 @@ mod tests {
             project: &project,
             packages: &packages,
             names: &names,
+            release: String::new(),
         };
         test(&Stack::desired(&inputs), &inputs);
     }
 
-    /// A stage deployed before the stack was declared as data must plan
-    /// clean after the upgrade: same names, same API configuration hash.
+    /// A stage deployed before the stack was declared as data keeps its
+    /// names. Since routes start the `live` alias, the API's configuration
+    /// (and so its deployment) changes once: an update, never a rename.
     #[test]
     fn the_tutorial_keeps_every_name_it_had() {
         tutorial(|stack, inputs| {
@@ -331,7 +396,11 @@ mod tests {
                     "apigateway-account us-east-1",
                     "function orders-dev-cancelOrder",
                     "function orders-dev-completeOrder",
+                    "function-version orders-dev-cancelOrder",
+                    "function-version orders-dev-completeOrder",
                     "state-machine orders-dev-OrderProcessor",
+                    "state-machine-version orders-dev-OrderProcessor",
+                    "state-machine-alias orders-dev-OrderProcessor:live",
                     "rest-api orders-dev-OrderProcessorAPI",
                     "execution-log-group dev",
                     "stage dev",
@@ -339,14 +408,16 @@ mod tests {
             );
             let api = inputs.api();
             assert_eq!(api.routes[0].route.key(), "POST /orderprocess");
-            // What this version's deployment of this stage is named after.
-            // It was 66d158239e77c363 until the async route answered with
-            // the execution's name instead of its ARN and API Gateway's own
-            // 401/403/429 answers got JSON and CORS: a stage deployed before
-            // plans an in-place update of its REST API (the integration
-            // response template, the gateway responses) and of its stage (a
+            // Routes start the machine's `live` alias, and the async route
+            // answers with the execution's name (not its ARN) and API
+            // Gateway's own 401/403/429 answers are JSON with CORS: a stage
+            // deployed before (its deployment named after 66d158239e77c363)
+            // plans an in-place update of its REST API and of its stage (a
             // new deployment), never a replace or a rename.
-            assert_eq!(api.config_hash(), "0f51066000bda35f");
+            assert!(api.routes[0]
+                .state_machine_arn
+                .ends_with(":stateMachine:orders-dev-OrderProcessor:live"));
+            assert_eq!(api.config_hash(), "aea603d9ae93acf7");
         });
     }
 
@@ -372,7 +443,7 @@ mod tests {
     }
 
     #[test]
-    fn the_stage_waits_for_its_logs_its_accounts_setting_and_its_machines() {
+    fn the_stage_waits_for_its_logs_its_accounts_setting_and_its_machines_live_aliases() {
         tutorial(|stack, _| {
             let waves: Vec<Vec<String>> = crate::plan::waves(&stack.graph())
                 .iter()
@@ -382,8 +453,18 @@ mod tests {
                 waves[1],
                 ["apigateway-account", "function", "function", "rest-api"]
             );
-            assert_eq!(waves[2], ["execution-log-group", "state-machine"]);
-            assert_eq!(waves[3], ["stage"]);
+            assert_eq!(
+                waves[2],
+                [
+                    "execution-log-group",
+                    "function-version",
+                    "function-version"
+                ]
+            );
+            assert_eq!(waves[3], ["state-machine"]);
+            assert_eq!(waves[4], ["state-machine-version"]);
+            assert_eq!(waves[5], ["state-machine-alias"]);
+            assert_eq!(waves[6], ["stage"]);
         });
     }
 }

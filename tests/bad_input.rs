@@ -90,7 +90,7 @@ fn policies_that_grant_everything_are_refused() {
     let cases: [(&str, &str, &str, &[&str]); 9] = [
         (
             states,
-            r#""Resource": ["${completeOrderArn}", "${cancelOrderArn}"]"#,
+            r#""Resource": ["${completeOrderArn}", "${completeOrderArn}:*", "${cancelOrderArn}", "${cancelOrderArn}:*"]"#,
             r#""Resource": "*""#,
             &[
                 "states-permissions.json: statement 0 grants lambda:InvokeFunction on Resource \"*\", which matches every resource",
@@ -99,7 +99,7 @@ fn policies_that_grant_everything_are_refused() {
         ),
         (
             states,
-            r#""Resource": ["${completeOrderArn}", "${cancelOrderArn}"]"#,
+            r#""Resource": ["${completeOrderArn}", "${completeOrderArn}:*", "${cancelOrderArn}", "${cancelOrderArn}:*"]"#,
             r#""Resource": "arn:aws:lambda:*:*:function:*""#,
             &["statement 0 grants lambda:InvokeFunction on Resource \"arn:aws:lambda:*:*:function:*\", which matches every resource"],
         ),
@@ -1086,6 +1086,12 @@ fn a_role_to_assume_that_cannot_be_right_is_refused_before_sts() {
     );
 }
 
+/// Writes `text` as the project's one smoke order.
+fn smoke(dir: &Path, text: &str) {
+    std::fs::create_dir_all(dir.join("smoke")).unwrap();
+    std::fs::write(dir.join("smoke/order.json"), text).unwrap();
+}
+
 /// Every declaration error of the stack (docs/errors.md, "The declared
 /// stack") is one line naming the file and key, before any AWS call.
 #[test]
@@ -1222,6 +1228,31 @@ fn every_declaration_error_is_caught_before_any_aws_call() {
             "a quota period that is not one",
             Box::new(|d: &Path| common::append_text(d, "[api]\nkeys = [\"shop\"]\n[api.usage_plan]\nquota = { limit = 10, period = \"YEAR\" }\n")),
             vec!["[api.usage_plan] quota period = \"YEAR\": use DAY, WEEK or MONTH"],
+        ),
+        (
+            "a smoke order naming a route the project does not have",
+            Box::new(|d: &Path| smoke(d, r#"{"route": "POST /recipes/{id}/mov", "expect": {"status": "SUCCEEDED"}}"#)),
+            vec!["smoke/order.json: route \"POST /recipes/{id}/mov\" is not a route of the project (did you mean POST /recipes/{id}/move?); use one of POST /recipes/{id}/move"],
+        ),
+        (
+            "a smoke order that is not JSON",
+            Box::new(|d: &Path| smoke(d, "{\"route\": ")),
+            vec!["smoke/order.json: not JSON (EOF while parsing a value at line 1 column 10)"],
+        ),
+        (
+            "a smoke order that does not say how it must end",
+            Box::new(|d: &Path| smoke(d, r#"{"route": "POST /recipes/{id}/move", "expect": {"status": "DONE"}}"#)),
+            vec!["smoke/order.json: expect.status \"DONE\": use SUCCEEDED, FAILED, TIMED_OUT, ABORTED"],
+        ),
+        (
+            "a canary for an EXPRESS machine, whose executions cannot be watched",
+            Box::new(|d: &Path| common::append_text(d, "[defaults.rollout]\nstrategy = \"canary\"\n\n[state_machines.RecipeMover]\ntype = \"EXPRESS\"\n")),
+            vec!["definitions/RecipeMover.asl.json: the stage's rollout strategy \"canary\" watches the new version's executions, which Step Functions lists for STANDARD machines only, and RecipeMover is EXPRESS; use strategy = \"all-at-once\" for stage dev"],
+        ),
+        (
+            "keep_versions out of range",
+            Box::new(|d: &Path| common::append_text(d, "[state_machines.RecipeMover]\nkeep_versions = 1\n")),
+            vec!["[state_machines.RecipeMover] keep_versions = 1 is out of range; keep 2 to 100 versions"],
         ),
     ];
     for (what, change, expected) in &cases {

@@ -41,6 +41,8 @@ fn help_of_every_command() {
         "man",
         "executions",
         "logs",
+        "rollback",
+        "history",
         "deployer-policy",
         "graph",
         "init",

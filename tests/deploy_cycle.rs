@@ -63,9 +63,11 @@ async fn full_cycle_from_nothing() {
     ]);
     assert_eq!(plan.code, 2, "{}", plan.stderr);
     assert_report_shape(&plan.json(), "plan", s);
-    // The stage's 13; what the account shares (the API Gateway CloudWatch
-    // role and its setting) is already there (common::account_logging_in_place).
-    assert_eq!(plan.resources_with("create").len(), 13);
+    // The stage's 17 (13, and each function's and the machine's versions
+    // and its `live` alias); what the account shares (the API Gateway
+    // CloudWatch role and its setting) is already there
+    // (common::account_logging_in_place).
+    assert_eq!(plan.resources_with("create").len(), 17);
     assert_eq!(
         plan.resources_with("no-change"),
         [
@@ -153,7 +155,7 @@ async fn full_cycle_from_nothing() {
     let again = stepgate(&["deploy", "--stage", s, "--output", "json"]).ok();
     assert_eq!(again.mutating_calls(), BTreeMap::new());
     assert_eq!(again.json()["changed"], false);
-    assert_eq!(again.resources_with("no-change").len(), 15);
+    assert_eq!(again.resources_with("no-change").len(), 19);
     let text = stepgate(&["deploy", "--stage", s]).ok();
     assert!(text.stderr.contains("No changes"), "{}", text.stderr);
     assert!(text.stderr.contains(", 0 mutating"), "{}", text.stderr);
@@ -165,19 +167,38 @@ async fn full_cycle_from_nothing() {
     assert_report_shape(&outputs.json(), "outputs", s);
     assert_eq!(outputs.json()["outputs"], report["outputs"]);
 
-    // Changing one Lambda's code updates only that function.
+    // Changing one Lambda's code updates that function, publishes it and a
+    // machine version pinning it, runs the two smoke orders on that
+    // version, and moves `live` to it: docs/stack.md lists these calls.
     let project = project_copy(s);
     let code = project.join("lambdas/cancelOrder/index.js");
     let source = std::fs::read_to_string(&code).unwrap();
     std::fs::write(&code, source.replace("payment failure", "payment failure.")).unwrap();
     let changed = stepgate_in(&project, &["deploy", "--stage", s, "--output", "json"]).ok();
+    println!(
+        "a code change's mutating calls: {:?}",
+        changed.mutating_calls()
+    );
     assert_eq!(
         changed.mutating_calls(),
-        BTreeMap::from([("Lambda.UpdateFunctionCode".to_string(), 1)])
+        BTreeMap::from([
+            ("Lambda.UpdateFunctionCode".to_string(), 1),
+            ("Lambda.PublishVersion".to_string(), 1),
+            ("SFN.UpdateStateMachine".to_string(), 1),
+            ("SFN.PublishStateMachineVersion".to_string(), 1),
+            ("SFN.StartExecution".to_string(), 2),
+            ("SFN.UpdateStateMachineAlias".to_string(), 1),
+        ])
     );
     assert_eq!(
         changed.resources_with("update"),
-        [format!("function orders-{s}-cancelOrder")]
+        [
+            format!("function orders-{s}-cancelOrder"),
+            format!("function-version orders-{s}-cancelOrder"),
+            format!("state-machine orders-{s}-OrderProcessor"),
+            format!("state-machine-version orders-{s}-OrderProcessor"),
+            format!("state-machine-alias orders-{s}-OrderProcessor:live"),
+        ]
     );
     let (_, output) = place_order(&api_url, &ORDER.replace("SUCCESS", "FAILED")).await;
     assert_eq!(
@@ -185,7 +206,8 @@ async fn full_cycle_from_nothing() {
         "Your order is not approved because of payment failure."
     );
 
-    // Changing the definition updates the state machine, and nothing else.
+    // Changing the definition updates the state machine, publishes it,
+    // smokes the new version and moves `live`; no function changes.
     let def = project.join("definitions/OrderProcessor.asl.json");
     let text = std::fs::read_to_string(&def).unwrap();
     std::fs::write(
@@ -196,14 +218,20 @@ async fn full_cycle_from_nothing() {
     let changed = stepgate_in(&project, &["deploy", "--stage", s, "--output", "json"]).ok();
     assert_eq!(
         changed.mutating_calls(),
-        BTreeMap::from([("SFN.UpdateStateMachine".to_string(), 1)])
+        BTreeMap::from([
+            ("SFN.UpdateStateMachine".to_string(), 1),
+            ("SFN.PublishStateMachineVersion".to_string(), 1),
+            ("SFN.StartExecution".to_string(), 2),
+            ("SFN.UpdateStateMachineAlias".to_string(), 1),
+        ])
     );
 
     // destroy removes every role, function, state machine, API and log group
     // of the stage, and keeps what the account shares.
     let destroyed = stepgate(&["destroy", "--stage", s, "--yes", "--output", "json"]).ok();
     assert_report_shape(&destroyed.json(), "destroy", s);
-    assert_eq!(destroyed.resources_with("delete").len(), 13);
+    // Aliases and versions go before the machines and functions they are of.
+    assert_eq!(destroyed.resources_with("delete").len(), 17);
     assert_eq!(destroyed.resources_with("kept").len(), 2);
     assert_nothing_left(s).await;
     let again = stepgate(&["destroy", "--stage", s, "--yes", "--output", "json"]).ok();

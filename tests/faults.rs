@@ -91,7 +91,7 @@ async fn a_deploy_that_fails_half_way_reports_where_it_stopped_and_the_next_depl
     let created = repaired.resources_with("create");
     assert_eq!(
         repaired.resources_with("no-change").len() + created.len(),
-        15
+        19
     );
     for missing in ["function ", "state-machine "] {
         assert!(
@@ -142,7 +142,7 @@ async fn a_deploy_killed_mid_way_is_finished_by_the_next_deploy_or_removed_by_de
             let plan = stepgate(&["plan", "--stage", s, "--output", "json"]).ok();
             assert_eq!(
                 plan.resources_with("create").len(),
-                13,
+                17,
                 "destroy left something behind"
             );
         } else {

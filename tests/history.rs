@@ -49,9 +49,18 @@ async fn executions_and_logs_show_the_orders_placed() {
         .json();
     let api_url = deployed["outputs"]["api_url"].as_str().unwrap().to_string();
 
-    // Nothing yet.
-    let none = stepgate(&["executions", "--stage", s]).ok();
-    assert_eq!(none.stdout.trim(), "No executions.");
+    // Nothing yet but the deploy's two smoke orders, named as such.
+    let smoke = stepgate(&["executions", "--stage", s, "--output", "json"]).ok();
+    let mut names: Vec<String> = smoke.json()["executions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names[0].starts_with("smoke-approved-"), "{names:?}");
+    assert!(names[1].starts_with("smoke-rejected-"), "{names:?}");
 
     for (id, payment) in [("H1", "SUCCESS"), ("H2", "FAILED")] {
         let (got, output) = place_order(&api_url, &order(id, payment)).await;
@@ -60,10 +69,13 @@ async fn executions_and_logs_show_the_orders_placed() {
     // The API refuses an unknown payment status (its request validator), so
     // a failed execution is started directly: the state machine's Fail state.
     let sfn = aws_sdk_sfn::Client::new(&common::sdk_config().await);
+    // Started on `live`, as routes start them. (LocalStack 4.4 cannot start
+    // the unqualified ARN of a machine that has an alias: it deep-copies the
+    // machine, and the alias it holds carries a lock.)
     let arn = deployed["outputs"]["state_machine_arn"].as_str().unwrap();
     let started = sfn
         .start_execution()
-        .state_machine_arn(arn)
+        .state_machine_arn(format!("{arn}:live"))
         .input(order("H3", "BOGUS"))
         .send()
         .await
@@ -91,7 +103,11 @@ async fn executions_and_logs_show_the_orders_placed() {
     let report = run.json();
     assert_eq!(report["command"], "executions");
     assert_eq!(report["aws_calls"]["mutating"], 0);
-    let list = report["executions"].as_array().unwrap();
+    let all = report["executions"].as_array().unwrap();
+    let list: Vec<&Value> = all
+        .iter()
+        .filter(|e| !e["name"].as_str().unwrap().starts_with("smoke-"))
+        .collect();
     let row = |e: &Value| {
         (
             e["order_id"].as_str().unwrap().to_string(),
@@ -101,7 +117,7 @@ async fn executions_and_logs_show_the_orders_placed() {
         )
     };
     assert_eq!(
-        list.iter().map(row).collect::<Vec<_>>(),
+        list.iter().map(|e| row(e)).collect::<Vec<_>>(),
         [
             (
                 "H3".into(),
@@ -123,7 +139,7 @@ async fn executions_and_logs_show_the_orders_placed() {
             ),
         ]
     );
-    for e in list {
+    for e in &list {
         assert!(e["duration_seconds"].as_f64().unwrap() >= 0.0, "{e}");
         assert!(e["start"].as_str().unwrap().ends_with('Z'), "{e}");
         assert!(e["stop"].is_string(), "{e}");
@@ -164,7 +180,8 @@ async fn executions_and_logs_show_the_orders_placed() {
     assert_eq!(one["executions"][0]["order_id"], "H3");
     let text = stepgate(&["executions", "--stage", s]).ok().stdout;
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 4, "{text}");
+    // The heading, the three orders, the two smoke orders.
+    assert_eq!(lines.len(), 6, "{text}");
     assert!(lines[0].starts_with("STATUS"), "{text}");
     assert!(
         lines[1].starts_with("FAILED")
@@ -181,19 +198,24 @@ async fn executions_and_logs_show_the_orders_placed() {
         "{text}"
     );
 
-    // completeOrder ran once (H1): the emulator's executor writes Lambda's
-    // START, END and REPORT lines for it (the handlers log nothing else).
+    // completeOrder ran twice (the Approved smoke order, H1), as version 1:
+    // the emulator's executor writes Lambda's START, END and REPORT lines
+    // for each (the handlers log nothing else).
+    let reports = |e: &[Value]| {
+        messages(e)
+            .iter()
+            .filter(|m| m.starts_with("REPORT"))
+            .count()
+    };
     let args = ["logs", "completeOrder", "--stage", s, "--output", "json"];
-    let events = logs_until(&args, |e| {
-        messages(e).iter().any(|m| m.starts_with("REPORT"))
-    });
+    let events = logs_until(&args, |e| reports(e) == 2);
     let lines = messages(&events);
     assert_eq!(
         lines
             .iter()
-            .filter(|m| m.starts_with("START RequestId: "))
+            .filter(|m| m.starts_with("START RequestId: ") && m.ends_with(" Version: 1"))
             .count(),
-        1,
+        2,
         "{lines:?}"
     );
     assert!(
@@ -205,28 +227,27 @@ async fn executions_and_logs_show_the_orders_placed() {
         "{lines:?}"
     );
     assert!(events.iter().all(|e| e["source"] == "completeOrder"));
-    // cancelOrder ran once too (H2).
+    // cancelOrder twice too (the Rejected smoke order, H2).
     let args = ["logs", "cancelOrder", "--stage", s, "--output", "json"];
-    let events = logs_until(&args, |e| {
-        messages(e).iter().any(|m| m.starts_with("REPORT"))
-    });
+    let events = logs_until(&args, |e| reports(e) == 2);
     assert_eq!(
         messages(&events)
             .iter()
             .filter(|m| m.starts_with("START"))
             .count(),
-        1
+        2
     );
 
     // The state machine (logging level ALL): the emulator writes each
-    // history event as JSON: three executions started, one failed.
+    // history event as JSON: five executions started (the two smoke
+    // orders and three orders), one failed.
     let args = ["logs", "states", "--stage", s, "--output", "json"];
     let events = logs_until(&args, |e| {
         messages(e)
             .iter()
             .filter(|m| m.contains("\"ExecutionStarted\""))
             .count()
-            == 3
+            == 5
     });
     let types: Vec<String> = messages(&events)
         .iter()
@@ -238,10 +259,10 @@ async fn executions_and_logs_show_the_orders_placed() {
         })
         .collect();
     let count = |t: &str| types.iter().filter(|x| *x == t).count();
-    assert_eq!(count("ExecutionStarted"), 3, "{types:?}");
-    assert_eq!(count("ExecutionSucceeded"), 2, "{types:?}");
+    assert_eq!(count("ExecutionStarted"), 5, "{types:?}");
+    assert_eq!(count("ExecutionSucceeded"), 4, "{types:?}");
     assert_eq!(count("ExecutionFailed"), 1, "{types:?}");
-    assert_eq!(count("LambdaFunctionSucceeded"), 2, "{types:?}");
+    assert_eq!(count("LambdaFunctionSucceeded"), 4, "{types:?}");
 
     // All three, merged in time order, each line naming its source.
     let text = stepgate(&["logs", "--stage", s]).ok().stdout;

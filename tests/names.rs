@@ -23,7 +23,7 @@ fn stack_and_stage_pairs_that_read_alike_get_different_names() {
         "json",
     ])
     .ok();
-    assert_eq!(plan.resources_with("create").len(), 13, "{}", plan.stdout);
+    assert_eq!(plan.resources_with("create").len(), 17, "{}", plan.stdout);
     assert!(
         plan.resources_with("conflict").is_empty(),
         "{}",

@@ -85,7 +85,7 @@ fn the_account_guard_refuses_other_accounts_before_any_change() {
     let plan = stepgate(&["plan", "--stage", &stage, "--output", "json"]).ok();
     assert_eq!(
         plan.resources_with("create").len(),
-        13,
+        17,
         "nothing was created"
     );
 }

@@ -157,13 +157,21 @@ async fn what_the_project_stops_declaring_is_deleted_by_the_next_deploy() {
         "{}",
         plan.stdout
     );
-    assert!(plan.stdout.contains("2 to delete"), "{}", plan.stdout);
+    // The function goes with its published versions.
+    assert!(
+        plan.stdout
+            .contains(&format!("- function-version {function} (delete")),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("3 to delete"), "{}", plan.stdout);
 
     let deploy = stepgate_in(&dir, &["deploy", "--stage", &stage, "--output", "json"]).ok();
     assert_eq!(
         deploy.resources_with("delete"),
         [
             format!("function {function}"),
+            format!("function-version {function}"),
             format!("log-group /aws/lambda/{function}")
         ]
     );
@@ -201,6 +209,22 @@ async fn what_the_project_stops_declaring_is_deleted_by_the_next_deploy() {
         .any(|f| f.function_name().unwrap_or_default().contains(&stage)));
 }
 
+/// The REST API's id in one of its invoke URLs (LocalStack's path form
+/// `/restapis/ID/...` or AWS's host form `ID.execute-api...`).
+fn api_id_in(url: &str) -> String {
+    match url.split_once("/restapis/") {
+        Some((_, rest)) => rest.split('/').next().unwrap().to_string(),
+        None => url
+            .split("//")
+            .nth(1)
+            .unwrap()
+            .split('.')
+            .next()
+            .unwrap()
+            .to_string(),
+    }
+}
+
 fn post_status(url: &str, body: &str) -> (u16, Value) {
     let answer = ureq::post(url)
         .set("Content-Type", "application/json")
@@ -216,8 +240,11 @@ fn post_status(url: &str, body: &str) -> (u16, Value) {
     )
 }
 
-#[test]
-fn a_sync_express_route_answers_with_the_output_and_a_mapped_error_status() {
+/// A sync route starts the version `live` serves: StartSyncExecution takes
+/// a version ARN, not an alias's, so the stage's variable names it and
+/// follows every move of `live`, a deploy's or a rollback's.
+#[tokio::test]
+async fn a_sync_express_route_answers_with_the_output_and_a_mapped_error_status() {
     let stage = unique("quote");
     let dir = example_copy("quote", &stage);
     let deploy = stepgate_in(&dir, &["deploy", "--stage", &stage, "--output", "json"]).ok();
@@ -282,6 +309,67 @@ fn a_sync_express_route_answers_with_the_output_and_a_mapped_error_status() {
         "{}",
         refused.stdout
     );
+
+    // A new version of the code: the route serves it once `live` moves...
+    let code = dir.join("lambdas/quote/index.js");
+    let source = std::fs::read_to_string(&code).unwrap();
+    std::fs::write(
+        &code,
+        source.replace(
+            "return { subtotal, discount, total: subtotal - discount };",
+            "return { subtotal, discount, total: subtotal - discount, version: 2 };",
+        ),
+    )
+    .unwrap();
+    stepgate_in(&dir, &["deploy", "--stage", &stage]).ok();
+    let basket = r#"{"items":[{"sku":"a","quantity":1,"unitPrice":7}]}"#;
+    let (_, body) = post_status(&url, basket);
+    assert_eq!(
+        body["version"], 2,
+        "the route serves the new version: {body}"
+    );
+    let plan = stepgate_in(&dir, &["plan", "--stage", &stage, "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "converged: {}", plan.stdout);
+
+    // ...and the old one again after a rollback, with no deploy.
+    stepgate_in(&dir, &["rollback", "--stage", &stage]).ok();
+    let (status, body) = post_status(&url, basket);
+    assert_eq!(
+        (status, body),
+        (200, json!({"subtotal": 7, "discount": 0, "total": 7}))
+    );
+
+    // The next deploy moves `live` to what the project declares again.
+    stepgate_in(&dir, &["deploy", "--stage", &stage]).ok();
+    let (_, body) = post_status(&url, basket);
+    assert_eq!(body["version"], 2, "{body}");
+
+    // The stage's variable edited by hand is drift, and deploy repairs it.
+    let gw = aws_sdk_apigateway::Client::new(&common::sdk_config().await);
+    gw.update_stage()
+        .rest_api_id(api_id_in(&url))
+        .stage_name(&stage)
+        .patch_operations(
+            aws_sdk_apigateway::types::PatchOperation::builder()
+                .op(aws_sdk_apigateway::types::Op::Replace)
+                .path("/variables/live_Quote")
+                .value("1")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (_, body) = post_status(&url, basket);
+    assert!(body.get("version").is_none(), "the edit took: {body}");
+    let plan = stepgate_in(&dir, &["plan", "--stage", &stage]).ok();
+    assert!(
+        plan.stdout.contains("version 1 (live serves 2)"),
+        "{}",
+        plan.stdout
+    );
+    stepgate_in(&dir, &["deploy", "--stage", &stage]).ok();
+    let (_, body) = post_status(&url, basket);
+    assert_eq!(body["version"], 2, "repaired: {body}");
     stepgate_in(&dir, &["destroy", "--stage", &stage, "--yes"]).ok();
 }
 

@@ -29,7 +29,7 @@ async fn two_stages_side_by_side_and_destroying_one_leaves_the_other_working() {
     assert_eq!(place_order(url_b, ORDER).await.0, "SUCCEEDED");
 
     let destroyed = stepgate(&["destroy", "--stage", &a, "--yes", "--output", "json"]).ok();
-    assert_eq!(destroyed.resources_with("delete").len(), 13);
+    assert_eq!(destroyed.resources_with("delete").len(), 17);
     for name in destroyed.resources_with("delete") {
         assert!(name.contains(a.as_str()), "destroy of {a} touched {name}");
     }

@@ -170,9 +170,12 @@ fn deploy_on_a_terminal_is_live_and_no_color_has_no_escapes() {
         "creating ",
         green_created,
         "Done in ",
-        "13 created",
+        "17 created",
         "2 unchanged",
-        "AWS calls: 43 mutating, ",
+        // 37 before API Gateway's 401/403/429 answers (six more gateway
+        // responses) and versions (each function's and the machine's
+        // first version, the two smoke orders, the `live` alias).
+        "AWS calls: 49 mutating, ",
         "\u{1b}[2K", // a live line being redrawn
     ] {
         assert!(live.contains(seen), "no {seen:?} in:\n{live:?}");
@@ -187,8 +190,9 @@ fn deploy_on_a_terminal_is_live_and_no_color_has_no_escapes() {
     for seen in [
         &format!("  - deleted  function orders-{s}-completeOrder  "),
         "Done in ",
-        "13 deleted, 2 kept. ",
-        "AWS calls: 15 mutating, ",
+        "17 deleted, 2 kept. ",
+        // 15 before versions: and the alias and each published version.
+        "AWS calls: 19 mutating, ",
     ] {
         assert!(plain.contains(seen), "no {seen:?} in:\n{plain}");
     }
@@ -390,7 +394,7 @@ fn destroy_confirmation_takes_the_typed_stage_name() {
     reader.join().unwrap();
     let seen = seen.lock().unwrap().clone();
     assert_eq!(status.code(), Some(0), "{seen}");
-    assert!(seen.contains("13 deleted"), "{seen}");
+    assert!(seen.contains("17 deleted"), "{seen}");
 }
 
 /// A call AWS keeps throttling: `-v` logs each retry with the attempt and

@@ -29,6 +29,10 @@ pub struct Aws {
     /// Parameter Store, for the stage's lock only. Its calls are not refused
     /// after Ctrl-C, so that the lock is always released.
     pub ssm: aws_sdk_ssm::Client,
+    /// Step Functions for moving `live` back during a bake only. Its calls
+    /// are not refused after Ctrl-C either, so that a signal never leaves
+    /// a canary serving part of the traffic.
+    pub sfn_rollback: aws_sdk_sfn::Client,
     pub calls: CallRecorder,
     pub region: String,
     /// Set when requests go to an endpoint override (an emulator, usually).
@@ -136,6 +140,12 @@ impl Aws {
                     .interceptor(calls.clone())
                     .interceptor(crate::logging::CallLog)
                     .interceptor(retry_watch::RetryWatch)
+                    .build(),
+            ),
+            sfn_rollback: aws_sdk_sfn::Client::from_conf(
+                aws_sdk_sfn::config::Builder::from(sdk)
+                    .interceptor(calls.clone())
+                    .interceptor(crate::logging::CallLog)
                     .build(),
             ),
             calls,

@@ -53,7 +53,7 @@ pub(super) async fn deploy_locked(
         "Deploying stack {} stage {} to account {} in {}",
         names.stack, names.stage, names.account, names.region
     ));
-    let mut stack = Stack::desired(&inputs(settings, checked, names));
+    let mut stack = Stack::desired(&inputs(settings, checked, names, aws));
     stack.find_extra(aws).await?;
     let live = engine::observe(aws, &stack).await?;
     let plan = engine::plan(&stack, &live);
@@ -110,10 +110,20 @@ pub(super) async fn deploy_locked(
     let undone = report.resources.iter().any(|r| r.error.is_some());
     if undone {
         printer.stopped(&report);
-        if let Some(signal) = interrupted {
-            bail!("interrupted by {signal}; what was applied stays applied: run deploy again to finish, or destroy to remove it");
-        }
         let errors: Vec<&String> = applied.errors.values().collect();
+        if let Some(signal) = interrupted {
+            // What a resource did about the signal (a bake moving `live`
+            // back) is said, not swallowed.
+            let why = match errors.is_empty() {
+                true => format!("interrupted by {signal}"),
+                false => errors
+                    .iter()
+                    .map(|e| e.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            };
+            bail!("{why}; what was applied stays applied: run deploy again to finish, or destroy to remove it");
+        }
         bail!(
             "{}; what succeeded stays applied, run deploy again once fixed",
             errors

@@ -6,6 +6,7 @@ mod deploy;
 mod destroy;
 mod executions;
 mod graph;
+mod history;
 mod init;
 mod invoke;
 mod keys;
@@ -13,6 +14,7 @@ mod local_checks;
 mod logs;
 mod outputs;
 mod plan;
+mod rollback;
 mod unlock;
 
 use std::time::Instant;
@@ -105,6 +107,24 @@ pub async fn run(command: Command, printer: &Printer) -> Result<Status> {
             follow,
             ..
         } => logs::logs(&settings, source, since, follow, printer).await,
+        Command::Rollback {
+            state_machine,
+            to,
+            lock,
+            ..
+        } => {
+            rollback::rollback(
+                &settings,
+                state_machine.as_deref(),
+                to,
+                lock.lock_timeout,
+                printer,
+            )
+            .await
+        }
+        Command::History { state_machine, .. } => {
+            history::history(&settings, state_machine.as_deref(), printer).await
+        }
     }
 }
 
@@ -174,6 +194,9 @@ fn report(command: &'static str, names: &Names, aws: &Aws, started: Instant) -> 
         log_events: None,
         timing: None,
         lock: None,
+        versions: None,
+        rollback: None,
+        rollouts: Vec::new(),
         duration_seconds: started.elapsed().as_secs_f64(),
     }
 }
@@ -242,13 +265,49 @@ fn api_resource(project: &Project, names: &Names) -> ResourceId {
     ResourceId::new(apigateway::API_KIND, &names.api(&project.api.name))
 }
 
-fn inputs<'a>(settings: &'a Settings, checked: &'a Checked, names: &'a Names) -> Inputs<'a> {
+fn inputs<'a>(
+    settings: &'a Settings,
+    checked: &'a Checked,
+    names: &'a Names,
+    aws: &Aws,
+) -> Inputs<'a> {
     Inputs {
         settings,
         project: &checked.project,
         packages: &checked.packages,
         names,
+        release: version_description(settings, aws),
     }
+}
+
+/// What a version published by this run says of itself: the project's git
+/// commit (`+dirty` with uncommitted changes) and who deployed it, where
+/// known; at most 256 characters, as Lambda and Step Functions allow.
+fn version_description(settings: &Settings, aws: &Aws) -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(&settings.project_dir)
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let mut parts = vec!["stepgate".to_string()];
+    if let Some(commit) = git(&["rev-parse", "--short=12", "HEAD"]) {
+        let dirty = git(&["status", "--porcelain", "--untracked-files=no", "."])
+            .is_some_and(|s| !s.is_empty());
+        parts.push(format!(
+            "commit {commit}{}",
+            if dirty { "+dirty" } else { "" }
+        ));
+    }
+    if !aws.caller.is_empty() {
+        parts.push(format!("by {}", aws.caller));
+    }
+    parts.join(" ").chars().take(256).collect()
 }
 
 /// The one `what` a flag names, or the only one there is.

@@ -25,7 +25,7 @@ pub(super) async fn plan(
     let (aws, names) = connect(settings).await?;
     // Once AWS answers: a run refused before prints its one error line only.
     super::note_open_routes(&checked.project, printer);
-    let mut stack = Stack::desired(&inputs(settings, &checked, &names));
+    let mut stack = Stack::desired(&inputs(settings, &checked, &names, &aws));
     stack.find_extra(&aws).await?;
     // plan takes no lock, but says when a deploy or destroy holds one.
     let (live, held) = tokio::join!(engine::observe(&aws, &stack), lock::holder(&aws, &names));
@@ -43,6 +43,7 @@ pub(super) async fn plan(
     report.lock = held;
     report.changed = plan.has_changes();
     report.resources = plan.resources.iter().map(ResourceReport::from).collect();
+    report.rollouts = rollouts(&aws, &plan.resources, &checked.project, &names, settings).await?;
     debug_assert_eq!(
         report.aws_calls.mutating, 0,
         "plan must never change anything"
@@ -63,6 +64,78 @@ pub(super) async fn plan(
     } else {
         Status::Ok
     })
+}
+
+/// How each machine's `live` would move: read only for the aliases the
+/// plan changes (one DescribeStateMachineAlias each).
+async fn rollouts(
+    aws: &crate::aws::Aws,
+    resources: &[ResourcePlan],
+    project: &Project,
+    names: &Names,
+    settings: &Settings,
+) -> Result<Vec<crate::report::RolloutPlan>> {
+    use crate::kinds::{function_version, machine_alias, machine_version};
+    use crate::plan::Action;
+    let action = |kind, name: &str| {
+        resources
+            .iter()
+            .find(|r| r.resource.kind == kind && r.resource.name == name)
+            .map(|r| r.action)
+    };
+    let changes = |kind, name: &str| {
+        action(kind, name).is_some_and(|a| !matches!(a, Action::NoChange | Action::Delete))
+    };
+    let mut out = Vec::new();
+    for (machine, m) in &project.machines {
+        let alias = format!(
+            "{}:{}",
+            names.state_machine(machine),
+            crate::names::LIVE_ALIAS
+        );
+        if !changes(machine_alias::KIND, &alias) {
+            continue;
+        }
+        // An alias to create serves nothing yet (and may have no machine).
+        let live = match action(machine_alias::KIND, &alias) {
+            Some(Action::Create) => Vec::new(),
+            _ => machine_alias::routing(aws, &names.alias_arn(machine))
+                .await?
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(arn, weight)| (machine_version::version_number(&arn), weight))
+                .collect(),
+        };
+        let publishes = m
+            .invokes
+            .iter()
+            .filter(|f| changes(function_version::KIND, &names.function(f)))
+            .map(|f| format!("function {f}"))
+            .chain(
+                changes(machine_version::KIND, &names.state_machine(machine))
+                    .then(|| format!("state machine {machine}")),
+            )
+            .collect();
+        let rollout = &settings.rollout;
+        out.push(crate::report::RolloutPlan {
+            state_machine: machine.clone(),
+            live,
+            publishes,
+            smoke: project
+                .smoke
+                .iter()
+                .filter(|s| &s.state_machine == machine)
+                .map(|s| s.file.clone())
+                .collect(),
+            strategy: serde_json::to_value(rollout.strategy)?
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            steps: rollout.steps(),
+            interval_seconds: rollout.interval.as_secs(),
+        });
+    }
+    Ok(out)
 }
 
 /// The plan as a pull-request comment: the stack's graph with the

@@ -103,8 +103,52 @@ fn defaults_without_a_file() {
             tags: BTreeMap::new(),
             throttling: None,
             api_log_level: "ERROR".into(),
+            rollout: crate::config::Rollout::default(),
         }
     );
+}
+
+#[test]
+fn a_stages_rollout_replaces_the_defaults_whole_and_bad_values_are_named() {
+    let dir = TempDir::new();
+    dir.write(
+        "stepgate.toml",
+        "[defaults.rollout]\nstrategy = \"canary\"\npercent = 20\ninterval = \"2m\"\n\n[stages.prod.rollout]\nstrategy = \"linear\"\npercent = 25\n",
+    );
+    let dev = resolve_in(&dir, Overrides::default(), &[]).unwrap();
+    assert_eq!(dev.rollout.strategy, crate::config::Strategy::Canary);
+    assert_eq!(dev.rollout.percent, 20);
+    assert_eq!(dev.rollout.interval, std::time::Duration::from_secs(120));
+    let prod = resolve_in(
+        &dir,
+        Overrides {
+            stage: Some("prod".into()),
+            ..Overrides::default()
+        },
+        &[],
+    )
+    .unwrap();
+    assert_eq!(prod.rollout.strategy, crate::config::Strategy::Linear);
+    assert_eq!(prod.rollout.steps(), [25, 50, 75, 100]);
+    assert_eq!(prod.rollout.interval, std::time::Duration::from_secs(300));
+    for (text, expected) in [
+        (
+            "[defaults.rollout]\nstrategy = \"blue-green\"\n",
+            "line 2: [defaults.rollout] strategy = \"blue-green\" is not a strategy; use all-at-once, canary or linear",
+        ),
+        (
+            "[stages.prod.rollout]\npercent = 100\n",
+            "line 2: [stages.prod.rollout] percent = 100 is out of range; the new version's share of executions is 1 to 99",
+        ),
+        (
+            "[defaults.rollout]\ninterval = \"2h\"\n",
+            "line 2: [defaults.rollout] interval = \"2h\" is not a bake time from 1s to 1h; write a duration such as 30s or 5m",
+        ),
+    ] {
+        let path = dir.write("stepgate.toml", text);
+        let message = error_in(&dir, Overrides::default(), &[]);
+        assert_eq!(message, format!("{} {expected}", path.display()), "{text:?}");
+    }
 }
 
 #[test]
@@ -316,7 +360,7 @@ fn unknown_key_names_file_line_and_table() {
         error.to_string(),
         format!(
             "{} line 7: unknown key `memroy` in [stages.prod]; expected one of: \
-             region, account, role_arn, external_id, runtime, memory, timeout, log_retention_days, tags, throttling, profile, api_log_level, functions, state_machines",
+             region, account, role_arn, external_id, runtime, memory, timeout, log_retention_days, tags, throttling, rollout, profile, api_log_level, functions, state_machines",
             path.display()
         )
     );

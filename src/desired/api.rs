@@ -327,8 +327,11 @@ impl ApiSpec {
             parameters: BTreeMap::from([(ALLOW_ORIGIN.to_string(), false)]),
             models: BTreeMap::from([(JSON.to_string(), "Empty".to_string())]),
         };
-        let prefix = r
-            .state_machine_arn
+        // The machine's own ARN, without the `live` alias routes start:
+        // executions are named under the machine, whatever started them.
+        let machine: Vec<&str> = r.state_machine_arn.splitn(8, ':').take(7).collect();
+        let prefix = machine
+            .join(":")
             .replacen(":stateMachine:", ":execution:", 1);
         let id = format!("$input.params().path.get('{STATUS_PARAM}')");
         let request = format!(

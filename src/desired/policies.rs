@@ -1,7 +1,8 @@
 //! The roles' documents generated from the declared stack, least privilege
 //! by construction: a machine may invoke exactly the functions its
-//! definition names and start exactly the machines it names; API Gateway
-//! may start exactly the machines its routes name; the shared Lambda role
+//! definition names (and their versions, which it pins) and start exactly
+//! the machines it names; API Gateway may start exactly the `live` aliases
+//! of the machines its routes name; the shared Lambda role
 //! may only write its functions' logs. A `policies/ROLE-permissions.json`
 //! (or a `policy` key) replaces the generated permissions; a
 //! `policies/ROLE-trust.json` the trust. Placeholders are filled later, as
@@ -109,7 +110,8 @@ fn state_machine(project: &Project, name: &str) -> Value {
             "Sid": "InvokeFunctions",
             "Effect": "Allow",
             "Action": "lambda:InvokeFunction",
-            "Resource": one_or_list(machine.invokes.iter().map(|f| format!("${{{f}Arn}}")).collect()),
+            // The versions the definition pins, and the function itself.
+            "Resource": one_or_list(machine.invokes.iter().flat_map(|f| [format!("${{{f}Arn}}"), format!("${{{f}Arn}}:*")]).collect()),
         }));
     }
     if !machine.starts.is_empty() {
@@ -152,7 +154,13 @@ fn api_gateway(project: &Project) -> Value {
             .filter(|r| r.sync == sync)
             .map(|r| &r.state_machine)
             .collect();
-        names.into_iter().map(|m| format!("${{{m}Arn}}")).collect()
+        // Async routes start the `live` alias; sync routes the version it
+        // serves, whichever number that is.
+        let qualifier = if sync { "*" } else { crate::names::LIVE_ALIAS };
+        names
+            .into_iter()
+            .map(|m| format!("${{{m}Arn}}:{qualifier}"))
+            .collect()
     };
     let mut statements = Vec::new();
     let (start, sync) = (routed(false), routed(true));

@@ -34,21 +34,26 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Observed>> {
     let Some(c) = out.configuration() else {
         return Ok(None);
     };
-    let environment = sorted(c.environment().and_then(|e| e.variables()));
     Ok(Some(Observed {
-        fields: json!({
-            "code_sha256": c.code_sha256(),
-            "runtime": c.runtime().map(|r| r.as_str()),
-            "handler": c.handler(),
-            "role": c.role(),
-            "memory": c.memory_size(),
-            "timeout": c.timeout(),
-            "environment": environment,
-            "architecture": c.architectures().first().map(|a| a.as_str()).unwrap_or("x86_64"),
-        }),
+        fields: fields(c),
         tags: sorted(out.tags()),
         physical_id: c.function_arn().unwrap_or_default().to_string(),
     }))
+}
+
+/// The managed fields of `$LATEST` or of a published version, in the shape
+/// of `FunctionSpec::fields`.
+pub fn fields(c: &aws_sdk_lambda::types::FunctionConfiguration) -> Value {
+    json!({
+        "code_sha256": c.code_sha256(),
+        "runtime": c.runtime().map(|r| r.as_str()),
+        "handler": c.handler(),
+        "role": c.role(),
+        "memory": c.memory_size(),
+        "timeout": c.timeout(),
+        "environment": sorted(c.environment().and_then(|e| e.variables())),
+        "architecture": c.architectures().first().map(|a| a.as_str()).unwrap_or("x86_64"),
+    })
 }
 
 /// Lambda checks that it can assume the role; for seconds after the role is

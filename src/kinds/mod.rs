@@ -5,7 +5,11 @@
 //! (clients, errors, retries, call recording), and knows no kind.
 
 pub mod apigateway;
+pub mod bake;
+pub mod function_version;
 pub mod iam;
 pub mod lambda;
 pub mod logs;
+pub mod machine_alias;
+pub mod machine_version;
 pub mod sfn;

@@ -1,6 +1,8 @@
 //! The state machine: definition, role, type and logging. The only module
 //! that uses the Step Functions client.
 
+use std::collections::BTreeMap;
+
 use crate::report::{ExecutionResult, ExecutionSummary};
 use anyhow::Result;
 use aws_sdk_sfn::types::{
@@ -13,6 +15,7 @@ use crate::aws::retry::until_consistent;
 use crate::aws::{code, describe, error, Aws};
 use async_trait::async_trait;
 
+use super::function_version;
 use crate::desired::StateMachineSpec;
 use crate::model::{Kind, Observed, ResourceId, Tags};
 use crate::plan::{Action, ResourcePlan};
@@ -46,7 +49,42 @@ fn tracing(spec: &StateMachineSpec) -> TracingConfiguration {
         .build()
 }
 
-pub async fn read(aws: &Aws, name: &str, arn: &str) -> Result<Option<Observed>> {
+/// What a machine or one of its versions holds, in the shape of
+/// `StateMachineSpec::snapshot`: its definition with the functions of
+/// `pinned` (unqualified ARN -> name) unqualified, its role, and the fields
+/// of each version it pins (null where it pins none).
+pub async fn live_snapshot(
+    aws: &Aws,
+    pinned: &BTreeMap<String, String>,
+    definition: &Value,
+    role: &str,
+) -> Result<Value> {
+    let (definition, versions) = crate::desired::pins::unqualify(definition, pinned);
+    let reads = versions.into_iter().map(|(function, version)| async move {
+        let fields = match &version {
+            Some(v) => function_version::version_fields(aws, &function, v).await?,
+            None => None,
+        };
+        Ok::<_, anyhow::Error>((function, fields.unwrap_or(Value::Null)))
+    });
+    let pins: serde_json::Map<String, Value> = futures::future::try_join_all(reads)
+        .await?
+        .into_iter()
+        .collect();
+    Ok(json!({ "definition": definition, "role": role, "pins": pins }))
+}
+
+/// A definition as Step Functions returns it: JSON, or its text if not.
+pub fn parse_definition(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::String(text.into()))
+}
+
+pub async fn read(
+    aws: &Aws,
+    name: &str,
+    arn: &str,
+    pinned: &BTreeMap<String, String>,
+) -> Result<Option<Observed>> {
     let what = format!("state-machine {name}");
     let sm = match aws
         .sfn
@@ -70,12 +108,18 @@ pub async fn read(aws: &Aws, name: &str, arn: &str) -> Result<Option<Observed>> 
         .iter()
         .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
         .collect();
-    let definition: Value =
-        serde_json::from_str(sm.definition()).unwrap_or(Value::String(sm.definition().into()));
+    let snapshot = live_snapshot(
+        aws,
+        pinned,
+        &parse_definition(sm.definition()),
+        sm.role_arn(),
+    )
+    .await?;
     let logging = sm.logging_configuration();
     Ok(Some(Observed {
         fields: json!({
-            "definition": definition,
+            "pins": snapshot["pins"],
+            "definition": snapshot["definition"],
             "role": sm.role_arn(),
             "type": sm.r#type().as_str(),
             "logging": {
@@ -115,14 +159,32 @@ where
     }
 }
 
+/// The definition with each function it invokes pinned to the version
+/// `known` holds for it (the function-version's qualified ARN).
+fn pinned_definition(spec: &StateMachineSpec, known: &Known) -> Result<Value> {
+    let mut versions = BTreeMap::new();
+    for (arn, function) in &spec.pinned {
+        let id = ResourceId::new(function_version::KIND, function);
+        let Some(qualified) = known.get(&id).map(|a| &a.id) else {
+            anyhow::bail!(
+                "state-machine {}: function {function} has no published version to pin",
+                spec.name
+            );
+        };
+        versions.insert(arn.clone(), qualified.clone());
+    }
+    Ok(crate::desired::pins::qualify(&spec.definition, &versions))
+}
+
 pub async fn apply(
     aws: &Aws,
     spec: &StateMachineSpec,
     tags: &Tags,
     plan: &ResourcePlan,
+    known: &Known,
 ) -> Result<()> {
     let what = format!("state-machine {}", spec.name);
-    let definition = serde_json::to_string_pretty(&spec.definition)?;
+    let definition = serde_json::to_string_pretty(&pinned_definition(spec, known)?)?;
     if plan.action == Action::Create {
         let created = until_consistent(not_ready, || {
             aws.sfn
@@ -142,7 +204,7 @@ pub async fn apply(
             // The SDK retried a create whose answer was lost (Step Functions
             // answers an identical repeat with success, a different one so).
             Err(e) if code(&e) == Some("StateMachineAlreadyExists") => {
-                match read(aws, &spec.name, &spec.arn).await? {
+                match read(aws, &spec.name, &spec.arn, &spec.pinned).await? {
                     Some(o) if o.owned_as(tags) => Ok(()),
                     _ => Err(error(&what, "CreateStateMachine", e)),
                 }
@@ -150,7 +212,7 @@ pub async fn apply(
             Err(e) => Err(error(&what, "CreateStateMachine", e)),
         };
     }
-    if ["definition", "role", "logging", "tracing"]
+    if ["definition", "pins", "role", "logging", "tracing"]
         .iter()
         .any(|f| plan.changed(f))
     {
@@ -268,7 +330,12 @@ impl Resource for StateMachine {
     }
 
     async fn read(&self, ctx: &Ctx<'_>, _: Option<&Observed>) -> Result<Option<Observed>> {
-        read(ctx.aws, &self.name, &self.arn).await
+        let pinned = self
+            .spec
+            .as_ref()
+            .map(|s| s.pinned.clone())
+            .unwrap_or_default();
+        read(ctx.aws, &self.name, &self.arn, &pinned).await
     }
 
     async fn apply(
@@ -276,9 +343,16 @@ impl Resource for StateMachine {
         ctx: &Ctx<'_>,
         plan: &ResourcePlan,
         _: Option<&Observed>,
-        _: &Known,
+        known: &Known,
     ) -> Result<Attributes> {
-        apply(ctx.aws, spec(&self.spec, &self.id())?, ctx.tags, plan).await?;
+        apply(
+            ctx.aws,
+            spec(&self.spec, &self.id())?,
+            ctx.tags,
+            plan,
+            known,
+        )
+        .await?;
         Ok(Attributes::new(&self.arn, Some(self.arn.clone())))
     }
 
@@ -291,30 +365,39 @@ impl Resource for StateMachine {
 /// tags decide).
 pub struct MachineInventory;
 
+/// Every machine named with the stage's prefix, as (name, ARN).
+pub async fn machines(ctx: &Ctx<'_>) -> Result<Vec<(String, String)>> {
+    let prefix = ctx.names.prefix();
+    let prefix = super::iam::search_prefix(&prefix);
+    let machines = ctx
+        .aws
+        .sfn
+        .list_state_machines()
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| error("the stage's state machines", "ListStateMachines", e))?;
+    Ok(machines
+        .into_iter()
+        .filter(|m| m.name().starts_with(prefix))
+        .map(|m| (m.name().to_string(), m.state_machine_arn().to_string()))
+        .collect())
+}
+
 #[async_trait]
 impl Inventory for MachineInventory {
     async fn list(&self, ctx: &Ctx<'_>) -> Result<Vec<Box<dyn Resource>>> {
-        let prefix = ctx.names.prefix();
-        let prefix = super::iam::search_prefix(&prefix);
-        let machines = ctx
-            .aws
-            .sfn
-            .list_state_machines()
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Vec<_>>()
-            .await
+        Ok(machines(ctx)
+            .await?
             .into_iter()
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| error("the stage's state machines", "ListStateMachines", e))?;
-        Ok(machines
-            .into_iter()
-            .filter(|m| m.name().starts_with(prefix))
-            .map(|m| {
+            .map(|(name, arn)| {
                 Box::new(StateMachine {
-                    name: m.name().to_string(),
-                    arn: m.state_machine_arn().to_string(),
+                    name,
+                    arn,
                     spec: None,
                     needs: Vec::new(),
                 }) as Box<dyn Resource>

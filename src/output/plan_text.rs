@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use super::style::{paint, CONFLICT, CREATE, DELETE, DIM, UPDATE};
 use crate::plan::{Action, FieldChange, ResourcePlan};
+use crate::report::RolloutPlan;
 
 /// One line per resource that changes (and per unchanged one with
 /// `show_unchanged`), each differing field under it, a line diff for
@@ -89,6 +90,45 @@ pub fn plan_text(resources: &[ResourcePlan], show_unchanged: bool) -> String {
         some(UPDATE, update, "to update"),
         some(CONFLICT, conflict, "in conflict"),
     ));
+    out
+}
+
+/// After the counts, a paragraph per machine whose `live` would move: what
+/// it serves now, what is published, the smoke orders, and how it moves.
+pub fn rollout_text(rollouts: &[RolloutPlan]) -> String {
+    let mut out = String::new();
+    for r in rollouts {
+        let live = match r.live.as_slice() {
+            [] => "nothing yet".to_string(),
+            shares => shares
+                .iter()
+                .map(|(v, w)| format!("version {v} ({w}%)"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        let how = match r.strategy.as_str() {
+            "all-at-once" => "all at once".to_string(),
+            strategy => format!(
+                "{strategy}: {}%, each held {}s while its executions are watched",
+                r.steps
+                    .iter()
+                    .map(u8::to_string)
+                    .collect::<Vec<_>>()
+                    .join("% -> "),
+                r.interval_seconds
+            ),
+        };
+        out.push_str(&format!(
+            "\nRollout of {}: `live` serves {live}.\n  publishes: {}\n  smoke orders: {}\n  then `live` moves {how}.",
+            r.state_machine,
+            r.publishes.join(", "),
+            if r.smoke.is_empty() {
+                "none".to_string()
+            } else {
+                r.smoke.join(", ")
+            },
+        ));
+    }
     out
 }
 

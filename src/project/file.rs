@@ -42,6 +42,7 @@ pub struct RawFunction {
     pub architecture: Option<Spanned<String>>,
     pub environment: Option<Spanned<BTreeMap<String, String>>>,
     pub policy: Option<Spanned<String>>,
+    pub keep_versions: Option<Spanned<i64>>,
 }
 
 impl RawFunction {
@@ -55,6 +56,7 @@ impl RawFunction {
             architecture: self.architecture.or(base.architecture),
             environment: self.environment.or(base.environment),
             policy: self.policy.or(base.policy),
+            keep_versions: self.keep_versions.or(base.keep_versions),
         }
     }
 }
@@ -70,6 +72,7 @@ pub struct RawMachine {
     /// The role's name within the stage (`{stack}-{stage}-{region}-ROLE`);
     /// default the machine's name.
     pub role: Option<Spanned<String>>,
+    pub keep_versions: Option<Spanned<i64>>,
 }
 
 impl RawMachine {
@@ -80,6 +83,7 @@ impl RawMachine {
             tracing: self.tracing.or(base.tracing),
             policy: self.policy.or(base.policy),
             role: self.role.or(base.role),
+            keep_versions: self.keep_versions.or(base.keep_versions),
         }
     }
 }

@@ -12,6 +12,7 @@
 pub mod access;
 pub mod file;
 pub mod route;
+pub mod smoke;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -26,6 +27,7 @@ use crate::template;
 pub use access::{ApiAccess, Auth, Authorizer, AuthorizerKind};
 use file::{line_of, RawDeclarations, RawFunction, RawMachine, RawRoute};
 pub use route::{Route, Source};
+pub use smoke::SmokeOrder;
 
 /// Where a stage's functions share a role: the one for every function
 /// without a policy of its own, which may only write their logs.
@@ -38,6 +40,10 @@ const DEFAULT_API_NAME: &str = "api";
 pub const ARCHITECTURES: [&str; 2] = ["x86_64", "arm64"];
 pub const MACHINE_TYPES: [&str; 2] = ["STANDARD", "EXPRESS"];
 pub const LOG_LEVELS: [&str; 4] = ["ALL", "ERROR", "FATAL", "OFF"];
+/// How many published versions a function or machine keeps by default,
+/// and the range `keep_versions` takes.
+pub const KEEP_VERSIONS: u32 = 5;
+pub const KEEP_VERSIONS_RANGE: std::ops::RangeInclusive<i64> = 2..=100;
 
 #[derive(Clone, Debug)]
 pub struct Project {
@@ -50,6 +56,9 @@ pub struct Project {
     /// Policy documents found in `policies/` by role: `ROLE-permissions.json`
     /// and `ROLE-trust.json`, with placeholders still in.
     pub policy_files: BTreeMap<String, RoleFiles>,
+    /// `smoke/*.json`: run against each new machine version before `live`
+    /// moves to it.
+    pub smoke: Vec<SmokeOrder>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -77,6 +86,8 @@ pub struct Function {
     /// Its own permissions (placeholders in), from `policy` or
     /// `policies/NAME-permissions.json`.
     pub policy: Option<Value>,
+    /// Published versions kept after a rollout.
+    pub keep_versions: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -97,6 +108,8 @@ pub struct Machine {
     pub invokes: BTreeSet<String>,
     /// The machines it starts.
     pub starts: BTreeSet<String>,
+    /// Published versions kept after a rollout.
+    pub keep_versions: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -220,6 +233,17 @@ impl Project {
             machines.insert(name.clone(), machine);
         }
         check_no_cycle(&machines)?;
+        if settings.rollout.strategy != crate::config::Strategy::AllAtOnce {
+            if let Some(m) = machines.values().find(|m| m.kind == "EXPRESS") {
+                bail!(
+                    "definitions/{}.asl.json: the stage's rollout strategy {} watches the new version's executions, which Step Functions lists for STANDARD machines only, and {} is EXPRESS; use strategy = \"all-at-once\" for stage {}",
+                    m.name,
+                    serde_json::to_value(settings.rollout.strategy).unwrap_or_default(),
+                    m.name,
+                    settings.stage
+                );
+            }
+        }
 
         // The API, who may call it, and its routes.
         let access = access::resolve_api_access(raw_api.access(), &at)?;
@@ -262,6 +286,7 @@ impl Project {
             }
             routes.push(route);
         }
+        let smoke = smoke::load(&dir, &routes)?;
         let project = Project {
             functions,
             machines,
@@ -269,6 +294,7 @@ impl Project {
             api,
             models,
             policy_files,
+            smoke,
         };
         project.check_roles()?;
         project.check_name_lengths(settings)?;
@@ -473,7 +499,9 @@ fn resolve_function(
         Some(p) => Some(policy_file(dir, p, &table, name, at)?),
         None => policy_files.get(name).and_then(|f| f.permissions.clone()),
     };
+    let keep_versions = keep_versions(raw.keep_versions.as_ref(), &table, at)?;
     Ok(Function {
+        keep_versions,
         name: name.into(),
         dir: fdir,
         handler,
@@ -490,6 +518,26 @@ fn resolve_function(
         },
         policy,
     })
+}
+
+/// `keep_versions`, checked: at least the version `live` serves and the
+/// one before it, for a rollback.
+fn keep_versions(
+    raw: Option<&toml::Spanned<i64>>,
+    table: &str,
+    at: &dyn Fn(std::ops::Range<usize>) -> String,
+) -> Result<u32> {
+    match raw {
+        None => Ok(KEEP_VERSIONS),
+        Some(k) if KEEP_VERSIONS_RANGE.contains(k.get_ref()) => Ok(*k.get_ref() as u32),
+        Some(k) => bail!(
+            "{}: {table} keep_versions = {} is out of range; keep {} to {} versions (the one `live` serves and at least one to roll back to)",
+            at(k.span()),
+            k.get_ref(),
+            KEEP_VERSIONS_RANGE.start(),
+            KEEP_VERSIONS_RANGE.end()
+        ),
+    }
 }
 
 /// Variables Lambda sets itself and refuses in a function's configuration.
@@ -591,7 +639,9 @@ fn resolve_machine(scope: &MachineScope, name: &str, raw: RawMachine) -> Result<
         Some(p) => Some(policy_file(dir, p, &table, &role, at)?),
         None => policy_files.get(&role).and_then(|f| f.permissions.clone()),
     };
+    let keep_versions = keep_versions(raw.keep_versions.as_ref(), &table, at)?;
     Ok(Machine {
+        keep_versions,
         name: name.into(),
         file,
         kind,

@@ -354,7 +354,7 @@ pub fn project_copy(name: &str) -> std::path::PathBuf {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = std::env::temp_dir().join(format!("stepgate-test-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
-    for sub in ["lambdas", "definitions", "policies", "models"] {
+    for sub in ["lambdas", "definitions", "policies", "models", "smoke"] {
         copy_dir(&root.join(sub), &dir.join(sub));
     }
     // The declared routes, API name and machine role live here.
@@ -410,6 +410,21 @@ pub const ORDER: &str = r#"{"orderId":"O101","customerName":"Demo Customer","ord
 /// POSTs `order` to the API URL as any client would, then waits (bounded)
 /// for the execution it started; returns (status, output).
 pub async fn place_order(api_url: &str, order: &str) -> (String, serde_json::Value) {
+    let placed = place_order_on(api_url, order).await;
+    (placed.status, placed.output)
+}
+
+/// What an order placed through the API ran as.
+pub struct Placed {
+    pub status: String,
+    pub output: serde_json::Value,
+    pub execution_arn: String,
+    /// The machine version it ran (DescribeExecution's stateMachineVersionArn).
+    pub version_arn: Option<String>,
+}
+
+/// `place_order`, with the execution and the version it ran.
+pub async fn place_order_on(api_url: &str, order: &str) -> Placed {
     let url = api_url.to_string();
     let body = order.to_string();
     let answer = tokio::task::spawn_blocking(move || {
@@ -438,7 +453,12 @@ pub async fn place_order(api_url: &str, order: &str) -> (String, serde_json::Val
                 .output()
                 .map(|o| serde_json::from_str(o).unwrap())
                 .unwrap_or_default();
-            return (exec.status().as_str().to_string(), output);
+            return Placed {
+                status: exec.status().as_str().to_string(),
+                output,
+                execution_arn: arn.to_string(),
+                version_arn: exec.state_machine_version_arn().map(str::to_string),
+            };
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }

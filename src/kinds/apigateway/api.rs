@@ -35,7 +35,7 @@ pub async fn read_api(aws: &Aws, name: &str, owner: &Tags) -> Result<Option<Obse
         let mut serving = Vec::new();
         for api in &ours {
             let id = api.id().unwrap_or_default();
-            serving.push(read_stage(aws, id, &stage, false).await?.is_some());
+            serving.push(read_stage(aws, id, &stage, false, &[]).await?.is_some());
         }
         let mut ranked: Vec<_> = ours.into_iter().zip(serving).collect();
         ranked.sort_by_key(|(_, serves)| !serves);
@@ -366,6 +366,7 @@ impl Inventory for ApiInventory {
                     spec: None,
                     api: api.clone(),
                     needs: Vec::new(),
+                    live: Vec::new(),
                 }));
                 out.push(Box::new(crate::kinds::logs::ExecutionLogGroup {
                     stage: names.stage.clone(),

@@ -25,6 +25,7 @@ pub async fn read_stage(
     api_id: &str,
     name: &str,
     throttling_managed: bool,
+    live: &[LiveVariable],
 ) -> Result<Option<Observed>> {
     let what = format!("stage {name}");
     let stage = match aws
@@ -68,14 +69,18 @@ pub async fn read_stage(
             "format": serde_json::from_str::<Value>(format).unwrap_or_else(|_| json!(format)),
         })
     });
+    let mut fields = json!({
+        // Shows which deployment it serves when it is not one of ours.
+        "deployment": if description.is_empty() { format!("deployment {}", stage.deployment_id().unwrap_or("none")) } else { description },
+        "throttling": throttling,
+        "access_log": access_log,
+        "log_level": log_level,
+    });
+    if !live.is_empty() {
+        fields["variables"] = read_live_variables(aws, Some(&stage), live).await?;
+    }
     Ok(Some(Observed {
-        fields: json!({
-            // Shows which deployment it serves when it is not one of ours.
-            "deployment": if description.is_empty() { format!("deployment {}", stage.deployment_id().unwrap_or("none")) } else { description },
-            "throttling": throttling,
-            "access_log": access_log,
-            "log_level": log_level,
-        }),
+        fields,
         tags: sorted(stage.tags()),
         physical_id: stage.deployment_id().unwrap_or_default().to_string(),
     }))
@@ -89,6 +94,7 @@ pub async fn apply_stage(
     api_id: &str,
     ctx: &StageContext<'_>,
     plan: &ResourcePlan,
+    variables: &[(String, u64)],
 ) -> Result<()> {
     let what = format!("stage {}", spec.name);
     let gw = &aws.apigateway;
@@ -155,6 +161,15 @@ pub async fn apply_stage(
             Some(spec.log_level.clone()),
         ));
     }
+    if creating || plan.changed("variables") {
+        for (variable, version) in variables {
+            patches.push(patch(
+                Op::Replace,
+                &format!("/variables/{variable}"),
+                Some(version.to_string()),
+            ));
+        }
+    }
     if creating || plan.changed("access_log") {
         patches.push(patch(
             Op::Replace,
@@ -190,6 +205,73 @@ pub async fn apply_stage(
     Ok(())
 }
 
+/// Sets the stage variable a sync route reads the version it starts from
+/// (`names::live_variable`). A stage not created yet gets it when it is.
+pub async fn set_live_variable(
+    aws: &Aws,
+    api_id: &str,
+    stage: &str,
+    variable: &str,
+    version: u64,
+) -> Result<()> {
+    match aws
+        .apigateway
+        .update_stage()
+        .rest_api_id(api_id)
+        .stage_name(stage)
+        .patch_operations(patch(
+            Op::Replace,
+            &format!("/variables/{variable}"),
+            Some(version.to_string()),
+        ))
+        .send()
+        .await
+    {
+        Err(e) if code(&e) == Some("NotFoundException") => Ok(()),
+        Err(e) => Err(error(&format!("stage {stage}"), "UpdateStage", e)),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// What a stage variable says of the version `live` serves, as plan shows
+/// it: `SERVES_LIVE` when they agree.
+const SERVES_LIVE: &str = "the version live serves";
+
+/// A sync route's machine, as the stage sees it: the variable that names
+/// the version its routes start, and the `live` alias it must follow.
+#[derive(Clone, Debug)]
+pub struct LiveVariable {
+    pub variable: String,
+    pub alias_arn: String,
+}
+
+/// What the stage's variables say against where each `live` points.
+async fn read_live_variables(
+    aws: &Aws,
+    stage: Option<&aws_sdk_apigateway::operation::get_stage::GetStageOutput>,
+    live: &[LiveVariable],
+) -> Result<Value> {
+    let mut fields = serde_json::Map::new();
+    for l in live {
+        let set = stage
+            .and_then(|s| s.variables())
+            .and_then(|v| v.get(&l.variable))
+            .cloned();
+        let serving = crate::kinds::machine_alias::routing(aws, &l.alias_arn)
+            .await?
+            .and_then(|r| r.into_iter().next())
+            .map(|(arn, _)| crate::kinds::machine_version::version_number(&arn).to_string());
+        let said = match (set, serving) {
+            (Some(set), Some(serving)) if set == serving => SERVES_LIVE.to_string(),
+            (Some(set), Some(serving)) => format!("version {set} (live serves {serving})"),
+            (Some(set), None) => format!("version {set} (no live alias)"),
+            (None, _) => "unset".to_string(),
+        };
+        fields.insert(l.variable.clone(), json!(said));
+    }
+    Ok(Value::Object(fields))
+}
+
 /// What the stage needs from the rest of the stack.
 pub struct StageContext<'a> {
     pub tags: &'a Tags,
@@ -206,6 +288,9 @@ pub struct Stage {
     /// Besides its API: the access log group and the account's CloudWatch
     /// role setting, without which API Gateway refuses to log.
     pub needs: Vec<ResourceId>,
+    /// The machines behind sync routes, whose `live` version the stage's
+    /// variables name.
+    pub live: Vec<LiveVariable>,
 }
 
 #[async_trait]
@@ -225,8 +310,23 @@ impl Resource for Stage {
         Some(self.api.clone())
     }
 
+    fn goes_with(&self) -> Option<ResourceId> {
+        Some(self.api.clone())
+    }
+
     fn desired(&self) -> Option<Value> {
-        self.spec.as_ref().map(StageSpec::fields)
+        self.spec.as_ref().map(|spec| {
+            let mut fields = spec.fields();
+            if !self.live.is_empty() {
+                fields["variables"] = self
+                    .live
+                    .iter()
+                    .map(|l| (l.variable.clone(), json!(SERVES_LIVE)))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into();
+            }
+            fields
+        })
     }
 
     /// Only a stage of our own API is ours to read (and later to change).
@@ -234,7 +334,14 @@ impl Resource for Stage {
         match api.filter(|a| a.owned_by(&ctx.names.stack, &ctx.names.stage)) {
             Some(api) => {
                 let throttling = self.spec.as_ref().is_some_and(|s| s.throttling.is_some());
-                read_stage(ctx.aws, &api.physical_id, &self.name, throttling).await
+                read_stage(
+                    ctx.aws,
+                    &api.physical_id,
+                    &self.name,
+                    throttling,
+                    &self.live,
+                )
+                .await
             }
             None => Ok(None),
         }
@@ -257,12 +364,29 @@ impl Resource for Stage {
             partition: names.partition,
             region: &names.region,
         };
+        // The version each `live` serves now (its alias applied before),
+        // read only when the variables are to be written.
+        let mut variables = Vec::new();
+        if plan.action == Action::Create || plan.changed("variables") {
+            for l in &self.live {
+                if let Some((arn, _)) = crate::kinds::machine_alias::routing(ctx.aws, &l.alias_arn)
+                    .await?
+                    .and_then(|r| r.into_iter().next())
+                {
+                    variables.push((
+                        l.variable.clone(),
+                        crate::kinds::machine_version::version_number(&arn),
+                    ));
+                }
+            }
+        }
         apply_stage(
             ctx.aws,
             spec(&self.spec, &self.id())?,
             api,
             &stage_ctx,
             plan,
+            &variables,
         )
         .await?;
         Ok(Attributes::new(&self.name, None))
