@@ -278,6 +278,7 @@ async fn method(api_name: &str, path: &str, http: &str) -> (Value, String) {
                 .await
                 .unwrap();
             serde_json::json!({
+                "id": a.id(),
                 "name": a.name(),
                 "type": a.r#type().map(|t| t.as_str()),
                 "provider_arns": a.provider_arns(),
@@ -418,11 +419,14 @@ async fn iam_cognito_and_lambda_auth_and_the_resource_policy_are_read_back() {
         .policy
         .unwrap();
     let granted = statement(&policy).unwrap_or_else(|| panic!("{policy}"));
-    let (_, api_id) = method(&api, path, "POST").await;
+    let (m, api_id) = method(&api, path, "POST").await;
+    let authorizer_id = m["authorizer"]["id"].as_str().unwrap().to_string();
+    // This one authorizer, not every authorizer of the API.
+    let source_arn =
+        format!("arn:aws:execute-api:us-east-1:000000000000:{api_id}/authorizers/{authorizer_id}");
     assert_eq!(granted["Action"], "lambda:InvokeFunction", "{granted}");
     assert_eq!(
-        granted["Condition"]["ArnLike"]["AWS:SourceArn"],
-        format!("arn:aws:execute-api:us-east-1:000000000000:{api_id}/authorizers/*"),
+        granted["Condition"]["ArnLike"]["AWS:SourceArn"], source_arn,
         "{granted}"
     );
     assert!(
@@ -431,6 +435,46 @@ async fn iam_cognito_and_lambda_auth_and_the_resource_policy_are_read_back() {
             .contains("apigateway.amazonaws.com"),
         "{granted}"
     );
+
+    // Widened out of band to every authorizer of the API: plan shows it,
+    // deploy narrows it back to this one.
+    lambda
+        .remove_permission()
+        .function_name(&function)
+        .statement_id("stepgate-authorizer-gate")
+        .send()
+        .await
+        .unwrap();
+    lambda
+        .add_permission()
+        .function_name(&function)
+        .statement_id("stepgate-authorizer-gate")
+        .action("lambda:InvokeFunction")
+        .principal("apigateway.amazonaws.com")
+        .source_arn(format!(
+            "arn:aws:execute-api:us-east-1:000000000000:{api_id}/authorizers/*"
+        ))
+        .send()
+        .await
+        .unwrap();
+    let drift = stepgate_in(&dir, &["plan", "--stage", &stage, "--detailed-exitcode"]);
+    assert_eq!(drift.code, 2, "{}{}", drift.stdout, drift.stderr);
+    assert!(drift.stdout.contains("invoked_by"), "{}", drift.stdout);
+    stepgate_in(&dir, &["deploy", "--stage", &stage]).ok();
+    let policy = lambda
+        .get_policy()
+        .function_name(&function)
+        .send()
+        .await
+        .unwrap()
+        .policy
+        .unwrap();
+    let repaired = statement(&policy).unwrap_or_else(|| panic!("{policy}"));
+    assert_eq!(
+        repaired["Condition"]["ArnLike"]["AWS:SourceArn"], source_arn,
+        "{repaired}"
+    );
+    clean(&dir);
 
     // invoke refuses to call it without a token.
     let invoke = stepgate_in(
