@@ -333,6 +333,52 @@ async fn iam_cognito_and_lambda_auth_and_the_resource_policy_are_read_back() {
     );
     clean(&dir);
 
+    // invoke signs the call with SigV4 for the execute-api service, as an
+    // IAM caller must: captured on the loopback by the fault proxy (faults
+    // off), which logs each signed request's scheme and credential scope.
+    let log = dir.join("proxy-calls.jsonl");
+    let proxy = common::Proxy::start(&["--rate", "0", "--log", log.to_str().unwrap()]);
+    let invoke = common::run(common::command_at(
+        &proxy.url,
+        &dir,
+        &[
+            "invoke",
+            "--stage",
+            &stage,
+            "--route",
+            "POST /recipes/r1/move",
+            "--order",
+            r#"{"user_id":"u1"}"#,
+        ],
+    ))
+    .ok();
+    drop(proxy);
+    assert!(invoke.stdout.starts_with("SUCCEEDED "), "{}", invoke.stdout);
+    let captured: Vec<Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|c: &Value| {
+            c["operation"]
+                .as_str()
+                .unwrap_or_default()
+                .ends_with("/_user_request_/recipes/r1/move")
+        })
+        .collect();
+    assert!(
+        !captured.is_empty(),
+        "the route was not called through the proxy"
+    );
+    for call in &captured {
+        let auth = call["auth"].as_str().unwrap_or_default();
+        assert!(auth.starts_with("AWS4-HMAC-SHA256 "), "not SigV4: {call}");
+        assert!(
+            auth.contains("/us-east-1/execute-api/aws4_request"),
+            "not signed for execute-api: {call}"
+        );
+        assert_eq!(call["service"], "execute-api", "{call}");
+    }
+
     // The policy changed out of band shows in plan.
     let gw = aws_sdk_apigateway::Client::new(&sdk_config().await);
     gw.update_rest_api()
