@@ -557,6 +557,41 @@ async fn iam_cognito_and_lambda_auth_and_the_resource_policy_are_read_back() {
     assert!(common::leftovers_of("recipes", &stage).await.is_empty());
 }
 
+/// The README's protected route, as it is written there: a project that
+/// plans, with no route open to anyone.
+#[test]
+fn the_readmes_protected_route_plans_and_is_not_open() {
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    let block = readme
+        .split("```toml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .find(|b| b.contains("api_key = true"))
+        .expect("README.md shows a protected route");
+    let protecting: Vec<&str> = block
+        .lines()
+        .filter(|l| {
+            ["api.keys", "auth = \"iam\"", "api_key"]
+                .iter()
+                .any(|k| l.starts_with(k))
+        })
+        .collect();
+    assert_eq!(protecting.len(), 3, "{block}");
+    let stage = unique("readme");
+    let dir = example_copy("recipes", &stage);
+    std::fs::write(dir.join("stepgate.toml"), block).unwrap();
+    let plan = stepgate_in(&dir, &["plan", "--stage", &stage]).ok();
+    assert!(
+        !plan.stderr.contains("open to anyone") && !plan.stdout.contains("open to anyone"),
+        "{}{}",
+        plan.stdout,
+        plan.stderr
+    );
+    assert!(plan.stdout.contains("api-key recipes-"), "{}", plan.stdout);
+}
+
 /// The API key values `keys --reveal` showed during the suite: from its
 /// JSON report, or the last word of each line of its text.
 fn revealed_values(dir: &std::path::Path) -> Vec<String> {
