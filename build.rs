@@ -1,5 +1,5 @@
 //! Embeds the example projects `stepgate init` writes: this repository's
-//! tutorial (`orders`) and `examples/recipes`, `examples/quote`. The list of
+//! tutorial (`orders`) and `examples/recipes`, `examples/quote`, `examples/guarded`. The list of
 //! files is made here, from the directories themselves, so that a file
 //! added to an example is in the binary without anyone listing it.
 
@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Each example: its name, its directory, and what of it a project holds.
-const EXAMPLES: [(&str, &str, &[&str]); 3] = [
+const EXAMPLES: [(&str, &str, &[&str]); 4] = [
     (
         "orders",
         ".",
@@ -33,6 +33,17 @@ const EXAMPLES: [(&str, &str, &[&str]); 3] = [
     (
         "quote",
         "examples/quote",
+        &[
+            "stepgate.toml",
+            "lambdas",
+            "definitions",
+            "policies",
+            "models",
+        ],
+    ),
+    (
+        "guarded",
+        "examples/guarded",
         &[
             "stepgate.toml",
             "lambdas",

@@ -65,7 +65,8 @@ pub enum TopLevel {
         /// Where to write it, created if missing [default: .]
         dir: Option<PathBuf>,
         /// orders: the tutorial (an order routed on its payment status);
-        /// recipes: a Parallel state; quote: a synchronous Express route
+        /// recipes: a Parallel state; quote: a synchronous Express route;
+        /// guarded: a route behind a Lambda authorizer
         #[arg(long, value_enum, default_value = "orders")]
         example: crate::examples::Example,
         /// Write into a directory that is not empty, over files of the same name

@@ -105,8 +105,10 @@ impl Inputs<'_> {
     }
 
     /// Who else may invoke the function: API Gateway, for each Lambda
-    /// authorizer it backs, from this API's authorizers only (statement id
-    /// -> source ARN, the API's id written `{api}` until the API exists).
+    /// authorizer it backs, from that one authorizer of this API only
+    /// (statement id -> source ARN). The ids are AWS's, known once the API
+    /// and its authorizers exist: the API's is written `{api}`, the
+    /// authorizer's `{authorizer:NAME}` (`authorizer_placeholder`).
     fn invoked_by(&self, function: &str) -> BTreeMap<String, String> {
         use crate::project::AuthorizerKind;
         let n = self.names;
@@ -121,8 +123,11 @@ impl Inputs<'_> {
                 (
                     format!("{AUTHORIZER_PERMISSION_PREFIX}{}", a.name),
                     format!(
-                        "arn:{}:execute-api:{}:{}:{{api}}/authorizers/*",
-                        n.partition, n.region, n.account
+                        "arn:{}:execute-api:{}:{}:{{api}}/authorizers/{}",
+                        n.partition,
+                        n.region,
+                        n.account,
+                        authorizer_placeholder(&a.name)
                     ),
                 )
             })
@@ -332,6 +337,12 @@ pub fn placeholders(
 /// resource policy (API Gateway invoking an authorizer): others are left alone.
 pub const AUTHORIZER_PERMISSION_PREFIX: &str = "stepgate-authorizer-";
 
+/// How a function's desired permission writes the id of the authorizer
+/// `name`, which AWS gives only when it creates it.
+pub fn authorizer_placeholder(name: &str) -> String {
+    format!("{{authorizer:{name}}}")
+}
+
 /// The name of the one inline policy stepgate puts on each role.
 pub const INLINE_POLICY: &str = "stepgate";
 
@@ -382,7 +393,8 @@ pub struct FunctionSpec {
     pub environment: BTreeMap<String, String>,
     pub package: Package,
     /// Statement id -> source ARN of API Gateway's permission to invoke it
-    /// (Lambda authorizers), `{api}` standing for the REST API's id.
+    /// (Lambda authorizers), `{api}` standing for the REST API's id and
+    /// `{authorizer:NAME}` for the authorizer's.
     pub invoked_by: BTreeMap<String, String>,
 }
 

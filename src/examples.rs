@@ -12,6 +12,8 @@ pub enum Example {
     Recipes,
     /// A synchronous quote from an Express workflow.
     Quote,
+    /// A route only a token holder may call, behind a Lambda authorizer.
+    Guarded,
 }
 
 impl Example {
@@ -20,6 +22,7 @@ impl Example {
             Example::Orders => "orders",
             Example::Recipes => "recipes",
             Example::Quote => "quote",
+            Example::Guarded => "guarded",
         }
     }
 
@@ -40,6 +43,7 @@ impl Example {
             Example::Quote => {
                 " --order '{\"items\":[{\"sku\":\"tea\",\"quantity\":2,\"unitPrice\":3.5}]}'"
             }
+            Example::Guarded => " --token let-me-in --order '{\"name\":\"Ada\"}'",
         }
     }
 
@@ -48,6 +52,7 @@ impl Example {
             Example::Orders => "`POST /orderprocess` starts the `OrderProcessor` state machine, which completes or cancels an order on its payment status.",
             Example::Recipes => "`POST /recipes/{id}/move` starts `RecipeMover`, which moves a recipe to another user, then updates three search indexes in parallel.",
             Example::Quote => "`POST /quote` runs the `Quote` Express workflow and answers with its result; a quote the rules refuse answers 422.",
+            Example::Guarded => "`POST /greet` runs the `Greeting` Express workflow for callers the Lambda authorizer `gate` (`lambdas/checkToken`) allows: the right token gets an Allow policy, a wrong one a Deny (403), none at all 401.",
         }
     }
 

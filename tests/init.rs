@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 use common::{stepgate_in, unique};
 
 /// (example, its directory in the repository, what of it a project holds)
-const EXAMPLES: [(&str, &str); 3] = [
+const EXAMPLES: [(&str, &str); 4] = [
     ("orders", "."),
     ("recipes", "examples/recipes"),
     ("quote", "examples/quote"),
+    ("guarded", "examples/guarded"),
 ];
 const PARTS: [&str; 5] = [
     "stepgate.toml",
@@ -164,6 +165,7 @@ async fn each_example_deploys_answers_and_is_destroyed_as_its_readme_says() {
         ("orders", "SUCCEEDED "),
         ("recipes", "SUCCEEDED "),
         ("quote", "HTTP 200\n"),
+        ("guarded", "HTTP 200\n"),
     ] {
         let dir = fresh(example);
         init(&dir, &["--example", example]).ok();

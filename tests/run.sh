@@ -17,10 +17,17 @@ echo "== Rust tests (emulator at $endpoint)" >&2
 # against the deployer policy (tests/deployer_policy.rs).
 export STEPGATE_TEST_CALL_LOG="$repo/target/suite-calls.jsonl"
 rm -f "$STEPGATE_TEST_CALL_LOG"
+# Every output of stepgate in the suite is kept, then searched for the API
+# key values only `keys --reveal` may show (tests/access.rs).
+export STEPGATE_TEST_OUTPUTS="$repo/target/suite-outputs"
+rm -rf "$STEPGATE_TEST_OUTPUTS"
 STEPGATE_TEST_ENDPOINT="$endpoint" cargo test --locked || status=1
 echo "== Deployer policy against every request of the suite" >&2
 cargo test --locked --test deployer_policy -- --ignored --exact \
   every_request_the_suite_made_is_allowed_by_the_deployer_policy || status=1
+echo "== No API key value in any output of the suite" >&2
+cargo test --locked --test access -- --ignored --exact \
+  no_key_value_appears_in_any_output_of_the_suite || status=1
 echo "== Lambda tests" >&2
 node --test lambdas/ examples/ || status=1
 exit "$status"

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 
 use std::collections::BTreeMap;
 
-use crate::desired::{FunctionSpec, AUTHORIZER_PERMISSION_PREFIX};
+use crate::desired::{authorizer_placeholder, FunctionSpec, AUTHORIZER_PERMISSION_PREFIX};
 use crate::model::{Kind, Observed, ResourceId, Tags};
 use crate::plan::{Action, ResourcePlan};
 use crate::resource::{spec, Attributes, Ctx, Inventory, Known, Resource};
@@ -183,8 +183,10 @@ pub async fn apply(
 }
 
 /// The permissions stepgate added to the function's resource policy
-/// (statement id -> source ARN), the API's id written `{api}` as desired
-/// state has it. None without a policy.
+/// (statement id -> source ARN), written as desired state has them: the
+/// API's id as `{api}`, and the id of the authorizer a statement is named
+/// for as `{authorizer:NAME}`. A source ARN wider or other than that stays
+/// as it is, and so differs. None without a policy.
 async fn invoked_by(
     aws: &Aws,
     name: &str,
@@ -196,7 +198,7 @@ async fn invoked_by(
         Err(e) => return Err(error(&format!("function {name}"), "GetPolicy", e)),
     };
     let doc: Value = serde_json::from_str(&policy).unwrap_or(Value::Null);
-    let mut out = BTreeMap::new();
+    let mut raw = BTreeMap::new();
     for statement in doc["Statement"].as_array().into_iter().flatten() {
         let Some(sid) = statement["Sid"].as_str() else {
             continue;
@@ -207,11 +209,59 @@ async fn invoked_by(
         let source = statement["Condition"]["ArnLike"]["AWS:SourceArn"]
             .as_str()
             .unwrap_or_default();
-        let source = match api_id {
-            Some(id) if !id.is_empty() => source.replace(&format!(":{id}/"), ":{api}/"),
-            _ => source.to_string(),
-        };
-        out.insert(sid.to_string(), source);
+        raw.insert(sid.to_string(), source.to_string());
+    }
+    let Some(api_id) = api_id.filter(|id| !id.is_empty() && !raw.is_empty()) else {
+        return Ok(raw);
+    };
+    let authorizers = super::apigateway::authorizer_ids(aws, api_id).await?;
+    Ok(raw
+        .into_iter()
+        .map(|(sid, source)| {
+            let source = as_desired(&sid, &source, api_id, &authorizers);
+            (sid, source)
+        })
+        .collect())
+}
+
+/// A live source ARN in desired state's terms, when it names exactly the
+/// API and the authorizer its statement is for.
+fn as_desired(
+    sid: &str,
+    source: &str,
+    api_id: &str,
+    authorizers: &BTreeMap<String, String>,
+) -> String {
+    let mut out = source.replace(&format!(":{api_id}/"), ":{api}/");
+    let name = sid
+        .strip_prefix(AUTHORIZER_PERMISSION_PREFIX)
+        .unwrap_or(sid);
+    if let Some(id) = authorizers.get(name) {
+        if let Some(scope) = out.strip_suffix(&format!("/authorizers/{id}")) {
+            out = format!("{scope}/authorizers/{}", authorizer_placeholder(name));
+        }
+    }
+    out
+}
+
+/// A desired source ARN with AWS's ids in place of its placeholders.
+fn resolved(
+    what: &str,
+    sid: &str,
+    source: &str,
+    api_id: &str,
+    authorizers: &BTreeMap<String, String>,
+) -> Result<String> {
+    let name = sid
+        .strip_prefix(AUTHORIZER_PERMISSION_PREFIX)
+        .unwrap_or(sid);
+    let placeholder = authorizer_placeholder(name);
+    let mut out = source.replace("{api}", api_id);
+    if out.contains(&placeholder) {
+        let id = authorizers.get(name).ok_or_else(|| {
+            anyhow::anyhow!("{what}: the REST API has no authorizer {name} to be invoked by")
+        })?;
+        out = out.replace(&placeholder, id);
     }
     Ok(out)
 }
@@ -246,13 +296,19 @@ async fn permit(
             _ => {}
         }
     }
-    for (sid, source) in &spec.invoked_by {
-        if live.get(sid) == Some(source) {
-            continue;
-        }
-        let api_id = api_id
-            .filter(|id| !id.is_empty())
-            .ok_or_else(|| anyhow::anyhow!("{what}: the REST API does not exist"))?;
+    let missing: Vec<(&String, &String)> = spec
+        .invoked_by
+        .iter()
+        .filter(|(sid, source)| live.get(*sid) != Some(*source))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let api_id = api_id
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| anyhow::anyhow!("{what}: the REST API does not exist"))?;
+    let authorizers = super::apigateway::authorizer_ids(aws, api_id).await?;
+    for (sid, source) in missing {
         let added = aws
             .lambda
             .add_permission()
@@ -260,7 +316,7 @@ async fn permit(
             .statement_id(sid)
             .action("lambda:InvokeFunction")
             .principal("apigateway.amazonaws.com")
-            .source_arn(source.replace("{api}", api_id))
+            .source_arn(resolved(&what, sid, source, api_id, &authorizers)?)
             .send()
             .await;
         match added {
@@ -442,5 +498,45 @@ impl Inventory for FunctionInventory {
                 }) as Box<dyn Resource>
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SID: &str = "stepgate-authorizer-gate";
+    const DESIRED: &str = "arn:aws:execute-api:us-east-1:1:{api}/authorizers/{authorizer:gate}";
+
+    fn ids() -> BTreeMap<String, String> {
+        [("gate".to_string(), "a1b2c3".to_string())].into()
+    }
+
+    #[test]
+    fn a_permission_names_its_one_authorizer() {
+        assert_eq!(
+            resolved("f", SID, DESIRED, "api9", &ids()).unwrap(),
+            "arn:aws:execute-api:us-east-1:1:api9/authorizers/a1b2c3"
+        );
+        let none = resolved("f", SID, DESIRED, "api9", &BTreeMap::new());
+        assert!(none.unwrap_err().to_string().contains("no authorizer gate"));
+    }
+
+    #[test]
+    fn only_that_authorizer_reads_back_as_desired() {
+        let read = |source: &str| as_desired(SID, source, "api9", &ids());
+        assert_eq!(
+            read("arn:aws:execute-api:us-east-1:1:api9/authorizers/a1b2c3"),
+            DESIRED
+        );
+        // Wider, or another authorizer's: it differs, and is repaired.
+        for other in ["*", "zzz999", "a1b2c3/x"] {
+            assert_ne!(
+                read(&format!(
+                    "arn:aws:execute-api:us-east-1:1:api9/authorizers/{other}"
+                )),
+                DESIRED
+            );
+        }
     }
 }

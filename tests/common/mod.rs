@@ -136,17 +136,58 @@ pub fn stepgate_at(aws_endpoint: &str, args: &[&str]) -> Run {
     run(command_at(aws_endpoint, dir, args))
 }
 
-/// Runs a prepared stepgate command (see `command`) with no stdin.
+/// Runs a prepared stepgate command (see `command`) with no stdin; what it
+/// printed is kept for the suite's secrets audit (`record`).
 pub fn run(mut cmd: std::process::Command) -> Run {
     let out = cmd
         .stdin(std::process::Stdio::null())
         .output()
         .expect("run the stepgate binary");
-    Run {
+    let run = Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    record(&cmd, &run);
+    run
+}
+
+/// Keeps what a run printed, one file per run, under
+/// `$STEPGATE_TEST_OUTPUTS` (tests/run.sh sets it): `outputs/` holds every
+/// stdout and stderr but the stdout of `keys --reveal`, the one place a
+/// key's value may appear, which goes to `revealed/`. After the suite, the
+/// audit (tests/access.rs) looks for each value revealed in every output.
+pub fn record(cmd: &std::process::Command, run: &Run) {
+    static RUNS: AtomicU32 = AtomicU32::new(0);
+    let Some(dir) = std::env::var_os("STEPGATE_TEST_OUTPUTS").filter(|d| !d.is_empty()) else {
+        return;
+    };
+    let dir = std::path::Path::new(&dir);
+    let args: Vec<String> = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let name = format!(
+        "{}-{}.txt",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut stdout = run.stdout.as_str();
+    if args.iter().any(|a| a == "--reveal") {
+        std::fs::create_dir_all(dir.join("revealed")).unwrap();
+        std::fs::write(dir.join("revealed").join(&name), stdout).unwrap();
+        stdout = "(the stdout of keys --reveal is in revealed/)\n";
     }
+    std::fs::create_dir_all(dir.join("outputs")).unwrap();
+    std::fs::write(
+        dir.join("outputs").join(&name),
+        format!(
+            "$ stepgate {}\n{stdout}\n--- stderr\n{}",
+            args.join(" "),
+            run.stderr
+        ),
+    )
+    .unwrap();
 }
 
 /// The project's AWS fault proxy (tests/faults/proxy.py) in front of the

@@ -350,6 +350,7 @@ class Call:
     access_key: str = ""
     region: str = ""
     params: dict = field(default_factory=dict)  # path parameters of REST operations
+    auth: str = ""  # the Authorization scheme and credential scope: no key id, no signature
 
     @property
     def key(self) -> str:
@@ -366,8 +367,10 @@ def identify(req: Request) -> Call:
     path = req.path
     if not match:
         return Call(None, f"{req.method} {path}")
-    access_key, _date, region, service = match.groups()
-    call = Call(service, f"{req.method} {path}", access_key, region)
+    access_key, date, region, service = match.groups()
+    scheme = auth.split(" ", 1)[0] if auth else "presigned"
+    call = Call(service, f"{req.method} {path}", access_key, region,
+                auth=f"{scheme} {date}/{region}/{service}/aws4_request")
     target = req.header("X-Amz-Target")
     if target:
         call.operation = target.rsplit(".", 1)[-1]
@@ -1127,6 +1130,8 @@ class Proxy:
         entry = {"time": round(time.time(), 3), "service": call.service,
                  "operation": call.operation, "n": n if call.service else None,
                  "fault": fault, "status": upstream, "sent": sent}
+        if call.auth:
+            entry["auth"] = call.auth
         if code:
             entry["code"] = code
         if error:

@@ -56,6 +56,17 @@ pub(super) async fn read_authorizers(
         .collect())
 }
 
+/// The API's authorizers, name -> id: what a Lambda authorizer's function
+/// scopes API Gateway's permission to.
+pub async fn authorizer_ids(aws: &Aws, api_id: &str) -> Result<BTreeMap<String, String>> {
+    let what = format!("{} {api_id}", super::API_KIND.as_str());
+    Ok(read_authorizers(aws, &what, api_id)
+        .await?
+        .into_iter()
+        .map(|a| (a.name, a.id))
+        .collect())
+}
+
 /// Name -> settings, as `ApiSpec::fields` has them.
 pub(super) fn by_name(live: &[LiveAuthorizer]) -> Value {
     Value::Object(

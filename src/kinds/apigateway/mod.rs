@@ -16,6 +16,7 @@ mod usage_plan;
 pub use account::{Account, ACCOUNT_KIND};
 pub use api::{duplicates, read_api, ApiInventory, RestApi};
 pub use api_key::{key_value, keys_named, ApiKey, ApiKeyInventory};
+pub use authorizers::authorizer_ids;
 pub use stage::{set_live_variable, LiveVariable, Stage};
 pub use usage_plan::{usage_plan_id, usage_today, UsagePlan, UsagePlanInventory, UsagePlanSpec};
 
