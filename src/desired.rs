@@ -141,6 +141,22 @@ impl Inputs<'_> {
         }
     }
 
+    /// The machine's alarms, one per watched metric.
+    pub fn alarms(&self, machine: &str) -> Vec<AlarmSpec> {
+        let alarms = &self.project.machines[machine].alarms;
+        alarms
+            .thresholds
+            .iter()
+            .map(|(watch, threshold)| AlarmSpec {
+                name: self.names.alarm(machine, watch.key()),
+                metric: watch.metric().to_string(),
+                threshold: *threshold,
+                state_machine_arn: self.names.state_machine_arn(machine),
+                notify: alarms.notify.clone(),
+            })
+            .collect()
+    }
+
     pub fn machine_version(&self, name: &str) -> MachineVersionSpec {
         MachineVersionSpec {
             machine: self.state_machine(name),
@@ -166,6 +182,7 @@ impl Inputs<'_> {
                 .cloned()
                 .collect(),
             keep_versions: m.keep_versions,
+            alarms: self.alarms(name).into_iter().map(|a| a.name).collect(),
             rollout: self.settings.rollout.clone(),
             stage_variable: self
                 .project
@@ -506,6 +523,31 @@ impl MachineVersionSpec {
     }
 }
 
+/// A CloudWatch alarm on one of a machine's metrics: ALARM when at least
+/// `threshold` executions failed (timed out, were throttled) in a minute.
+#[derive(Clone, Debug)]
+pub struct AlarmSpec {
+    pub name: String,
+    /// `ExecutionsFailed`, `ExecutionsTimedOut` or `ExecutionThrottled`.
+    pub metric: String,
+    pub threshold: u32,
+    pub state_machine_arn: String,
+    /// The SNS topic told when it goes to ALARM.
+    pub notify: Option<String>,
+}
+
+impl AlarmSpec {
+    /// In the shape the alarm kind reads back.
+    pub fn fields(&self) -> Value {
+        json!({
+            "metric": format!("AWS/States {}", self.metric),
+            "state_machine_arn": self.state_machine_arn,
+            "condition": format!("Sum >= {} in 1 period of 60s, missing data not breaching", self.threshold),
+            "notify": self.notify,
+        })
+    }
+}
+
 /// The alias routes start executions on.
 #[derive(Clone, Debug)]
 pub struct AliasSpec {
@@ -517,6 +559,8 @@ pub struct AliasSpec {
     /// Run on the new version before the alias moves to it.
     pub smoke: Vec<crate::project::SmokeOrder>,
     pub keep_versions: u32,
+    /// The machine's alarms: one in ALARM during a bake moves `live` back.
+    pub alarms: Vec<String>,
     /// For a machine behind a sync route: the stage variable that must
     /// name the version `live` serves (`names::live_variable`).
     pub stage_variable: Option<String>,

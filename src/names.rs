@@ -104,6 +104,15 @@ impl Names {
         fit(self.state_machine_unfitted(name), 80)
     }
 
+    /// `{machine}-failed`, `-timed-out`, `-throttled`: the machine's alarms.
+    pub fn alarm(&self, machine: &str, watch: &str) -> String {
+        format!(
+            "{}-{}",
+            self.state_machine(machine),
+            watch.replace('_', "-")
+        )
+    }
+
     pub fn state_machine_unfitted(&self, name: &str) -> String {
         format!("{}-{name}", self.base())
     }

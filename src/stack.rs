@@ -11,7 +11,7 @@ use anyhow::Result;
 use crate::aws::Aws;
 use crate::desired::Inputs;
 use crate::kinds::{
-    apigateway, function_version, iam, lambda, logs, machine_alias, machine_version, sfn,
+    alarm, apigateway, function_version, iam, lambda, logs, machine_alias, machine_version, sfn,
 };
 use crate::model::{ResourceId, Tags};
 use crate::names::{Names, CLOUDWATCH_ROLE};
@@ -98,7 +98,8 @@ impl Stack {
 
     async fn inventory(&self, aws: &Aws) -> Result<Vec<Box<dyn Resource>>> {
         let ctx = self.ctx(aws);
-        let kinds: [&dyn Inventory; 10] = [
+        let kinds: [&dyn Inventory; 11] = [
+            &alarm::AlarmInventory,
             &apigateway::ApiInventory,
             &apigateway::UsagePlanInventory,
             &apigateway::ApiKeyInventory,
@@ -251,6 +252,15 @@ fn resources(inputs: &Inputs) -> Vec<Box<dyn Resource>> {
             .chain(m.starts.iter().map(|s| machine(s)))
             .collect(),
         }));
+    }
+    for name in project.machines.keys() {
+        for spec in inputs.alarms(name) {
+            list.push(Box::new(alarm::Alarm {
+                name: spec.name.clone(),
+                spec: Some(spec),
+                needs: vec![machine(name)],
+            }));
+        }
     }
     for name in project.machines.keys() {
         list.push(Box::new(machine_version::MachineVersion {

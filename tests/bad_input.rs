@@ -1254,6 +1254,32 @@ fn every_declaration_error_is_caught_before_any_aws_call() {
             Box::new(|d: &Path| common::append_text(d, "[state_machines.RecipeMover]\nkeep_versions = 1\n")),
             vec!["[state_machines.RecipeMover] keep_versions = 1 is out of range; keep 2 to 100 versions"],
         ),
+        (
+            "an alarm threshold out of range",
+            Box::new(|d: &Path| common::append_text(d, "[state_machines.RecipeMover.alarms]
+failed = 0
+")),
+            vec!["[state_machines.RecipeMover].alarms failed = 0 is out of range; give the number of executions in one minute that raises the alarm, 1 to 1000000"],
+        ),
+        (
+            "an alarm notifying something other than an SNS topic",
+            Box::new(|d: &Path| common::append_text(d, "[state_machines.RecipeMover.alarms]
+failed = 1
+notify = \"ops@example.com\"\n")),
+            vec!["[state_machines.RecipeMover].alarms notify = \"ops@example.com\" is not an SNS topic ARN; use arn:aws:sns:REGION:ACCOUNT:TOPIC"],
+        ),
+        (
+            "an alarms table with no threshold",
+            Box::new(|d: &Path| common::append_text(d, "[state_machines.RecipeMover.alarms]
+notify = \"arn:aws:sns:us-east-1:123456789012:ops\"\n")),
+            vec!["[state_machines.RecipeMover].alarms sets no threshold; set failed, timed_out or throttled"],
+        ),
+        (
+            "an alarm key that does not exist",
+            Box::new(|d: &Path| common::append_text(d, "[state_machines.RecipeMover.alarms]
+failures = 1\n")),
+            vec!["unknown field `failures`"],
+        ),
     ];
     for (what, change, expected) in &cases {
         let dir = common::example_copy("recipes", &unique("decl"));

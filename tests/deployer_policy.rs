@@ -209,6 +209,24 @@ fn needs(call: &Value, account: &str) -> Vec<Need> {
             }
             out
         }
+        // DescribeAlarms lists by prefix and reads a bake's alarms: IAM
+        // scopes it to no resource (Service Authorization Reference).
+        "CloudWatch" if op == "DescribeAlarms" => vec![need("cloudwatch:DescribeAlarms", "*")],
+        "CloudWatch" => {
+            let name = ["AlarmName", "AlarmNames.member.1"]
+                .iter()
+                .find_map(|k| params.get(*k).and_then(Value::as_str));
+            let target = match (name, params.get("ResourceARN").and_then(Value::as_str)) {
+                (Some(name), _) => format!("arn:aws:cloudwatch:{region}:{account}:alarm:{name}"),
+                (None, Some(arn)) => arn.to_string(),
+                (None, None) => panic!("CloudWatch {op} names no alarm: {params}"),
+            };
+            let mut out = vec![need(&format!("cloudwatch:{op}"), &target)];
+            if op == "PutMetricAlarm" && params.get("Tags.member.1.Key").is_some() {
+                out.push(need("cloudwatch:TagResource", &target));
+            }
+            out
+        }
         "SSM" => {
             let target = format!(
                 "arn:aws:ssm:{region}:{account}:parameter{}",

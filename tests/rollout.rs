@@ -542,3 +542,134 @@ async fn a_lost_answer_to_a_smoke_order_is_carried_on_from() {
     assert_eq!(live_version(&dir, s), 2);
     stepgate_in(&dir, &["destroy", "--stage", s, "--yes"]).ok();
 }
+
+/// `[state_machines.NAME.alarms]`: one CloudWatch alarm per threshold on
+/// the machine's metric, read back, changed in place and pruned.
+#[tokio::test]
+async fn a_machines_alarms_are_created_changed_and_pruned() {
+    let stage = unique("alarms");
+    let s = stage.as_str();
+    let dir = project_copy(s);
+    let table = "[state_machines.OrderProcessor.alarms]\nfailed = 1\ntimed_out = 2\nnotify = \"arn:aws:sns:us-east-1:000000000000:orders-alerts\"\n";
+    common::append_text(&dir, table);
+    deploy(&dir, s);
+    let cw = aws_sdk_cloudwatch::Client::new(&common::sdk_config().await);
+    let machine = format!("orders-{s}-OrderProcessor");
+    let alarms = |cw: aws_sdk_cloudwatch::Client| {
+        let prefix = machine.clone();
+        async move {
+            let mut found = cw
+                .describe_alarms()
+                .alarm_name_prefix(prefix)
+                .send()
+                .await
+                .unwrap()
+                .metric_alarms()
+                .to_vec();
+            // AWS lists alarms by name; LocalStack 4.4 in its own order.
+            found.sort_by(|a, b| a.alarm_name().cmp(&b.alarm_name()));
+            found
+        }
+    };
+    let found = alarms(cw.clone()).await;
+    let names: Vec<&str> = found.iter().filter_map(|a| a.alarm_name()).collect();
+    assert_eq!(
+        names,
+        [format!("{machine}-failed"), format!("{machine}-timed-out")]
+    );
+    let failed = &found[0];
+    assert_eq!(failed.namespace(), Some("AWS/States"));
+    assert_eq!(failed.metric_name(), Some("ExecutionsFailed"));
+    assert_eq!(failed.threshold(), Some(1.0));
+    assert_eq!(
+        failed.dimensions()[0].value(),
+        Some(format!("arn:aws:states:us-east-1:000000000000:stateMachine:{machine}").as_str())
+    );
+    assert_eq!(
+        failed.alarm_actions(),
+        ["arn:aws:sns:us-east-1:000000000000:orders-alerts"]
+    );
+    assert_eq!(found[1].metric_name(), Some("ExecutionsTimedOut"));
+    let plan = stepgate_in(&dir, &["plan", "--stage", s, "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "converged: {}", plan.stdout);
+
+    // A threshold changed: the alarm is updated in place.
+    let toml = dir.join("stepgate.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(&toml, text.replace("failed = 1", "failed = 3")).unwrap();
+    let plan = stepgate_in(&dir, &["plan", "--stage", s]).ok();
+    assert!(
+        plan.stdout
+            .contains(&format!("~ alarm {machine}-failed (update)")),
+        "{}",
+        plan.stdout
+    );
+    let changed = deploy(&dir, s);
+    assert_eq!(
+        changed.mutating_calls(),
+        BTreeMap::from([("CloudWatch.PutMetricAlarm".to_string(), 1)])
+    );
+    assert_eq!(alarms(cw.clone()).await[0].threshold(), Some(3.0));
+
+    // The table removed: both alarms are deleted.
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(
+        &toml,
+        text.replace(&table.replace("failed = 1", "failed = 3"), ""),
+    )
+    .unwrap();
+    let pruned = deploy(&dir, s);
+    assert_eq!(
+        pruned.resources_with("delete"),
+        [
+            format!("alarm {machine}-failed"),
+            format!("alarm {machine}-timed-out")
+        ]
+    );
+    assert!(alarms(cw.clone()).await.is_empty());
+    stepgate_in(&dir, &["destroy", "--stage", s, "--yes"]).ok();
+}
+
+/// An alarm of the machine in ALARM while a canary bakes moves `live` back.
+#[tokio::test]
+async fn an_alarm_during_the_bake_moves_live_back() {
+    let stage = unique("alarmed");
+    let s = stage.as_str();
+    let dir = project_copy(s);
+    common::append_text(
+        &dir,
+        "[defaults.rollout]\nstrategy = \"canary\"\npercent = 50\ninterval = \"8s\"\n\n[state_machines.OrderProcessor.alarms]\nfailed = 5\n",
+    );
+    deploy(&dir, s);
+    change_code(&dir, "!");
+    let child = common::command(&dir, &["deploy", "--stage", s])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let config = common::sdk_config().await;
+    let sfn = aws_sdk_sfn::Client::new(&config);
+    let machine =
+        format!("arn:aws:states:us-east-1:000000000000:stateMachine:orders-{s}-OrderProcessor");
+    assert_eq!(bake_routing(&sfn, &machine).await.len(), 2, "baking");
+    aws_sdk_cloudwatch::Client::new(&config)
+        .set_alarm_state()
+        .alarm_name(format!("orders-{s}-OrderProcessor-failed"))
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason("5 orders failed in a minute")
+        .send()
+        .await
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for part in [
+        format!("alarm orders-{s}-OrderProcessor-failed is in ALARM (5 orders failed in a minute) while version 2 served 50%"),
+        "`live` is back on version 1".to_string(),
+    ] {
+        assert!(stderr.contains(&part), "{part:?} not in: {stderr}");
+    }
+    assert_eq!(live_version(&dir, s), 1);
+    stepgate_in(&dir, &["destroy", "--stage", s, "--yes"]).ok();
+}

@@ -25,6 +25,7 @@ pub struct Aws {
     pub sfn: aws_sdk_sfn::Client,
     pub apigateway: aws_sdk_apigateway::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub sts: aws_sdk_sts::Client,
     /// Parameter Store, for the stage's lock only. Its calls are not refused
     /// after Ctrl-C, so that the lock is always released.
@@ -134,6 +135,7 @@ impl Aws {
             sfn: client!(aws_sdk_sfn),
             apigateway: client!(aws_sdk_apigateway, retry::RetryAfterHint),
             logs: client!(aws_sdk_cloudwatchlogs),
+            cloudwatch: client!(aws_sdk_cloudwatch),
             sts: client!(aws_sdk_sts, retry::UnreachableFailsFast),
             ssm: aws_sdk_ssm::Client::from_conf(
                 aws_sdk_ssm::config::Builder::from(sdk)

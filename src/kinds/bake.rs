@@ -1,8 +1,9 @@
 //! A canary or linear rollout of `live`: each share below 100 is held for
 //! the rollout's interval while the new version's executions are watched
-//! (ListExecutions on the version). Too many failures, Ctrl-C or SIGTERM
-//! move `live` back to the version it served, and the deploy fails saying
-//! why. Uses the Step Functions client, like `machine_alias.rs`.
+//! (ListExecutions on the version) with the machine's alarms (DescribeAlarms
+//! in ALARM). Too many failures, an alarm, Ctrl-C or SIGTERM move `live`
+//! back to the version it served, and the deploy fails saying why. Uses the
+//! Step Functions client, like `machine_alias.rs`, and `alarm.rs`.
 
 use std::time::{Duration, Instant};
 
@@ -50,6 +51,7 @@ pub async fn shift(
     old: &str,
     new: &str,
     rollout: &Rollout,
+    alarms: &[String],
 ) -> Result<()> {
     let version = |arn: &str| arn.rsplit(':').next().unwrap_or_default().to_string();
     let back = |why: String| async move {
@@ -83,6 +85,18 @@ pub async fn shift(
                 Err(_) if crate::interrupt::received().is_some() => continue,
                 Err(e) => return back(format!("{e:#}")).await,
             };
+            let alarmed = match super::alarm::in_alarm(aws, alarms).await {
+                Ok(alarmed) => alarmed,
+                Err(_) if crate::interrupt::received().is_some() => continue,
+                Err(e) => return back(format!("{e:#}")).await,
+            };
+            if let Some(alarm) = alarmed.first() {
+                return back(format!(
+                    "{alarm} while version {} served {share}%",
+                    version(new)
+                ))
+                .await;
+            }
             if failed.len() > rollout.max_failures as usize {
                 return back(format!(
                     "{} failed, timed-out or aborted execution{} of version {} while it served {share}% (more than max_failures = {}): {}",

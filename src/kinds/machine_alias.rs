@@ -424,7 +424,15 @@ impl Resource for MachineAlias {
         };
         match serving {
             Some(old) => {
-                super::bake::shift(ctx.aws, &self.arn, &old, version, &spec.rollout).await?
+                super::bake::shift(
+                    ctx.aws,
+                    &self.arn,
+                    &old,
+                    version,
+                    &spec.rollout,
+                    &spec.alarms,
+                )
+                .await?
             }
             None => {
                 point(

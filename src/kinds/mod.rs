@@ -4,6 +4,7 @@
 //! and the only users of its SDK client. `aws/` is the plumbing they share
 //! (clients, errors, retries, call recording), and knows no kind.
 
+pub mod alarm;
 pub mod apigateway;
 pub mod bake;
 pub mod function_version;

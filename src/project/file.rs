@@ -73,6 +73,7 @@ pub struct RawMachine {
     /// default the machine's name.
     pub role: Option<Spanned<String>>,
     pub keep_versions: Option<Spanned<i64>>,
+    pub alarms: Option<super::alarms::RawAlarms>,
 }
 
 impl RawMachine {
@@ -84,6 +85,7 @@ impl RawMachine {
             policy: self.policy.or(base.policy),
             role: self.role.or(base.role),
             keep_versions: self.keep_versions.or(base.keep_versions),
+            alarms: self.alarms.or(base.alarms),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! docs/stack.md documents every key; docs/errors.md every check.
 
 pub mod access;
+pub mod alarms;
 pub mod file;
 pub mod route;
 pub mod smoke;
@@ -110,6 +111,8 @@ pub struct Machine {
     pub starts: BTreeSet<String>,
     /// Published versions kept after a rollout.
     pub keep_versions: u32,
+    /// `[state_machines.NAME.alarms]`.
+    pub alarms: alarms::Alarms,
 }
 
 #[derive(Clone, Debug)]
@@ -640,8 +643,10 @@ fn resolve_machine(scope: &MachineScope, name: &str, raw: RawMachine) -> Result<
         None => policy_files.get(&role).and_then(|f| f.permissions.clone()),
     };
     let keep_versions = keep_versions(raw.keep_versions.as_ref(), &table, at)?;
+    let alarms = alarms::Alarms::resolve(raw.alarms.as_ref(), &table, at)?;
     Ok(Machine {
         keep_versions,
+        alarms,
         name: name.into(),
         file,
         kind,

@@ -13,7 +13,8 @@ endpoint="http://127.0.0.1:$port"
 # ssm: Parameter Store holds the per-stage deploy lock.
 # events: Step Functions reports every execution status change to EventBridge and logs an ERROR
 # per execution when it is off. ssm: Parameter Store holds each stage's deploy lock.
-services="iam,lambda,stepfunctions,apigateway,sts,logs,events,ssm"
+# cloudwatch: the state machines' alarms.
+services="iam,lambda,stepfunctions,apigateway,sts,logs,events,ssm,cloudwatch"
 # More services for other tools (tests/bench.sh --peers adds cloudformation,s3 for SAM and CDK).
 services="$services${STEPGATE_EMULATOR_EXTRA_SERVICES:+,$STEPGATE_EMULATOR_EXTRA_SERVICES}"
 start_timeout=120
