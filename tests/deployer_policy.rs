@@ -630,6 +630,22 @@ async fn every_request_of_a_full_cycle_is_allowed_by_the_deployer_policy() {
             "the tutorial declares no [api] keys: tests/access.rs deletes a key and a usage plan, and the suite-wide audit checks them",
         ),
         (
+            "MachineAlarms: cloudwatch:putmetricalarm",
+            "the tutorial declares no alarms: tests/rollout.rs creates and changes them, and the suite-wide audit checks it",
+        ),
+        (
+            "MachineAlarms: cloudwatch:deletealarms",
+            "the tutorial declares no alarms: tests/rollout.rs prunes them, and the suite-wide audit checks it",
+        ),
+        (
+            "MachineAlarms: cloudwatch:listtagsforresource",
+            "the tutorial declares no alarms: tests/rollout.rs reads them back, and the suite-wide audit checks it",
+        ),
+        (
+            "MachineAlarms: cloudwatch:tagresource",
+            "the tutorial declares no alarms: tests/rollout.rs tags them, and the suite-wide audit checks it",
+        ),
+        (
             "SmokeOrdersOnNewVersions: states:startsyncexecution",
             "smoke orders of an EXPRESS machine; the tutorial's is STANDARD, and the SDK sends StartSyncExecution to sync-<endpoint host>, which a loopback emulator cannot answer",
         ),
