@@ -114,6 +114,10 @@ pub enum Command {
         /// Write the stack's outputs (JSON) here for the next pipeline step.
         #[arg(long, value_name = "PATH")]
         outputs_file: Option<PathBuf>,
+        /// Take (tag, then change) the untagged resources stepgate.toml
+        /// names and plan lists as adopt; never another stack's.
+        #[arg(long)]
+        adopt: bool,
         #[command(flatten)]
         lock: LockArgs,
     },

@@ -13,7 +13,7 @@ use crate::desired::Inputs;
 use crate::kinds::{apigateway, iam, lambda, logs, sfn};
 use crate::model::{ResourceId, Tags};
 use crate::names::{Names, CLOUDWATCH_ROLE};
-use crate::project::API_ROLE;
+use crate::project::{Project, API_ROLE};
 use crate::resource::{Ctx, Inventory, Resource};
 
 pub struct Stack {
@@ -25,6 +25,12 @@ pub struct Stack {
     /// Found by the kinds' inventories and not declared: deploy deletes
     /// those the stage owns.
     pub extra: Vec<Box<dyn Resource>>,
+    /// What a name override names (and what is named after it), which
+    /// plan shows as `adopt` when it exists untagged; `true` where the
+    /// file says `adopt = true`.
+    pub adoptable: BTreeMap<ResourceId, bool>,
+    /// `deploy --adopt`: every adoptable resource may be taken.
+    pub adopt_all: bool,
 }
 
 impl Stack {
@@ -36,13 +42,20 @@ impl Stack {
             resources: resources(inputs),
             names: inputs.names.clone(),
             extra: Vec::new(),
+            adoptable: adoptable(inputs.project, inputs.names),
+            adopt_all: false,
         }
+    }
+
+    /// Whether deploy may take `id`, which plan lists as `adopt`.
+    pub fn may_adopt(&self, id: &ResourceId) -> bool {
+        self.adopt_all || self.adoptable.get(id).copied().unwrap_or(false)
     }
 
     /// For destroy: the resources the account shares between stacks, which
     /// destroy keeps and says so; `find` adds what the stage owns.
     pub fn existing(names: Names) -> Stack {
-        let resources: Vec<Box<dyn Resource>> = vec![
+        let mut resources: Vec<Box<dyn Resource>> = vec![
             Box::new(iam::Role {
                 name: CLOUDWATCH_ROLE.to_string(),
                 spec: None,
@@ -55,11 +68,14 @@ impl Stack {
                 needs: vec![ResourceId::new(iam::KIND, CLOUDWATCH_ROLE)],
             }),
         ];
+        resources.extend(named(&names));
         Stack {
             tags: names.owner_tags(),
             resources,
             names,
             extra: Vec::new(),
+            adoptable: BTreeMap::new(),
+            adopt_all: false,
         }
     }
 
@@ -136,6 +152,95 @@ impl Stack {
         });
         ordered
     }
+}
+
+/// What the name overrides name, listed without sources for destroy: no
+/// inventory finds them by the stage's prefix. Destroy judges each by its
+/// tags, so a resource never adopted is left alone.
+fn named(names: &Names) -> Vec<Box<dyn Resource>> {
+    let o = &names.overrides;
+    let mut out: Vec<Box<dyn Resource>> = Vec::new();
+    for f in o.functions.keys() {
+        out.push(Box::new(lambda::Function {
+            name: names.function(f),
+            spec: None,
+            needs: Vec::new(),
+            api: None,
+        }));
+        out.push(Box::new(logs::LogGroup {
+            name: names.function_log_group(f),
+            spec: None,
+        }));
+    }
+    for m in o.machines.keys() {
+        out.push(Box::new(sfn::StateMachine {
+            name: names.state_machine(m),
+            arn: names.state_machine_arn(m),
+            spec: None,
+            needs: Vec::new(),
+        }));
+        out.push(Box::new(logs::LogGroup {
+            name: names.state_machine_log_group(m),
+            spec: None,
+        }));
+    }
+    for r in o.roles.keys() {
+        out.push(Box::new(iam::Role {
+            name: names.role(r),
+            spec: None,
+            shared: None,
+        }));
+    }
+    out
+}
+
+/// The resources a name override names, and those named after them (a
+/// function's log group, an adopted API's stage), each with whether the
+/// file allows taking it untagged (`adopt = true`).
+fn adoptable(project: &Project, names: &Names) -> BTreeMap<ResourceId, bool> {
+    let o = &names.overrides;
+    let a = &project.adoption;
+    let mut out = BTreeMap::new();
+    for f in o
+        .functions
+        .keys()
+        .filter(|f| project.functions.contains_key(*f))
+    {
+        let allowed = a.functions.contains(f);
+        out.insert(ResourceId::new(lambda::KIND, &names.function(f)), allowed);
+        out.insert(
+            ResourceId::new(logs::KIND, &names.function_log_group(f)),
+            allowed,
+        );
+    }
+    for m in o
+        .machines
+        .keys()
+        .filter(|m| project.machines.contains_key(*m))
+    {
+        let allowed = a.machines.contains(m);
+        out.insert(ResourceId::new(sfn::KIND, &names.state_machine(m)), allowed);
+        out.insert(
+            ResourceId::new(logs::KIND, &names.state_machine_log_group(m)),
+            allowed,
+        );
+    }
+    for r in o.roles.keys() {
+        out.insert(
+            ResourceId::new(iam::KIND, &names.role(r)),
+            a.roles.contains(r),
+        );
+    }
+    if o.api_id.is_some() && !project.routes.is_empty() {
+        for id in [
+            ResourceId::new(apigateway::API_KIND, &names.api(&project.api.name)),
+            ResourceId::new(apigateway::STAGE_KIND, &names.stage),
+            ResourceId::new(logs::EXECUTION_KIND, &names.stage),
+        ] {
+            out.insert(id, a.api);
+        }
+    }
+    out
 }
 
 /// Every declared resource, in dependency order of kinds.
@@ -230,6 +335,7 @@ fn resources(inputs: &Inputs) -> Vec<Box<dyn Resource>> {
         let api = ResourceId::new(apigateway::API_KIND, &names.api(&project.api.name));
         list.push(Box::new(apigateway::RestApi {
             name: names.api(&project.api.name),
+            id: names.overrides.api_id.clone(),
             spec: Some(inputs.api()),
             needs: vec![role(API_ROLE)],
         }));
@@ -285,7 +391,7 @@ fn resources(inputs: &Inputs) -> Vec<Box<dyn Resource>> {
 mod tests {
     use super::*;
     use crate::config::{Overrides, Settings};
-    use crate::project::{Project, RoleOf};
+    use crate::project::RoleOf;
 
     /// The repository's own project (the tutorial), compiled for
     /// orders/dev in us-east-1.

@@ -56,8 +56,17 @@ pub async fn run(command: Command, printer: &Printer) -> Result<Status> {
     printer.detail(&crate::aws::credentials::check(&settings).await?);
     match command {
         Command::Deploy {
-            outputs_file, lock, ..
-        } => deploy::deploy(&settings, outputs_file, lock.lock_timeout, printer).await,
+            outputs_file,
+            lock,
+            adopt,
+            ..
+        } => {
+            let run = deploy::Run {
+                outputs_file,
+                adopt,
+            };
+            deploy::deploy(&settings, run, lock.lock_timeout, printer).await
+        }
         Command::Plan {
             detailed_exitcode, ..
         } => plan::plan(&settings, detailed_exitcode, printer).await,
@@ -125,7 +134,8 @@ async fn connect(settings: &Settings) -> Result<(Aws, Names)> {
             );
         }
     }
-    let names = Names::new(&settings.stack, &settings.stage, &aws.region, &account);
+    let names = Names::new(&settings.stack, &settings.stage, &aws.region, &account)
+        .with_overrides(crate::project::overrides_of(settings)?);
     Ok((aws, names))
 }
 
@@ -206,7 +216,8 @@ fn not_deployed(names: &Names) -> String {
 /// The id of this stack's deployed API, or an error saying how to deploy it.
 async fn deployed_api(aws: &Aws, project: &Project, names: &Names) -> Result<String> {
     let name = names.api(&project.api.name);
-    match apigateway::read_api(aws, &name, &names.owner_tags()).await? {
+    let id = names.overrides.api_id.as_deref();
+    match apigateway::read_api(aws, &name, id, &names.owner_tags()).await? {
         Some(api) if !apigateway::duplicates(&api).is_empty() => bail!(
             "stack {} stage {} has {} REST APIs named {name} (ids {}, {}); run `stepgate deploy --stage {}` to keep {} (it serves the stage, or is the oldest) and delete the others",
             names.stack,

@@ -21,6 +21,8 @@ pub struct RawDeclarations {
     pub routes: Vec<RawRoute>,
     pub api: RawApi,
     pub authorizers: BTreeMap<String, RawAuthorizer>,
+    /// `[roles.ROLE]`: a role of the stage by its name within it.
+    pub roles: BTreeMap<String, RawRole>,
     pub stages: BTreeMap<String, RawStageDeclarations>,
 }
 
@@ -30,6 +32,16 @@ pub struct RawDeclarations {
 pub struct RawStageDeclarations {
     pub functions: BTreeMap<String, RawFunction>,
     pub state_machines: BTreeMap<String, RawMachine>,
+    pub roles: BTreeMap<String, RawRole>,
+}
+
+/// A name override and whether deploy may take an untagged resource of
+/// that name (`adopt = true`), as every table that names a resource has.
+#[derive(Deserialize, Default, Clone)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawRole {
+    pub name: Option<Spanned<String>>,
+    pub adopt: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize, Default, Clone)]
@@ -42,6 +54,10 @@ pub struct RawFunction {
     pub architecture: Option<Spanned<String>>,
     pub environment: Option<Spanned<BTreeMap<String, String>>>,
     pub policy: Option<Spanned<String>>,
+    /// The function's name in AWS, instead of `{stack}-{stage}-NAME`.
+    pub name: Option<Spanned<String>>,
+    /// Deploy may take an untagged function of that name.
+    pub adopt: Option<Spanned<bool>>,
 }
 
 impl RawFunction {
@@ -55,6 +71,8 @@ impl RawFunction {
             architecture: self.architecture.or(base.architecture),
             environment: self.environment.or(base.environment),
             policy: self.policy.or(base.policy),
+            name: self.name.or(base.name),
+            adopt: self.adopt.or(base.adopt),
         }
     }
 }
@@ -70,6 +88,9 @@ pub struct RawMachine {
     /// The role's name within the stage (`{stack}-{stage}-{region}-ROLE`);
     /// default the machine's name.
     pub role: Option<Spanned<String>>,
+    /// The machine's name in AWS, instead of `{stack}-{stage}-NAME`.
+    pub name: Option<Spanned<String>>,
+    pub adopt: Option<Spanned<bool>>,
 }
 
 impl RawMachine {
@@ -80,6 +101,8 @@ impl RawMachine {
             tracing: self.tracing.or(base.tracing),
             policy: self.policy.or(base.policy),
             role: self.role.or(base.role),
+            name: self.name.or(base.name),
+            adopt: self.adopt.or(base.adopt),
         }
     }
 }
@@ -123,6 +146,10 @@ pub struct RawApi {
     pub usage_plan: Option<RawUsagePlan>,
     pub allow_source_ips: Option<Spanned<Vec<String>>>,
     pub allow_vpc_endpoints: Option<Spanned<Vec<String>>>,
+    /// An existing REST API by its id: `name` is then its name as AWS
+    /// holds it, not prefixed.
+    pub id: Option<Spanned<String>>,
+    pub adopt: Option<Spanned<bool>>,
 }
 
 impl RawApi {

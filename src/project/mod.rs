@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod file;
+pub mod naming;
 pub mod route;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,6 +26,7 @@ use crate::limits::{self, ReadError};
 use crate::template;
 pub use access::{ApiAccess, Auth, Authorizer, AuthorizerKind};
 use file::{line_of, RawDeclarations, RawFunction, RawMachine, RawRoute};
+pub use naming::Adoption;
 pub use route::{Route, Source};
 
 /// Where a stage's functions share a role: the one for every function
@@ -50,6 +52,10 @@ pub struct Project {
     /// Policy documents found in `policies/` by role: `ROLE-permissions.json`
     /// and `ROLE-trust.json`, with placeholders still in.
     pub policy_files: BTreeMap<String, RoleFiles>,
+    /// Physical names the project gives (`name = ...`, `[api] id`).
+    pub overrides: crate::names::Overrides,
+    /// Which named resources deploy may take untagged (`adopt = true`).
+    pub adoption: Adoption,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -128,7 +134,14 @@ impl Project {
             Some(origin) => format!("{origin} holds no {missing}; create it, or name the project's directory"),
         }
         };
+        let (overrides, adoption) = naming::resolve(&raw, &settings.stage, &at)?;
         let stage = raw.stages.get(&settings.stage);
+        let roles_declared: BTreeSet<String> = raw
+            .roles
+            .keys()
+            .chain(stage.into_iter().flat_map(|s| s.roles.keys()))
+            .cloned()
+            .collect();
         let RawDeclarations {
             functions: raw_functions,
             state_machines: raw_machines,
@@ -262,6 +275,9 @@ impl Project {
             }
             routes.push(route);
         }
+        if overrides.api_id.is_some() && routes.is_empty() {
+            bail!("{shown_config}: [api] id names the REST API the routes are served by, and the project declares no [[routes]]; add the routes, or remove id");
+        }
         let project = Project {
             functions,
             machines,
@@ -269,7 +285,19 @@ impl Project {
             api,
             models,
             policy_files,
+            overrides,
+            adoption,
         };
+        let roles = project.roles();
+        for role in &roles_declared {
+            if !roles.contains_key(role) {
+                bail!(
+                    "{shown_config}: [roles.{role}] names no role of the stage; its roles are {}{}",
+                    roles.keys().cloned().collect::<Vec<_>>().join(", "),
+                    did_you_mean(role, roles.keys())
+                );
+            }
+        }
         project.check_roles()?;
         project.check_name_lengths(settings)?;
         Ok(project)
@@ -324,7 +352,8 @@ impl Project {
     /// Function and machine names must fit AWS's limits once prefixed with
     /// the stack and stage: a hash would hide which function is which.
     fn check_name_lengths(&self, settings: &Settings) -> Result<()> {
-        let names = crate::names::Names::new(&settings.stack, &settings.stage, "r", "0");
+        let names = crate::names::Names::new(&settings.stack, &settings.stage, "r", "0")
+            .with_overrides(self.overrides.clone());
         for f in self.functions.keys() {
             let full = names.function_unfitted(f);
             if full.len() > 64 {
@@ -339,6 +368,19 @@ impl Project {
         }
         Ok(())
     }
+}
+
+/// The physical names `stepgate.toml` gives for `settings.stage`, read
+/// from the file alone: what every command's names need, destroy's too
+/// (it needs no sources). `Project::load` checks them the same way.
+pub fn overrides_of(settings: &Settings) -> Result<crate::names::Overrides> {
+    let config = settings.config_file.as_deref();
+    let shown = config
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "stepgate.toml".into());
+    let (raw, text) = file::read(config)?;
+    let at = |span: std::ops::Range<usize>| format!("{shown} line {}", line_of(&text, span.start));
+    Ok(naming::resolve(&raw, &settings.stage, &at)?.0)
 }
 
 /// Who a role is for: what service may assume it.

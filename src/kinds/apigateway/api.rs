@@ -24,9 +24,27 @@ use crate::resource::{spec, Attributes, Ctx, Inventory, Known, Resource};
 /// Finds the API by name, preferring the one carrying this stack's tags (REST
 /// API ids are random and names need not be unique). A same-named API that
 /// is not ours is returned too, so that plan can report the conflict.
-pub async fn read_api(aws: &Aws, name: &str, owner: &Tags) -> Result<Option<Observed>> {
+///
+/// With `id` (`[api] id`), the API of that id whatever its name: how a
+/// project addresses an API built by hand.
+pub async fn read_api(
+    aws: &Aws,
+    name: &str,
+    id: Option<&str>,
+    owner: &Tags,
+) -> Result<Option<Observed>> {
     let what = format!("rest-api {name}");
-    let apis = all_apis(aws, name).await?;
+    let mut apis = all_apis(aws, name).await?;
+    let mut name = name;
+    if let Some(id) = id {
+        apis.retain(|a| a.id() == Some(id));
+        let Some(own) = apis.first().and_then(|a| a.name()) else {
+            return Ok(None);
+        };
+        name = own;
+    }
+    let name = name.to_string();
+    let name = name.as_str();
     let (mut ours, others) = same_name(apis, name, owner);
     if ours.len() > 1 {
         // Keep the one whose URL is in use: a stable sort puts the APIs
@@ -286,6 +304,8 @@ pub async fn delete_api(aws: &Aws, name: &str, id: &str) -> Result<()> {
 /// The REST API, found by name and owner tags (its id is AWS's choice).
 pub struct RestApi {
     pub name: String,
+    /// `[api] id`: the API of that id, which stepgate never creates.
+    pub id: Option<String>,
     pub spec: Option<ApiSpec>,
     /// Its role. Not the state machine: the integration names its ARN,
     /// which is known before the machine exists.
@@ -307,7 +327,13 @@ impl Resource for RestApi {
     }
 
     async fn read(&self, ctx: &Ctx<'_>, _: Option<&Observed>) -> Result<Option<Observed>> {
-        read_api(ctx.aws, &self.name, &ctx.names.owner_tags()).await
+        read_api(
+            ctx.aws,
+            &self.name,
+            self.id.as_deref(),
+            &ctx.names.owner_tags(),
+        )
+        .await
     }
 
     async fn apply(
@@ -317,6 +343,9 @@ impl Resource for RestApi {
         live: Option<&Observed>,
         _: &Known,
     ) -> Result<Attributes> {
+        if let (Some(id), Action::Create) = (&self.id, plan.action) {
+            anyhow::bail!("rest-api {}: [api] id = {id:?} names no REST API in account {} {}; remove id to create a new API, or give the id of an existing one", self.name, ctx.names.account, ctx.names.region);
+        }
         let id = apply_api(ctx.aws, spec(&self.spec, &self.id())?, ctx.tags, plan, live).await?;
         let n = ctx.names;
         let arn = format!(
@@ -346,6 +375,13 @@ impl Inventory for ApiInventory {
         let names = ctx.names;
         let owner = names.owner_tags();
         let apis = aws_all_apis(ctx.aws).await?;
+        // The API `[api] id` names is read by its id, as declared.
+        let adopted = names.overrides.api_id.as_deref();
+        let adopted_name = apis
+            .iter()
+            .find(|a| a.id().is_some() && a.id() == adopted)
+            .and_then(|a| a.name())
+            .map(str::to_string);
         let mut found: Vec<String> = apis
             .into_iter()
             .filter(|a| {
@@ -374,6 +410,9 @@ impl Inventory for ApiInventory {
                 }));
             }
             out.push(Box::new(RestApi {
+                id: (Some(&name) == adopted_name.as_ref())
+                    .then(|| adopted.map(str::to_string))
+                    .flatten(),
                 name,
                 spec: None,
                 needs: Vec::new(),

@@ -229,9 +229,10 @@ impl Resource for Stage {
         self.spec.as_ref().map(StageSpec::fields)
     }
 
-    /// Only a stage of our own API is ours to read (and later to change).
+    /// Only a stage of our own API is ours to read (and later to change),
+    /// or of the API `[api] id` names (to adopt).
     async fn read(&self, ctx: &Ctx<'_>, api: Option<&Observed>) -> Result<Option<Observed>> {
-        match api.filter(|a| a.owned_by(&ctx.names.stack, &ctx.names.stage)) {
+        match api.filter(|a| ctx.names.api_is_ours_or_named(a)) {
             Some(api) => {
                 let throttling = self.spec.as_ref().is_some_and(|s| s.throttling.is_some());
                 read_stage(ctx.aws, &api.physical_id, &self.name, throttling).await
