@@ -136,6 +136,38 @@ pub enum Command {
         #[arg(long)]
         show_unchanged: bool,
     },
+    /// Write a project for a stack built by hand (in the console), from its
+    /// REST API or its state machine, so that stepgate manages it in place.
+    ///
+    /// Follows API -> stage -> methods -> integrations -> state machine ->
+    /// definition -> functions -> roles, and writes lambdas/ (the deployed
+    /// code), definitions/ (ARNs as placeholders), models/, policies/ and
+    /// stepgate.toml with name overrides. Reads only; changes nothing in AWS.
+    #[command(after_help = "Example:
+  stepgate adopt --api OrderProcessorAPI --stage dev --state-machine OrderProcessor --into orders
+  cd orders && stepgate plan --stage dev && stepgate deploy --stage dev --adopt")]
+    Adopt {
+        #[command(flatten)]
+        common: Common,
+        /// The REST API to start from: its name or id
+        #[arg(
+            long,
+            value_name = "NAME_OR_ID",
+            required_unless_present = "state_machine"
+        )]
+        api: Option<String>,
+        /// The state machine (name or ARN): to start from, or the one a
+        /// route starts when its client names the machine in the body
+        #[arg(long, value_name = "NAME")]
+        state_machine: Option<String>,
+        /// Where to write the project (empty or absent, unless --force)
+        #[arg(long, value_name = "DIR")]
+        into: PathBuf,
+        /// Write into a directory that holds files already, replacing the
+        /// files adopt writes
+        #[arg(long)]
+        force: bool,
+    },
     /// Delete everything this stack and stage own, in reverse order.
     #[command(after_help = "Example:\n  stepgate destroy --stage pr-42 --yes")]
     Destroy {
@@ -253,7 +285,8 @@ impl Command {
             | Command::Invoke { common, .. }
             | Command::Keys { common, .. }
             | Command::Executions { common, .. }
-            | Command::Logs { common, .. } => common,
+            | Command::Logs { common, .. }
+            | Command::Adopt { common, .. } => common,
         }
     }
 }

@@ -4,6 +4,7 @@
 // All output goes through output::Printer, so results and progress never mix.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod adopt;
 mod asl;
 mod aws;
 mod checks;

@@ -2,6 +2,7 @@
 //! talk to AWS, and return an exit status. What several commands share
 //! (connecting, the report, the lock's release, outputs) is here.
 
+mod adopt;
 mod deploy;
 mod destroy;
 mod executions;
@@ -91,6 +92,22 @@ pub async fn run(command: Command, printer: &Printer) -> Result<Status> {
                 token: token.as_deref(),
             };
             invoke::invoke(&settings, &call, printer).await
+        }
+        Command::Adopt {
+            common,
+            api,
+            state_machine,
+            into,
+            force,
+        } => {
+            let request = adopt::Request {
+                api: api.as_deref(),
+                stage: common.stage.as_deref(),
+                state_machine: state_machine.as_deref(),
+                into: &into,
+                force,
+            };
+            adopt::adopt(&settings, &request, printer).await
         }
         Command::Keys { reveal, .. } => keys::keys(&settings, reveal, printer).await,
         Command::Executions {
