@@ -604,6 +604,7 @@ struct RawFile {
     routes: Option<toml::Value>,
     api: Option<toml::Value>,
     authorizers: Option<toml::Value>,
+    roles: Option<toml::Value>,
 }
 
 /// `[defaults]` or one `[stages.NAME]`.
@@ -625,6 +626,7 @@ struct RawSection {
     // A stage's overrides of the declarations (project/file.rs).
     functions: Option<toml::Value>,
     state_machines: Option<toml::Value>,
+    roles: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]

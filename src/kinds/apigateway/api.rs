@@ -14,7 +14,7 @@ use super::authorizers::{apply_authorizers, by_name, delete_extra_authorizers, r
 use super::extras::{apply_api_extras, read_gateway_responses, read_models, request_validators};
 use super::methods::{apply_resources, read_method};
 use super::stage::{read_stage, Stage};
-use super::{resources, API_KIND};
+use super::{api_arn, resources, API_KIND};
 use crate::aws::{code, error, sorted, Aws};
 use crate::desired::api::ApiSpec;
 use crate::model::{Observed, ResourceId, Tags, OWNER_STAGE_TAG};
@@ -36,6 +36,7 @@ pub async fn read_api(
     let what = format!("rest-api {name}");
     let mut apis = all_apis(aws, name).await?;
     let mut name = name;
+    let id_given = id.is_some();
     if let Some(id) = id {
         apis.retain(|a| a.id() == Some(id));
         let Some(own) = apis.first().and_then(|a| a.name()) else {
@@ -63,7 +64,13 @@ pub async fn read_api(
         return Ok(None);
     };
     let id = api.id().unwrap_or_default().to_string();
-    let tags: Tags = sorted(api.tags());
+    let mut tags: Tags = sorted(api.tags());
+    if id_given {
+        // An API built by hand is tagged after the fact: its tags as the
+        // tagging API holds them (the emulator's GetRestApis does not show
+        // tags added by TagResource; AWS's does).
+        tags = super::tags_of(aws, &what, &api_arn(aws, &id)).await?;
+    }
     // More than one of ours: a create whose answer was lost and was
     // retried, or two deploys that raced before the lock existed.
     let duplicates: Vec<&str> = ours.iter().skip(1).filter_map(|a| a.id()).collect();

@@ -235,7 +235,22 @@ impl Resource for Stage {
         match api.filter(|a| ctx.names.api_is_ours_or_named(a)) {
             Some(api) => {
                 let throttling = self.spec.as_ref().is_some_and(|s| s.throttling.is_some());
-                read_stage(ctx.aws, &api.physical_id, &self.name, throttling).await
+                let mut stage =
+                    read_stage(ctx.aws, &api.physical_id, &self.name, throttling).await?;
+                // A stage built by hand is tagged after the fact: its tags as
+                // the tagging API holds them (the emulator's GetStage does
+                // not show tags added by TagResource; AWS's does).
+                if let Some(s) = stage.as_mut().filter(|_| {
+                    ctx.names.overrides.api_id.as_deref() == Some(api.physical_id.as_str())
+                }) {
+                    let arn = format!(
+                        "{}/stages/{}",
+                        super::api_arn(ctx.aws, &api.physical_id),
+                        self.name
+                    );
+                    s.tags = super::tags_of(ctx.aws, &format!("stage {}", self.name), &arn).await?;
+                }
+                Ok(stage)
             }
             None => Ok(None),
         }
