@@ -191,6 +191,28 @@ fn named(names: &Names) -> Vec<Box<dyn Resource>> {
             shared: None,
         }));
     }
+    // The API `[api] id` names, by its id (its name is not in `names`),
+    // with its stage and execution logs, which go with it.
+    if let Some(id) = &o.api_id {
+        let api = ResourceId::new(apigateway::API_KIND, id);
+        out.push(Box::new(apigateway::Stage {
+            name: names.stage.clone(),
+            spec: None,
+            api: api.clone(),
+            needs: Vec::new(),
+        }));
+        out.push(Box::new(logs::ExecutionLogGroup {
+            stage: names.stage.clone(),
+            api,
+            spec: None,
+        }));
+        out.push(Box::new(apigateway::RestApi {
+            name: id.clone(),
+            id: Some(id.clone()),
+            spec: None,
+            needs: Vec::new(),
+        }));
+    }
     out
 }
 

@@ -1,10 +1,12 @@
 """Builds the first article's stack as its console walkthrough does: by hand,
 untagged, with the console's names and the managed policies it attaches.
 
-    .emulator/venv/bin/python tests/adopt/console.py ENDPOINT [--teardown]
+    .emulator/venv/bin/python tests/adopt/console.py ENDPOINT [--clean]
 
-Prints one JSON object: the API's id, the stage URL, the machine's ARN and the
-roles made. Against the emulator only (ENDPOINT is a loopback URL).
+First removes whatever an earlier run left under the article's names; with
+--clean, only that. Then prints one JSON object: the API's id, the stage URL,
+the machine's ARN and the roles made. Against the emulator only (ENDPOINT is a
+loopback URL).
 
 Where this differs from the article: the functions run nodejs18.x, not
 nodejs14.x, which LocalStack 4.4 no longer accepts for new functions (AWS
@@ -145,6 +147,11 @@ def build(session, endpoint):
             Code={"ZipFile": zipped(source)},
         )["FunctionArn"]
         lam.get_waiter("function_active_v2").wait(FunctionName=name)
+        # LocalStack keeps a deleted function's tags for the next function
+        # of its name (AWS does not): a new function carries none.
+        stale = lam.list_tags(Resource=arns[name]).get("Tags", {})
+        if stale:
+            lam.untag_resource(Resource=arns[name], TagKeys=list(stale))
 
     states_role = "Custom-AWSStepFunctionServiceRole"
     states_arn = iam.create_role(RoleName=states_role, AssumeRolePolicyDocument=trust("states.amazonaws.com"))["Role"]["Arn"]
@@ -154,6 +161,9 @@ def build(session, endpoint):
     machine = sfn.create_state_machine(name="OrderProcessor", definition=definition, roleArn=states_arn, type="STANDARD")[
         "stateMachineArn"
     ]
+    stale = sfn.list_tags_for_resource(resourceArn=machine).get("tags", [])
+    if stale:
+        sfn.untag_resource(resourceArn=machine, tagKeys=[t["key"] for t in stale])
 
     api_role = "Custom-APIGatewayToStepFunctionsRole"
     api_role_arn = iam.create_role(RoleName=api_role, AssumeRolePolicyDocument=trust("apigateway.amazonaws.com"))["Role"][
@@ -188,11 +198,45 @@ def build(session, endpoint):
     }
 
 
+def clean(session, endpoint):
+    """Deletes what the article's names name, whoever made it."""
+    iam = session.client("iam", endpoint_url=endpoint)
+    lam = session.client("lambda", endpoint_url=endpoint)
+    sfn = session.client("stepfunctions", endpoint_url=endpoint)
+    apigw = session.client("apigateway", endpoint_url=endpoint)
+    logs = session.client("logs", endpoint_url=endpoint)
+    for api in apigw.get_rest_apis(limit=500)["items"]:
+        if api["name"] == "OrderProcessorAPI":
+            apigw.delete_rest_api(restApiId=api["id"])
+    for machine in sfn.list_state_machines()["stateMachines"]:
+        if machine["name"] == "OrderProcessor":
+            sfn.delete_state_machine(stateMachineArn=machine["stateMachineArn"])
+    for name in FUNCTIONS:
+        try:
+            lam.delete_function(FunctionName=name)
+        except lam.exceptions.ResourceNotFoundException:
+            pass
+        for group in logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{name}")["logGroups"]:
+            logs.delete_log_group(logGroupName=group["logGroupName"])
+    prefixes = tuple(f"{n}-role-" for n in FUNCTIONS) + ("Custom-AWSStepFunctionServiceRole", "Custom-APIGatewayToStepFunctionsRole")
+    for role in iam.list_roles(MaxItems=1000)["Roles"]:
+        name = role["RoleName"]
+        if not name.startswith(prefixes):
+            continue
+        for policy in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
+            iam.detach_role_policy(RoleName=name, PolicyArn=policy["PolicyArn"])
+        for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+            iam.delete_role_policy(RoleName=name, PolicyName=policy)
+        iam.delete_role(RoleName=name)
+
+
 def main():
     endpoint = sys.argv[1]
     assert endpoint.startswith("http://127.0.0.1:") or endpoint.startswith("http://localhost:"), endpoint
     session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
-    print(json.dumps(build(session, endpoint)))
+    clean(session, endpoint)
+    if "--clean" not in sys.argv[2:]:
+        print(json.dumps(build(session, endpoint)))
 
 
 if __name__ == "__main__":
