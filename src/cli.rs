@@ -51,6 +51,14 @@ pub enum TopLevel {
         /// The AWS partition the role lives in
         #[arg(long, default_value = "aws", value_parser = ["aws", "aws-cn", "aws-us-gov"])]
         partition: String,
+        /// The project whose stepgate.toml gives the stack and the names
+        /// it overrides (each named resource joins the policy) [default: .]
+        #[arg(long, value_name = "DIR")]
+        project_dir: Option<PathBuf>,
+        /// Add the read-only calls `stepgate adopt` makes on whatever a
+        /// stack built by hand holds (Get, List, Describe on any resource)
+        #[arg(long)]
+        adopt: bool,
     },
     /// Write a new project that deploys as it is, from an example.
     ///

@@ -45,6 +45,7 @@ pub(super) async fn adopt(
     // A directory it must not write into is refused before any AWS call.
     check_into(request.into, request.force)?;
     let (aws, _) = connect(settings).await?;
+    aws.calls.mark_adopt();
     let start = Start {
         api: request.api,
         stage: request.stage,

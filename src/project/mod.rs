@@ -383,6 +383,23 @@ pub fn overrides_of(settings: &Settings) -> Result<crate::names::Overrides> {
     Ok(naming::resolve(&raw, &settings.stage, &at)?.0)
 }
 
+/// The name overrides of every stage the file mentions (and `settings.stage`),
+/// each list the union: what a deployer role for the project must reach.
+pub fn overrides_of_every_stage(settings: &Settings) -> Result<Vec<crate::names::Overrides>> {
+    let config = settings.config_file.as_deref();
+    let shown = config
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "stepgate.toml".into());
+    let (raw, text) = file::read(config)?;
+    let at = |span: std::ops::Range<usize>| format!("{shown} line {}", line_of(&text, span.start));
+    let mut stages: BTreeSet<&String> = raw.stages.keys().collect();
+    stages.insert(&settings.stage);
+    stages
+        .into_iter()
+        .map(|stage| Ok(naming::resolve(&raw, stage, &at)?.0))
+        .collect()
+}
+
 /// Who a role is for: what service may assume it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RoleOf {
