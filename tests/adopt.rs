@@ -322,6 +322,24 @@ async fn a_console_built_stack_is_adopted_in_place_and_keeps_its_url() {
         text.stdout
     );
     assert!(text.stdout.contains("7 to adopt"), "{}", text.stdout);
+    // What taking them leaves behind is said, never deleted.
+    for role in &console_roles {
+        let function = role.split("-role-").next().unwrap();
+        assert!(
+            text.stdout.contains(&format!(
+                "Note: function {function} moves off role {role}, which stepgate leaves as it is"
+            )),
+            "{}",
+            text.stdout
+        );
+    }
+    assert!(text.stdout.contains("Note: role Custom-AWSStepFunctionServiceRole loses the managed policies arn:aws:iam::aws:policy/service-role/AWSLambdaRole, arn:aws:iam::aws:policy/CloudWatchFullAccess (detached; the policies stay in the account)"), "{}", text.stdout);
+    assert!(
+        text.stdout
+            .contains("Note: stage dev stops serving deployment "),
+        "{}",
+        text.stdout
+    );
 
     // Without --adopt nothing is taken, and nothing changes.
     let refused = stepgate_in(&into, &["deploy", "--stage", "dev"]);

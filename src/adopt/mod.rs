@@ -2,6 +2,7 @@
 //! (`read.rs`), and the project written from it. This file is pure: the
 //! found stack in, the project's files out, so all of it is unit-tested.
 
+pub mod leftovers;
 pub mod read;
 pub mod write;
 

@@ -60,7 +60,8 @@ pub(super) async fn deploy_locked(
     stack.adopt_all = adopt;
     stack.find_extra(aws).await?;
     let live = engine::observe(aws, &stack).await?;
-    let plan = engine::plan(&stack, &live);
+    let mut plan = engine::plan(&stack, &live);
+    crate::adopt::leftovers::annotate(&mut plan.resources);
     for note in plan.notes() {
         printer.progress(&format!("Note: {note}"));
     }

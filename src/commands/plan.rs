@@ -38,7 +38,8 @@ pub(super) async fn plan(
             holder.describe()
         ));
     }
-    let plan = engine::plan(&stack, &live);
+    let mut plan = engine::plan(&stack, &live);
+    crate::adopt::leftovers::annotate(&mut plan.resources);
     let mut report = report("plan", &names, &aws, started);
     report.lock = held;
     report.changed = plan.has_changes();
