@@ -409,3 +409,141 @@ async fn a_console_built_stack_is_adopted_in_place_and_keeps_its_url() {
     }
     clean_console();
 }
+
+/// Each input error of adopt is one line, and what it cannot follow is a
+/// note: an unknown API, an API with several stages and no --stage, a
+/// route that does not start a state machine, a Task that calls another
+/// service than Lambda.
+#[tokio::test]
+async fn what_adopt_cannot_follow_is_one_line_or_a_note() {
+    let name = unique("adopt-errors");
+    let work = std::env::temp_dir().join(format!("stepgate-test-{name}"));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    let into = work.join("project").display().to_string();
+    let config = sdk_config().await;
+    let gw = aws_sdk_apigateway::Client::new(&config);
+
+    let unknown = stepgate_in(&work, &["adopt", "--api", &name, "--into", &into]);
+    assert_eq!(unknown.code, 1);
+    let lines = common::error_lines(&unknown);
+    assert_eq!(lines.len(), 1, "{}", unknown.stderr);
+    assert!(
+        lines[0].starts_with(&format!(
+            "error: --api {name}: no REST API has that name or id in region us-east-1"
+        )),
+        "{}",
+        unknown.stderr
+    );
+
+    // A MOCK integration, deployed to two stages.
+    let api = gw.create_rest_api().name(&name).send().await.unwrap();
+    let id = api.id().unwrap();
+    let root = gw
+        .get_resources()
+        .rest_api_id(id)
+        .send()
+        .await
+        .unwrap()
+        .items()[0]
+        .id()
+        .unwrap()
+        .to_string();
+    let resource = gw
+        .create_resource()
+        .rest_api_id(id)
+        .parent_id(&root)
+        .path_part("ping")
+        .send()
+        .await
+        .unwrap();
+    let rid = resource.id().unwrap();
+    gw.put_method()
+        .rest_api_id(id)
+        .resource_id(rid)
+        .http_method("GET")
+        .authorization_type("NONE")
+        .send()
+        .await
+        .unwrap();
+    gw.put_integration()
+        .rest_api_id(id)
+        .resource_id(rid)
+        .http_method("GET")
+        .r#type(aws_sdk_apigateway::types::IntegrationType::Mock)
+        .send()
+        .await
+        .unwrap();
+    for stage in ["a", "b"] {
+        gw.create_deployment()
+            .rest_api_id(id)
+            .stage_name(stage)
+            .send()
+            .await
+            .unwrap();
+    }
+    let several = stepgate_in(&work, &["adopt", "--api", id, "--into", &into]);
+    assert_eq!(
+        common::error_lines(&several),
+        [format!(
+            "error: REST API {name} ({id}) has stages a, b; name the one to adopt with --stage"
+        )
+        .as_str()]
+    );
+    let mock = stepgate_in(
+        &work,
+        &["adopt", "--api", &name, "--stage", "a", "--into", &into],
+    );
+    assert_eq!(
+        common::error_lines(&mock),
+        ["error: GET /ping: its integration is MOCK (no URI), not Step Functions' StartExecution; adopt follows routes that start a state machine only"]
+    );
+    assert!(
+        !Path::new(&into).exists(),
+        "adopt wrote a project on an error"
+    );
+
+    // A machine whose Task publishes to SNS: followed, its ARN kept.
+    let iam = aws_sdk_iam::Client::new(&config);
+    let role = iam
+        .create_role()
+        .role_name(&name)
+        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"states.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    let definition = r#"{"StartAt":"Tell","States":{"Tell":{"Type":"Task","Resource":"arn:aws:states:::sns:publish","Parameters":{"TopicArn":"arn:aws:sns:us-east-1:000000000000:orders","Message.$":"$"},"End":true}}}"#;
+    let sfn = aws_sdk_sfn::Client::new(&config);
+    let machine = sfn
+        .create_state_machine()
+        .name(&name)
+        .definition(definition)
+        .role_arn(role.role().unwrap().arn())
+        .send()
+        .await
+        .unwrap();
+    let run = stepgate_in(&work, &["adopt", "--state-machine", &name, "--into", &into]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains(&format!("Note: not followed: state Tell of {name} calls arn:aws:states:::sns:publish, not a Lambda function; its ARN stays literal in the definition")),
+        "{}",
+        run.stdout
+    );
+    let written = std::fs::read_to_string(Path::new(&into).join(format!(
+        "definitions/{}.asl.json",
+        name.replace(
+            |c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_',
+            ""
+        )
+    )))
+    .unwrap();
+    assert_eq!(written, definition);
+
+    sfn.delete_state_machine()
+        .state_machine_arn(machine.state_machine_arn())
+        .send()
+        .await
+        .unwrap();
+    iam.delete_role().role_name(&name).send().await.unwrap();
+    gw.delete_rest_api().rest_api_id(id).send().await.unwrap();
+}

@@ -131,19 +131,9 @@ async fn read_api(
     let api = match (by_id.as_slice(), by_name.as_slice()) {
         ([api], _) | ([], [api]) => *api,
         ([], []) => bail!(
-            "--api {wanted}: no REST API has that name or id in account region {}; {}",
+            "--api {wanted}: no REST API has that name or id in region {} ({} others do; `aws apigateway get-rest-apis` lists them)",
             aws.region,
-            if apis.is_empty() {
-                "there is none".to_string()
-            } else {
-                format!(
-                    "there are {}",
-                    apis.iter()
-                        .map(|a| format!("{} ({})", a.name().unwrap_or("?"), a.id().unwrap_or("?")))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            }
+            apis.len()
         ),
         (_, several) => {
             bail!(
