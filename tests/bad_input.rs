@@ -1223,6 +1223,36 @@ fn every_declaration_error_is_caught_before_any_aws_call() {
             Box::new(|d: &Path| common::append_text(d, "[api]\nkeys = [\"shop\"]\n[api.usage_plan]\nquota = { limit = 10, period = \"YEAR\" }\n")),
             vec!["[api.usage_plan] quota period = \"YEAR\": use DAY, WEEK or MONTH"],
         ),
+        (
+            "a function name Lambda would refuse",
+            Box::new(|d: &Path| common::append_text(d, "[functions.updateRecipe]\nname = \"update recipe\"\n")),
+            vec!["[functions.updateRecipe] name = \"update recipe\" is not a valid Lambda function name; use 1 to 64 letters, digits and - _"],
+        ),
+        (
+            "two functions given one name",
+            Box::new(|d: &Path| common::append_text(d, "[functions.updateRecipe]\nname = \"recipes\"\n[functions.indexRecipe]\nname = \"recipes\"\n")),
+            vec!["functions indexRecipe and updateRecipe are both named \"recipes\"; two declarations cannot manage one resource"],
+        ),
+        (
+            "adopt = true without a name",
+            Box::new(|d: &Path| common::append_text(d, "[state_machines.RecipeMover]\nadopt = true\n")),
+            vec!["[state_machines.RecipeMover] adopt = true takes an existing resource by its name, and the table gives none; add name = \"NAME\""],
+        ),
+        (
+            "a role table naming no role of the stage",
+            Box::new(|d: &Path| common::append_text(d, "[roles.RecipeMovr]\nname = \"Custom-Role\"\n")),
+            vec!["[roles.RecipeMovr] names no role of the stage; its roles are", "(did you mean RecipeMover?)"],
+        ),
+        (
+            "a role name IAM would refuse",
+            Box::new(|d: &Path| common::append_text(d, "[roles.RecipeMover]\nname = \"a/b\"\n")),
+            vec!["[roles.RecipeMover] name = \"a/b\" is not a valid IAM role name"],
+        ),
+        (
+            "an API id that is not one",
+            Box::new(|d: &Path| common::append_text(d, "[api]\nid = \"https://abc.execute-api\"\n")),
+            vec!["[api] id = \"https://abc.execute-api\" is not a REST API id"],
+        ),
     ];
     for (what, change, expected) in &cases {
         let dir = common::example_copy("recipes", &unique("decl"));
