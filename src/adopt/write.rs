@@ -22,6 +22,9 @@ const BUILT_IN_MODELS: [&str; 2] = ["Empty", "Error"];
 /// for an unzipped package).
 const UNZIPPED_BYTES: u64 = 250 * 1024 * 1024;
 
+/// One file of the project: its path within it, and its bytes.
+pub type File = (PathBuf, Vec<u8>);
+
 /// What the project is for: the stack and stage it deploys as.
 pub struct Target<'a> {
     pub stack: &'a str,
@@ -29,11 +32,8 @@ pub struct Target<'a> {
 }
 
 /// The project's files, and notes on what was changed or left out.
-pub fn project_files(
-    found: &Found,
-    target: &Target,
-) -> Result<(Vec<(PathBuf, Vec<u8>)>, Vec<String>)> {
-    let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+pub fn project_files(found: &Found, target: &Target) -> Result<(Vec<File>, Vec<String>)> {
+    let mut files: Vec<File> = Vec::new();
     let mut notes = Vec::new();
     let mut arns: Vec<(String, String)> = Vec::new();
     for f in &found.functions {
@@ -129,7 +129,7 @@ pub fn project_files(
             let statements: Vec<Value> = role
                 .inline
                 .values()
-                .flat_map(|doc| statements(doc))
+                .flat_map(statements)
                 .filter(|s| !only_logs(s))
                 .collect();
             if !statements.is_empty() {
@@ -225,7 +225,7 @@ pub fn project_files(
 
 /// Writes the files under `dir`. A directory holding anything is refused,
 /// before any file is written, unless `force`.
-pub fn write(dir: &Path, files: &[(PathBuf, Vec<u8>)], force: bool) -> Result<()> {
+pub fn write(dir: &Path, files: &[File], force: bool) -> Result<()> {
     for (path, bytes) in files {
         let target = dir.join(path);
         if let Some(parent) = target.parent() {
@@ -263,7 +263,7 @@ pub fn check_into(dir: &Path, force: bool) -> Result<()> {
 }
 
 /// The package's files under `into`, as the zip holds them.
-fn unpack(zip: &[u8], into: &Path, files: &mut Vec<(PathBuf, Vec<u8>)>) -> Result<()> {
+fn unpack(zip: &[u8], into: &Path, files: &mut Vec<File>) -> Result<()> {
     let mut archive =
         zip::ZipArchive::new(std::io::Cursor::new(zip)).context("it is not a zip archive")?;
     let mut total = 0u64;

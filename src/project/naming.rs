@@ -160,14 +160,16 @@ fn named(
     Ok(Some(text.clone()))
 }
 
+/// A table's `name` and `adopt`, as written.
+type Named = (Option<Spanned<String>>, Option<Spanned<bool>>);
+
 /// Each table's (name, adopt), a stage's keys over the project's.
 fn merged<T>(
     base: &BTreeMap<String, T>,
     stage: Option<&BTreeMap<String, T>>,
-    pick: impl Fn(&T) -> (Option<Spanned<String>>, Option<Spanned<bool>>),
-) -> BTreeMap<String, (Option<Spanned<String>>, Option<Spanned<bool>>)> {
-    let mut out: BTreeMap<String, (Option<Spanned<String>>, Option<Spanned<bool>>)> =
-        base.iter().map(|(k, v)| (k.clone(), pick(v))).collect();
+    pick: impl Fn(&T) -> Named,
+) -> BTreeMap<String, Named> {
+    let mut out: BTreeMap<String, Named> = base.iter().map(|(k, v)| (k.clone(), pick(v))).collect();
     for (key, value) in stage.into_iter().flatten() {
         let (name, adopt) = pick(value);
         let entry = out.entry(key.clone()).or_default();

@@ -98,23 +98,6 @@ where
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn invoke_urls_for_aws_and_an_emulator() {
-        assert_eq!(
-            invoke_url("abc", "us-east-1", "dev", None),
-            "https://abc.execute-api.us-east-1.amazonaws.com/dev/"
-        );
-        assert_eq!(
-            invoke_url("abc", "us-east-1", "dev", Some("http://127.0.0.1:4566/")),
-            "http://127.0.0.1:4566/restapis/abc/dev/_user_request_/"
-        );
-    }
-}
-
 /// A REST API's or stage's tags as API Gateway's tagging API holds them.
 pub(crate) async fn tags_of(aws: &Aws, what: &str, arn: &str) -> Result<Tags> {
     let out = aws
@@ -143,5 +126,22 @@ fn partition_of(region: &str) -> &'static str {
         "aws-us-gov"
     } else {
         "aws"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invoke_urls_for_aws_and_an_emulator() {
+        assert_eq!(
+            invoke_url("abc", "us-east-1", "dev", None),
+            "https://abc.execute-api.us-east-1.amazonaws.com/dev/"
+        );
+        assert_eq!(
+            invoke_url("abc", "us-east-1", "dev", Some("http://127.0.0.1:4566/")),
+            "http://127.0.0.1:4566/restapis/abc/dev/_user_request_/"
+        );
     }
 }
