@@ -605,6 +605,7 @@ struct RawFile {
     api: Option<toml::Value>,
     authorizers: Option<toml::Value>,
     roles: Option<toml::Value>,
+    leftovers: Option<toml::Value>,
 }
 
 /// `[defaults]` or one `[stages.NAME]`.

@@ -32,7 +32,13 @@ pub fn policy(stack: &str, partition: &str) -> Value {
 /// The policy with what a project names itself (`name = ...`): each
 /// named role, function, machine and their log groups, exactly; and with
 /// `adopt`, the reads `stepgate adopt` makes.
-pub fn policy_for(stack: &str, partition: &str, named: &[Overrides], adopt: bool) -> Value {
+pub fn policy_for(
+    stack: &str,
+    partition: &str,
+    named: &[Overrides],
+    leftovers: &[String],
+    adopt: bool,
+) -> Value {
     let mut policy = policy(stack, partition);
     let arn = |service: &str, rest: String| format!("arn:{partition}:{service}:{rest}");
     let mut add: BTreeMap<&str, Vec<String>> = BTreeMap::new();
@@ -88,6 +94,18 @@ pub fn policy_for(stack: &str, partition: &str, named: &[Overrides], adopt: bool
             }
             statement["Resource"] = Value::Array(resources);
         }
+        if !leftovers.is_empty() {
+            // Whether the roles a stack built by hand left still exist.
+            statements.push(json!({
+                "Sid": "SeeLeftoversOfAdoption",
+                "Effect": "Allow",
+                "Action": "iam:GetRole",
+                "Resource": leftovers
+                    .iter()
+                    .map(|r| arn("iam", format!(":*:role/{r}")))
+                    .collect::<Vec<_>>()
+            }));
+        }
         if adopt {
             statements.push(json!({
                 "Sid": "AdoptReadsWhatAStackBuiltByHandHolds",
@@ -129,10 +147,12 @@ pub fn print(request: Request, partition: &str) -> std::process::ExitCode {
         .map_err(anyhow::Error::from)
         .and_then(|settings| {
             let named = crate::project::overrides_of_every_stage(&settings)?;
+            let leftovers = crate::project::leftover_roles(&settings)?;
             Ok(policy_for(
                 &settings.stack,
                 partition,
                 &named,
+                &leftovers,
                 request.adopt,
             ))
         });
@@ -171,9 +191,9 @@ mod tests {
             roles: BTreeMap::from([("states".into(), "Custom-AWSStepFunctionServiceRole".into())]),
             api_id: Some("a1b2c3d4e5".into()),
         };
-        let plain = policy_for("orders", "aws", &[], false);
+        let plain = policy_for("orders", "aws", &[], &[], false);
         assert_eq!(plain, policy("orders", "aws"));
-        let with = policy_for("orders", "aws", &[named], false);
+        let with = policy_for("orders", "aws", &[named], &[], false);
         let resources = |sid: &str| -> Vec<String> {
             let statement = with["Statement"]
                 .as_array()
@@ -202,7 +222,7 @@ mod tests {
         // No wildcard beyond the names: another function stays out.
         assert!(!with.to_string().contains("function:complete*"));
         assert!(!with.to_string().contains("AdoptReads"));
-        let adopting = policy_for("orders", "aws", &[], true);
+        let adopting = policy_for("orders", "aws", &[], &[], true);
         assert!(adopting
             .to_string()
             .contains("AdoptReadsWhatAStackBuiltByHandHolds"));

@@ -243,6 +243,14 @@ async fn a_console_built_stack_is_adopted_in_place_and_keeps_its_url() {
         assert!(toml.contains(&key), "{key} not in\n{toml}");
     }
 
+    let mut sorted_roles = console_roles.clone();
+    sorted_roles.sort();
+    let leftovers = format!(
+        "[leftovers]\nroles = [\"{}\", \"{}\"]\n",
+        sorted_roles[0], sorted_roles[1]
+    );
+    assert!(toml.contains(&leftovers), "{leftovers} not in\n{toml}");
+
     // A second adopt into the project refuses, before any AWS call (the
     // endpoint below answers nothing), and with --force writes it again.
     let stepgate_toml = read(&into, "stepgate.toml");
@@ -376,6 +384,15 @@ async fn a_console_built_stack_is_adopted_in_place_and_keeps_its_url() {
     // destroy removes what was adopted and leaves the console's own roles.
     let destroy = stepgate_in(&into, &["destroy", "--stage", "dev", "--yes"]);
     assert_eq!(destroy.code, 0, "{}", destroy.stderr);
+    for role in &console_roles {
+        assert!(
+            destroy
+                .stderr
+                .contains(&format!("Note: role {role} is left from before adoption")),
+            "{}",
+            destroy.stderr
+        );
+    }
     let lambda = aws_sdk_lambda::Client::new(&sdk_config().await);
     for f in ["completeOrder", "cancelOrder"] {
         assert!(

@@ -219,6 +219,22 @@ pub fn project_files(found: &Found, target: &Target) -> Result<(Vec<File>, Vec<S
             }
         }
     }
+    let left: Vec<String> = found
+        .functions
+        .iter()
+        .map(|f| f.role.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .filter(|r| !found.machines.iter().any(|m| m.role == *r))
+        .filter(|r| found.api.as_ref().and_then(|a| a.role.as_ref()) != Some(r))
+        .collect();
+    if !left.is_empty() {
+        let _ = write!(
+            toml,
+            "\n# The console's roles the project no longer uses: plan, deploy and\n# destroy say which still exist; stepgate never deletes them.\n[leftovers]\nroles = [{}]\n",
+            left.iter().map(|r| quoted(r)).collect::<Vec<_>>().join(", ")
+        );
+    }
     files.push((PathBuf::from("stepgate.toml"), toml.into_bytes()));
     Ok((files, notes))
 }
@@ -404,6 +420,8 @@ mod tests {
             "[state_machines.OrderProcessor]\nname = \"OrderProcessor\"\n",
             "[roles.OrderProcessor]\nname = \"Custom-AWSStepFunctionServiceRole\"\n",
             "[[routes]]\nmethod = \"POST\"\npath = \"/orderprocess\"\nstate_machine = \"OrderProcessor\"\nauth = \"none\"\n",
+            // The functions' own roles: left, and said so.
+            "[leftovers]\nroles = [\"cancelOrder-role-abc123\", \"completeOrder-role-abc123\"]\n",
         ] {
             assert!(toml.contains(expected), "{expected}\nnot in\n{toml}");
         }

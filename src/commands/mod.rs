@@ -250,6 +250,19 @@ async fn deployed_api(aws: &Aws, project: &Project, names: &Names) -> Result<Str
     }
 }
 
+/// One note per role `[leftovers]` names that still exists: left from the
+/// stack built by hand, unused by the project, never deleted by stepgate.
+async fn note_leftovers(aws: &Aws, settings: &Settings, printer: &Printer) -> Result<()> {
+    for role in crate::project::leftover_roles(settings)? {
+        if crate::kinds::iam::exists(aws, &role).await? {
+            printer.progress(&format!(
+                "Note: role {role} is left from before adoption ([leftovers]): the project does not use it, and stepgate never deletes it; delete it by hand once nothing does"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// One note per route anyone on the internet may call (auth = "none" and
 /// no API key), so that no route is open unnoticed. `--quiet` silences it.
 fn note_open_routes(project: &Project, printer: &Printer) {

@@ -23,6 +23,8 @@ pub struct RawDeclarations {
     pub authorizers: BTreeMap<String, RawAuthorizer>,
     /// `[roles.ROLE]`: a role of the stage by its name within it.
     pub roles: BTreeMap<String, RawRole>,
+    /// `[leftovers]`: what a stack built by hand leaves once adopted.
+    pub leftovers: RawLeftovers,
     pub stages: BTreeMap<String, RawStageDeclarations>,
 }
 
@@ -33,6 +35,15 @@ pub struct RawStageDeclarations {
     pub functions: BTreeMap<String, RawFunction>,
     pub state_machines: BTreeMap<String, RawMachine>,
     pub roles: BTreeMap<String, RawRole>,
+}
+
+/// `[leftovers]`, written by `stepgate adopt`: resources of the stack
+/// built by hand that the project no longer uses. plan, deploy and
+/// destroy say which still exist; stepgate never deletes them.
+#[derive(Deserialize, Default, Clone)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawLeftovers {
+    pub roles: Vec<String>,
 }
 
 /// A name override and whether deploy may take an untagged resource of

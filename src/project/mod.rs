@@ -383,6 +383,15 @@ pub fn overrides_of(settings: &Settings) -> Result<crate::names::Overrides> {
     Ok(naming::resolve(&raw, &settings.stage, &at)?.0)
 }
 
+/// `[leftovers] roles`: roles of a stack built by hand that the project no
+/// longer uses, read from the file alone (destroy needs no sources).
+pub fn leftover_roles(settings: &Settings) -> Result<Vec<String>> {
+    Ok(file::read(settings.config_file.as_deref())?
+        .0
+        .leftovers
+        .roles)
+}
+
 /// The name overrides of every stage the file mentions (and `settings.stage`),
 /// each list the union: what a deployer role for the project must reach.
 pub fn overrides_of_every_stage(settings: &Settings) -> Result<Vec<crate::names::Overrides>> {
