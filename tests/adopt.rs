@@ -251,6 +251,55 @@ async fn a_console_built_stack_is_adopted_in_place_and_keeps_its_url() {
     );
     assert!(toml.contains(&leftovers), "{leftovers} not in\n{toml}");
 
+    // Under throttling, 5xx, resets and lost answers (the fault proxy at
+    // 30 %), adopt reads the same stack and writes the same project.
+    let fault_log = work.join("faults.jsonl");
+    let proxy = common::Proxy::start(&[
+        "--seed",
+        "7",
+        "--rate",
+        "0.3",
+        "--faults",
+        "throttle,5xx,reset,lost",
+        "--log",
+        &fault_log.display().to_string(),
+    ]);
+    let faulted = work.join("faulted");
+    let faulted_arg = faulted.display().to_string();
+    let run = common::run(common::command_at(
+        &proxy.url,
+        &work,
+        &[
+            "adopt",
+            "--stack",
+            &stack,
+            "--api",
+            "OrderProcessorAPI",
+            "--stage",
+            "dev",
+            "--state-machine",
+            MACHINE,
+            "--into",
+            &faulted_arg,
+        ],
+    ));
+    assert_eq!(run.code, 0, "adopt under faults:\n{}", run.stderr);
+    assert_eq!(files_in(&faulted), files_in(&into));
+    for file in files_in(&into) {
+        assert_eq!(
+            std::fs::read(faulted.join(&file)).unwrap(),
+            std::fs::read(into.join(&file)).unwrap(),
+            "{file} differs under faults"
+        );
+    }
+    drop(proxy);
+    let injected = std::fs::read_to_string(&fault_log)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("\"fault\": null") && !l.contains("\"fault\":null"))
+        .count();
+    assert!(injected >= 3, "only {injected} faults injected");
+
     // A second adopt into the project refuses, before any AWS call (the
     // endpoint below answers nothing), and with --force writes it again.
     let stepgate_toml = read(&into, "stepgate.toml");
