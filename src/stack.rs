@@ -479,6 +479,66 @@ mod tests {
     }
 
     #[test]
+    fn name_overrides_name_the_resources_and_what_derives_from_them() {
+        use crate::names::Overrides;
+        use std::collections::BTreeMap;
+        let overrides = Overrides {
+            functions: BTreeMap::from([("completeOrder".into(), "completeOrder".into())]),
+            machines: BTreeMap::from([("OrderProcessor".into(), "OrderProcessor".into())]),
+            roles: BTreeMap::from([("states".into(), "Custom-AWSStepFunctionServiceRole".into())]),
+            api_id: Some("a1b2c3d4e5".into()),
+        };
+        tutorial(|_, inputs| {
+            let mut project = inputs.project.clone();
+            project.adoption.functions.insert("completeOrder".into());
+            let names = inputs.names.clone().with_overrides(overrides.clone());
+            let named = Inputs {
+                project: &project,
+                names: &names,
+                ..*inputs
+            };
+            let stack = Stack::desired(&named);
+            let ids: Vec<String> = stack.ordered().iter().map(|r| r.id().to_string()).collect();
+            for id in [
+                "role Custom-AWSStepFunctionServiceRole",
+                "role orders-dev-us-east-1-lambda",
+                "log-group /aws/lambda/completeOrder",
+                "log-group /aws/lambda/orders-dev-cancelOrder",
+                "log-group /aws/vendedlogs/states/OrderProcessor",
+                "function completeOrder",
+                "function orders-dev-cancelOrder",
+                "state-machine OrderProcessor",
+                "rest-api OrderProcessorAPI",
+            ] {
+                assert!(ids.contains(&id.to_string()), "{id} not in {ids:?}");
+            }
+            let adoptable =
+                |kind, name: &str| stack.adoptable.get(&ResourceId::new(kind, name)).copied();
+            assert_eq!(adoptable(lambda::KIND, "completeOrder"), Some(true));
+            assert_eq!(
+                adoptable(logs::KIND, "/aws/lambda/completeOrder"),
+                Some(true)
+            );
+            assert_eq!(
+                adoptable(iam::KIND, "Custom-AWSStepFunctionServiceRole"),
+                Some(false)
+            );
+            assert_eq!(adoptable(apigateway::STAGE_KIND, "dev"), Some(false));
+            assert_eq!(adoptable(lambda::KIND, "orders-dev-cancelOrder"), None);
+            // The machine runs as the named role and calls the named function.
+            let machine = named.state_machine("OrderProcessor");
+            assert_eq!(
+                machine.role_arn,
+                "arn:aws:iam::000000000000:role/Custom-AWSStepFunctionServiceRole"
+            );
+            assert!(machine
+                .definition
+                .to_string()
+                .contains("arn:aws:lambda:us-east-1:000000000000:function:completeOrder\""));
+        });
+    }
+
+    #[test]
     fn generated_trust_keeps_the_confused_deputy_conditions() {
         tutorial(|_, inputs| {
             let states = inputs.role("states", &RoleOf::StateMachine("OrderProcessor".into()));

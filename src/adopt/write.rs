@@ -474,6 +474,38 @@ mod tests {
     }
 
     #[test]
+    fn a_routes_model_is_written_and_named_but_api_gateways_own_are_not() {
+        let mut found = console();
+        let api = found.api.as_mut().unwrap();
+        api.routes[0].model = Some("Order".into());
+        api.models
+            .insert("Order".into(), json!({ "type": "object" }));
+        let mut empty = api.routes[0].clone();
+        empty.path = "/ping".into();
+        empty.model = Some("Empty".into());
+        api.routes.push(empty);
+        let target = Target {
+            stack: "orders",
+            stage: "dev",
+        };
+        let (files, _) = project_files(&found, &target).unwrap();
+        let toml = String::from_utf8(
+            files
+                .iter()
+                .find(|(p, _)| p == Path::new("stepgate.toml"))
+                .unwrap()
+                .1
+                .clone(),
+        )
+        .unwrap();
+        assert!(toml.contains("path = \"/orderprocess\"\nstate_machine = \"OrderProcessor\"\nauth = \"none\"\nmodel = \"models/Order.schema.json\"\n"), "{toml}");
+        assert!(!toml.contains("Empty"), "{toml}");
+        assert!(files
+            .iter()
+            .any(|(p, _)| p == Path::new("models/Order.schema.json")));
+    }
+
+    #[test]
     fn a_directory_with_anything_in_it_is_refused_unless_forced() {
         let dir = std::env::temp_dir().join(format!("stepgate-adopt-into-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
