@@ -423,10 +423,24 @@ async fn a_console_built_stack_is_adopted_in_place_and_keeps_its_url() {
     let outputs = outputs.json();
     assert_eq!(outputs["outputs"]["api_id"], api_id.as_str());
     assert_eq!(outputs["outputs"]["api_url"], old_url.as_str());
-    let approved = order(&old_url, &machine_arn, common::ORDER).await;
+    // The article's clients send StartExecution's own form: the order as a
+    // string in `input`, and the machine's ARN. They go on working
+    // unchanged (the ARN is ignored: the machine is pinned), and so does
+    // a client that sends the order itself, with no ARN at all.
+    let as_string = |order: &str| serde_json::to_string(order).unwrap();
+    let console_client = format!(
+        "{{\"input\": {}, \"stateMachineArn\": \"{machine_arn}\"}}",
+        as_string(common::ORDER)
+    );
+    let approved = order(&old_url, &machine_arn, &console_client).await;
     assert_eq!(approved.0, "SUCCEEDED");
     assert_eq!(approved.1["orderDetails"]["status"], "Approved");
     let failed = common::ORDER.replace("SUCCESS", "FAILED");
+    let without_arn = format!("{{\"input\": {}}}", as_string(&failed));
+    let rejected = order(&old_url, &machine_arn, &without_arn).await;
+    assert_eq!(rejected.1["orderDetails"]["status"], "Rejected");
+    let approved = order(&old_url, &machine_arn, common::ORDER).await;
+    assert_eq!(approved.1["orderDetails"]["status"], "Approved");
     let rejected = order(&old_url, &machine_arn, &failed).await;
     assert_eq!(rejected.1["orderDetails"]["status"], "Rejected");
 

@@ -1253,6 +1253,16 @@ fn every_declaration_error_is_caught_before_any_aws_call() {
             Box::new(|d: &Path| common::append_text(d, "[api]\nid = \"https://abc.execute-api\"\n")),
             vec!["[api] id = \"https://abc.execute-api\" is not a REST API id"],
         ),
+        (
+            "input_string with input",
+            Box::new(|d: &Path| edit(d, "stepgate.toml", ROUTE, &format!("{ROUTE}\ninput_string = \"body.input\""))),
+            vec!["[[routes]] POST /recipes/{id}/move: input_string and input both say what the input is; keep one"],
+        ),
+        (
+            "input_string naming no body field",
+            Box::new(|d: &Path| edit(d, "stepgate.toml", ROUTE, "input_string = \"header.x\"")),
+            vec!["[[routes]] POST /recipes/{id}/move: input_string = \"header.x\": name a body field, such as \"body.input\""],
+        ),
     ];
     for (what, change, expected) in &cases {
         let dir = common::example_copy("recipes", &unique("decl"));

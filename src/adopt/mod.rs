@@ -44,6 +44,10 @@ pub struct FoundRoute {
     pub auth: String,
     pub api_key: bool,
     pub model: Option<String>,
+    /// The body passed through as StartExecution's request: its clients
+    /// send the input as a string in `input`, which the project keeps
+    /// taking (`input_string = "body.input"`).
+    pub passthrough: bool,
 }
 
 #[derive(Clone, Debug)]

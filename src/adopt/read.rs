@@ -235,11 +235,12 @@ async fn read_api(
             .and_then(|t| t.get("application/json"))
             .cloned()
             .unwrap_or_default();
+        let passthrough = machine_in(&template).is_none();
         let machine = match (machine_in(&template), given_machine) {
             (Some(arn), _) => arn,
             (None, Some(arn)) => {
                 notes.push(format!(
-                    "{key}: the client names the state machine in the body; the project pins {arn}, and the client's field is ignored"
+                    "{key}: the client names the state machine in the body; the project pins {arn} and ignores the client's, and keeps taking the input from the body's \"input\" string (or the whole body without it)"
                 ));
                 arn.to_string()
             }
@@ -269,6 +270,7 @@ async fn read_api(
             auth,
             api_key: method.api_key_required().unwrap_or(false),
             model,
+            passthrough,
         });
     }
     let mut models = BTreeMap::new();

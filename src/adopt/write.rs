@@ -200,6 +200,9 @@ pub fn project_files(found: &Found, target: &Target) -> Result<(Vec<File>, Vec<S
                 quoted(machine),
                 quoted(&r.auth)
             );
+            if r.passthrough {
+                toml.push_str("input_string = \"body.input\"\n");
+            }
             if r.api_key {
                 notes.push(format!(
                     "not followed: {} {} requires an API key; declare [api] keys and api_key = true to keep it",
@@ -376,6 +379,7 @@ mod tests {
                     auth: "none".into(),
                     api_key: false,
                     model: None,
+                    passthrough: true,
                 }],
                 models: BTreeMap::new(),
             }),
@@ -419,7 +423,7 @@ mod tests {
             "[functions.completeOrder]\nname = \"completeOrder\"\nhandler = \"index.handler\"\ntimeout = 3\n",
             "[state_machines.OrderProcessor]\nname = \"OrderProcessor\"\n",
             "[roles.OrderProcessor]\nname = \"Custom-AWSStepFunctionServiceRole\"\n",
-            "[[routes]]\nmethod = \"POST\"\npath = \"/orderprocess\"\nstate_machine = \"OrderProcessor\"\nauth = \"none\"\n",
+            "[[routes]]\nmethod = \"POST\"\npath = \"/orderprocess\"\nstate_machine = \"OrderProcessor\"\nauth = \"none\"\ninput_string = \"body.input\"\n",
             // The functions' own roles: left, and said so.
             "[leftovers]\nroles = [\"cancelOrder-role-abc123\", \"completeOrder-role-abc123\"]\n",
         ] {
@@ -498,7 +502,7 @@ mod tests {
                 .clone(),
         )
         .unwrap();
-        assert!(toml.contains("path = \"/orderprocess\"\nstate_machine = \"OrderProcessor\"\nauth = \"none\"\nmodel = \"models/Order.schema.json\"\n"), "{toml}");
+        assert!(toml.contains("path = \"/orderprocess\"\nstate_machine = \"OrderProcessor\"\nauth = \"none\"\ninput_string = \"body.input\"\nmodel = \"models/Order.schema.json\"\n"), "{toml}");
         assert!(!toml.contains("Empty"), "{toml}");
         assert!(files
             .iter()

@@ -126,6 +126,10 @@ pub struct RawRoute {
     pub state_machine: Spanned<String>,
     #[serde(default)]
     pub input: Option<Spanned<BTreeMap<String, String>>>,
+    /// A body field holding the input as a JSON string (StartExecution's
+    /// own form), used when present.
+    #[serde(default)]
+    pub input_string: Option<Spanned<String>>,
     #[serde(default)]
     pub model: Option<Spanned<String>>,
     #[serde(default)]

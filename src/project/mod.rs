@@ -738,6 +738,25 @@ fn resolve_route(
         }
         None => None,
     };
+    let input_string = match &raw.input_string {
+        Some(text) => {
+            if raw.input.is_some() {
+                bail!(
+                    "{}: [[routes]] {key}: input_string and input both say what the input is; keep one",
+                    at(text.span())
+                );
+            }
+            match Source::parse(text.get_ref()) {
+                Ok(Source::BodyField(field)) => Some(field),
+                _ => bail!(
+                    "{}: [[routes]] {key}: input_string = {:?}: name a body field, such as \"body.input\"",
+                    at(text.span()),
+                    text.get_ref()
+                ),
+            }
+        }
+        None => None,
+    };
     let sync = raw.sync.as_ref().is_some_and(|s| *s.get_ref());
     if sync && machine.kind != "EXPRESS" {
         bail!(
@@ -800,6 +819,7 @@ fn resolve_route(
         path,
         state_machine: machine_name.clone(),
         input,
+        input_string,
         model,
         execution_name,
         sync,

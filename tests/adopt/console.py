@@ -211,6 +211,8 @@ def clean(session, endpoint):
     for machine in sfn.list_state_machines()["stateMachines"]:
         if machine["name"] == "OrderProcessor":
             sfn.delete_state_machine(stateMachineArn=machine["stateMachineArn"])
+    for group in logs.describe_log_groups(logGroupNamePrefix="/aws/vendedlogs/states/OrderProcessor")["logGroups"]:
+        logs.delete_log_group(logGroupName=group["logGroupName"])
     for name in FUNCTIONS:
         try:
             lam.delete_function(FunctionName=name)
