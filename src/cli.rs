@@ -51,6 +51,14 @@ pub enum TopLevel {
         /// The AWS partition the role lives in
         #[arg(long, default_value = "aws", value_parser = ["aws", "aws-cn", "aws-us-gov"])]
         partition: String,
+        /// The project whose stepgate.toml gives the stack and the names
+        /// it overrides (each named resource joins the policy) [default: .]
+        #[arg(long, value_name = "DIR")]
+        project_dir: Option<PathBuf>,
+        /// Add the read-only calls `stepgate adopt` makes on whatever a
+        /// stack built by hand holds (Get, List, Describe on any resource)
+        #[arg(long)]
+        adopt: bool,
     },
     /// Write a new project that deploys as it is, from an example.
     ///
@@ -115,6 +123,10 @@ pub enum Command {
         /// Write the stack's outputs (JSON) here for the next pipeline step.
         #[arg(long, value_name = "PATH")]
         outputs_file: Option<PathBuf>,
+        /// Take (tag, then change) the untagged resources stepgate.toml
+        /// names and plan lists as adopt; never another stack's.
+        #[arg(long)]
+        adopt: bool,
         #[command(flatten)]
         lock: LockArgs,
     },
@@ -132,6 +144,38 @@ pub enum Command {
         /// only what changes; the JSON always lists every resource).
         #[arg(long)]
         show_unchanged: bool,
+    },
+    /// Write a project for a stack built by hand (in the console), from its
+    /// REST API or its state machine, so that stepgate manages it in place.
+    ///
+    /// Follows API -> stage -> methods -> integrations -> state machine ->
+    /// definition -> functions -> roles, and writes lambdas/ (the deployed
+    /// code), definitions/ (ARNs as placeholders), models/, policies/ and
+    /// stepgate.toml with name overrides. Reads only; changes nothing in AWS.
+    #[command(after_help = "Example:
+  stepgate adopt --api OrderProcessorAPI --stage dev --state-machine OrderProcessor --into orders
+  cd orders && stepgate plan --stage dev && stepgate deploy --stage dev --adopt")]
+    Adopt {
+        #[command(flatten)]
+        common: Common,
+        /// The REST API to start from: its name or id
+        #[arg(
+            long,
+            value_name = "NAME_OR_ID",
+            required_unless_present = "state_machine"
+        )]
+        api: Option<String>,
+        /// The state machine (name or ARN): to start from, or the one a
+        /// route starts when its client names the machine in the body
+        #[arg(long, value_name = "NAME")]
+        state_machine: Option<String>,
+        /// Where to write the project (empty or absent, unless --force)
+        #[arg(long, value_name = "DIR")]
+        into: PathBuf,
+        /// Write into a directory that holds files already, replacing the
+        /// files adopt writes
+        #[arg(long)]
+        force: bool,
     },
     /// Delete everything this stack and stage own, in reverse order.
     #[command(after_help = "Example:\n  stepgate destroy --stage pr-42 --yes")]
@@ -287,7 +331,8 @@ impl Command {
             | Command::Executions { common, .. }
             | Command::Rollback { common, .. }
             | Command::History { common, .. }
-            | Command::Logs { common, .. } => common,
+            | Command::Logs { common, .. }
+            | Command::Adopt { common, .. } => common,
         }
     }
 }

@@ -610,6 +610,8 @@ struct RawFile {
     routes: Option<toml::Value>,
     api: Option<toml::Value>,
     authorizers: Option<toml::Value>,
+    roles: Option<toml::Value>,
+    leftovers: Option<toml::Value>,
 }
 
 /// `[defaults]` or one `[stages.NAME]`.
@@ -632,6 +634,7 @@ struct RawSection {
     // A stage's overrides of the declarations (project/file.rs).
     functions: Option<toml::Value>,
     state_machines: Option<toml::Value>,
+    roles: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]

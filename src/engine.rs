@@ -17,7 +17,9 @@ use serde::Serialize;
 
 use crate::aws::calls::in_resource;
 use crate::aws::Aws;
-use crate::model::{Claim, Observed, ResourceId, Tags, SHARED_TAG};
+use crate::model::{
+    Claim, Observed, ResourceId, Tags, OWNER_STACK_TAG, OWNER_STAGE_TAG, SHARED_TAG,
+};
 use crate::names::Names;
 use crate::output::{Printer, Step};
 use crate::plan::{plan_resource, waves, Action, ResourcePlan};
@@ -111,13 +113,28 @@ pub fn plan(stack: &Stack, live: &Live) -> Plan {
                 .expect("plan needs a stack listed with its sources");
             let tags = r.tags(&stack.tags);
             let observed = live.get(&id).and_then(Option::as_ref);
+            let adopting = observed.is_some_and(|o| {
+                stack.adoptable.contains_key(&id)
+                    && r.claim(o, &tags) == Claim::Foreign
+                    && untagged(o)
+            });
+            let claim = |o: &Observed| {
+                if adopting {
+                    Claim::Ours
+                } else {
+                    r.claim(o, &tags)
+                }
+            };
             let mut p = plan_resource(
                 id.clone(),
                 &desired,
                 &tags,
-                observed.map(|o| (o, r.claim(o, &tags))),
+                observed.map(|o| (o, claim(o))),
                 r.replaced_on(),
             );
+            if adopting {
+                p.action = Action::Adopt;
+            }
             let owner_goes = r.goes_with().is_some_and(|o| recreated.contains(&o));
             if owner_goes && matches!(p.action, Action::NoChange | Action::Update) {
                 p.action = Action::Create;
@@ -140,6 +157,14 @@ pub fn plan(stack: &Stack, live: &Live) -> Plan {
         .chain(declared)
         .collect();
     Plan { resources }
+}
+
+/// Carries no stepgate tag at all: made by hand (or by another tool), so
+/// a name override may adopt it. Another stack's resource never is.
+fn untagged(live: &Observed) -> bool {
+    [OWNER_STACK_TAG, OWNER_STAGE_TAG, SHARED_TAG]
+        .iter()
+        .all(|k| !live.tags.contains_key(*k))
 }
 
 /// The extra resources deploy deletes: live, the stage's, not what the
@@ -241,6 +266,7 @@ pub async fn apply(
     if let Some(first) = plan.conflicts().first() {
         return Err(conflict(stack, live, first));
     }
+    check_adoptions(stack, plan)?;
     let ctx = stack.ctx(aws);
     let by_id: BTreeMap<ResourceId, &dyn Resource> = stack
         .resources
@@ -334,8 +360,29 @@ pub fn conflict(stack: &Stack, live: &Live, id: &ResourceId) -> anyhow::Error {
     )
 }
 
+/// Deploy takes an untagged resource only when told to: `--adopt`, or
+/// `adopt = true` in its table. Checked before anything changes.
+pub fn check_adoptions(stack: &Stack, plan: &Plan) -> Result<()> {
+    match plan
+        .resources
+        .iter()
+        .find(|p| p.action == Action::Adopt && !stack.may_adopt(&p.resource))
+    {
+        Some(first) => Err(not_adopted(&first.resource)),
+        None => Ok(()),
+    }
+}
+
+/// Why deploy refuses to take an untagged resource without being told to.
+pub fn not_adopted(id: &ResourceId) -> anyhow::Error {
+    anyhow!(
+        "{id} exists without stepgate's tags, and stepgate.toml names it (plan lists it as adopt); deploy takes it only with --adopt, or with adopt = true in its table"
+    )
+}
+
 /// One resource's step: apply, delete (pruning), or delete then create
-/// (replace). Returns the id AWS knows it by.
+/// (replace), or take an untagged resource (adopt: an update that also
+/// tags it). Returns the id AWS knows it by.
 async fn run(
     ctx: &Ctx<'_>,
     resource: &dyn Resource,
@@ -355,6 +402,22 @@ async fn run(
                 ..p.clone()
             };
             resource.apply(ctx, &create, None, known).await
+        }
+        (Action::Adopt, _) => {
+            // Taken, it is stepgate's: a field AWS cannot change replaces it.
+            let replace = p
+                .changes
+                .iter()
+                .any(|c| resource.replaced_on().contains(&c.top()));
+            let step = ResourcePlan {
+                action: if replace {
+                    Action::Replace
+                } else {
+                    Action::Update
+                },
+                ..p.clone()
+            };
+            Box::pin(run(ctx, resource, &step, observed, known)).await
         }
         _ => resource.apply(ctx, p, observed, known).await,
     }
@@ -445,4 +508,89 @@ pub async fn destroy(aws: &Aws, stack: &Stack, live: &Live, printer: &Printer) -
         removals.extend(join_all(work).await);
     }
     removals
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::LogGroupSpec;
+    use crate::kinds::logs;
+
+    fn stack(adoptable: Option<bool>) -> Stack {
+        let names = Names::new("orders", "dev", "us-east-1", "000000000000");
+        let name = "/aws/lambda/completeOrder".to_string();
+        let id = ResourceId::new(logs::KIND, &name);
+        Stack {
+            tags: names.owner_tags(),
+            resources: vec![Box::new(logs::LogGroup {
+                spec: Some(LogGroupSpec {
+                    name: name.clone(),
+                    retention_days: 14,
+                }),
+                name,
+            })],
+            names,
+            extra: Vec::new(),
+            adoptable: adoptable.map(|a| (id, a)).into_iter().collect(),
+            adopt_all: false,
+        }
+    }
+
+    fn live(tags: &[(&str, &str)]) -> Live {
+        let id = ResourceId::new(logs::KIND, "/aws/lambda/completeOrder");
+        let observed = Observed {
+            fields: serde_json::json!({ "retention_days": null }),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            physical_id: "arn:aws:logs:us-east-1:0:log-group:/aws/lambda/completeOrder".into(),
+        };
+        Live::from([(id, Some(observed))])
+    }
+
+    #[test]
+    fn an_untagged_resource_a_name_override_names_is_planned_as_adopt_with_its_changes() {
+        let stack = stack(Some(false));
+        let plan = plan(&stack, &live(&[("team", "shop")]));
+        let p = &plan.resources[0];
+        assert_eq!(p.action, Action::Adopt);
+        assert!(p.changed("retention_days"), "{:?}", p.changes);
+        assert!(p.changed("tags"), "{:?}", p.changes);
+        assert!(plan.has_changes());
+        assert!(plan.conflicts().is_empty());
+    }
+
+    #[test]
+    fn deploy_takes_it_only_with_adopt_or_the_files_adopt_true() {
+        let live = live(&[]);
+        let mut refused = stack(Some(false));
+        let e = check_adoptions(&refused, &plan(&refused, &live)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "log-group /aws/lambda/completeOrder exists without stepgate's tags, and stepgate.toml names it (plan lists it as adopt); deploy takes it only with --adopt, or with adopt = true in its table"
+        );
+        refused.adopt_all = true;
+        assert!(check_adoptions(&refused, &plan(&refused, &live)).is_ok());
+        let allowed = stack(Some(true));
+        assert!(check_adoptions(&allowed, &plan(&allowed, &live)).is_ok());
+    }
+
+    #[test]
+    fn another_stacks_resource_or_one_no_override_names_stays_a_conflict() {
+        let foreign = live(&[(OWNER_STACK_TAG, "shop"), (OWNER_STAGE_TAG, "dev")]);
+        let mut s = stack(Some(true));
+        s.adopt_all = true;
+        assert_eq!(plan(&s, &foreign).resources[0].action, Action::Conflict);
+        let shared = live(&[(SHARED_TAG, "x")]);
+        assert_eq!(plan(&s, &shared).resources[0].action, Action::Conflict);
+        let unnamed = stack(None);
+        assert_eq!(
+            plan(&unnamed, &live(&[])).resources[0].action,
+            Action::Conflict
+        );
+        // Once tagged, it is the stage's like any other.
+        let ours = live(&[(OWNER_STACK_TAG, "orders"), (OWNER_STAGE_TAG, "dev")]);
+        assert_eq!(plan(&s, &ours).resources[0].action, Action::Update);
+    }
 }

@@ -4,6 +4,7 @@
 // All output goes through output::Printer, so results and progress never mix.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod adopt;
 mod asl;
 mod aws;
 mod checks;
@@ -58,8 +59,18 @@ fn main() -> ExitCode {
         cli::TopLevel::Stack(command) => command,
         cli::TopLevel::Completions { shell } => return generate::completions(shell),
         cli::TopLevel::Man { out_dir } => return generate::man(out_dir.as_deref()),
-        cli::TopLevel::DeployerPolicy { stack, partition } => {
-            return deployer::print(stack, &partition)
+        cli::TopLevel::DeployerPolicy {
+            stack,
+            partition,
+            project_dir,
+            adopt,
+        } => {
+            let request = deployer::Request {
+                stack,
+                project_dir,
+                adopt,
+            };
+            return deployer::print(request, &partition);
         }
         cli::TopLevel::Init {
             dir,

@@ -1,6 +1,8 @@
 //! Deterministic names and ARNs: how stepgate finds its resources again
 //! without a state file. Pure: no AWS here.
 
+use std::collections::BTreeMap;
+
 use sha2::{Digest, Sha256};
 
 use crate::model::{Observed, Tags, OWNER_STACK_TAG, OWNER_STAGE_TAG};
@@ -41,6 +43,21 @@ pub struct Names {
     pub region: String,
     pub account: String,
     pub partition: &'static str,
+    /// Names the project gives resources itself (`name = "completeOrder"`).
+    pub overrides: Overrides,
+}
+
+/// Physical names a project gives instead of `{stack}-{stage}-...`: a
+/// resource built by hand keeps its name, and naming rules can be met.
+/// Keys are the names within the project (function, machine, role).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Overrides {
+    pub functions: BTreeMap<String, String>,
+    pub machines: BTreeMap<String, String>,
+    pub roles: BTreeMap<String, String>,
+    /// An existing REST API by id: `[api] name` is then its name as AWS
+    /// holds it, not prefixed.
+    pub api_id: Option<String>,
 }
 
 impl Names {
@@ -58,7 +75,14 @@ impl Names {
             region: region.into(),
             account: account.into(),
             partition,
+            overrides: Overrides::default(),
         }
+    }
+
+    /// These names, with the project's own names where it gives them.
+    pub fn with_overrides(mut self, overrides: Overrides) -> Names {
+        self.overrides = overrides;
+        self
     }
 
     /// `{stack}-{stage}`, with each `-` of the stack written `_`, so that no
@@ -75,6 +99,9 @@ impl Names {
     /// A role by its name within the stage (`lambda`, `apigateway`, a
     /// machine's or a function's).
     pub fn role(&self, role: &str) -> String {
+        if let Some(name) = self.overrides.roles.get(role) {
+            return name.clone();
+        }
         fit(format!("{}-{}-{role}", self.base(), self.region), 64)
     }
 
@@ -91,16 +118,25 @@ impl Names {
     }
 
     pub fn function(&self, name: &str) -> String {
+        if let Some(named) = self.overrides.functions.get(name) {
+            return named.clone();
+        }
         fit(self.function_unfitted(name), 64)
     }
 
     /// The function's name before any shortening: project checks refuse
     /// one over Lambda's limit rather than hide it behind a hash.
     pub fn function_unfitted(&self, name: &str) -> String {
+        if let Some(named) = self.overrides.functions.get(name) {
+            return named.clone();
+        }
         format!("{}-{name}", self.base())
     }
 
     pub fn state_machine(&self, name: &str) -> String {
+        if let Some(named) = self.overrides.machines.get(name) {
+            return named.clone();
+        }
         fit(self.state_machine_unfitted(name), 80)
     }
 
@@ -114,11 +150,17 @@ impl Names {
     }
 
     pub fn state_machine_unfitted(&self, name: &str) -> String {
+        if let Some(named) = self.overrides.machines.get(name) {
+            return named.clone();
+        }
         format!("{}-{name}", self.base())
     }
 
     /// The REST API by its name within the stage (`[api] name`).
     pub fn api(&self, name: &str) -> String {
+        if self.overrides.api_id.is_some() {
+            return name.to_string();
+        }
         format!("{}-{name}", self.base())
     }
 
@@ -231,6 +273,13 @@ impl Names {
             }
             _ => "it lacks the stepgate:stack/stepgate:stage tags".to_string(),
         }
+    }
+
+    /// A REST API this stage owns, or the one `[api] id` names: whose
+    /// stage and logs are read with it.
+    pub fn api_is_ours_or_named(&self, api: &Observed) -> bool {
+        api.owned_by(&self.stack, &self.stage)
+            || self.overrides.api_id.as_deref() == Some(api.physical_id.as_str())
     }
 
     pub fn owner_tags(&self) -> Tags {
@@ -349,6 +398,41 @@ mod tests {
         assert_eq!(
             Names::foreign_owner(Some(&plain)),
             "it lacks the stepgate:stack/stepgate:stage tags"
+        );
+    }
+
+    #[test]
+    fn a_name_override_is_the_physical_name_and_everything_derived_from_it() {
+        let plain = Names::new("orders", "dev", "us-east-1", "000000000000");
+        let named = plain.clone().with_overrides(Overrides {
+            functions: BTreeMap::from([("completeOrder".into(), "completeOrder".into())]),
+            machines: BTreeMap::from([("OrderProcessor".into(), "OrderProcessor".into())]),
+            roles: BTreeMap::from([("states".into(), "Custom-AWSStepFunctionServiceRole".into())]),
+            api_id: Some("a1b2c3d4e5".into()),
+        });
+        assert_eq!(named.function("completeOrder"), "completeOrder");
+        assert_eq!(named.function_unfitted("completeOrder"), "completeOrder");
+        assert_eq!(
+            named.function_log_group("completeOrder"),
+            "/aws/lambda/completeOrder"
+        );
+        assert_eq!(
+            named.function_arn("completeOrder"),
+            "arn:aws:lambda:us-east-1:000000000000:function:completeOrder"
+        );
+        assert_eq!(
+            named.state_machine_arn("OrderProcessor"),
+            "arn:aws:states:us-east-1:000000000000:stateMachine:OrderProcessor"
+        );
+        assert_eq!(named.role("states"), "Custom-AWSStepFunctionServiceRole");
+        assert_eq!(named.api("OrderProcessorAPI"), "OrderProcessorAPI");
+        // What the project does not name keeps its generated name.
+        assert_eq!(named.function("cancelOrder"), plain.function("cancelOrder"));
+        assert_eq!(named.role("lambda"), plain.role("lambda"));
+        assert_eq!(named.api_access_log_group(), plain.api_access_log_group());
+        assert_eq!(
+            plain.api("OrderProcessorAPI"),
+            "orders-dev-OrderProcessorAPI"
         );
     }
 

@@ -20,6 +20,9 @@ pub enum Action {
     NoChange,
     /// A same-named resource exists that stepgate does not own.
     Conflict,
+    /// An untagged resource a name override names: deploy takes it (tags
+    /// it, then changes what differs) only with `--adopt` or `adopt = true`.
+    Adopt,
 }
 
 /// One managed field that differs; `path` is dotted from the resource's

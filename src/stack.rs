@@ -15,7 +15,7 @@ use crate::kinds::{
 };
 use crate::model::{ResourceId, Tags};
 use crate::names::{Names, CLOUDWATCH_ROLE};
-use crate::project::API_ROLE;
+use crate::project::{Project, API_ROLE};
 use crate::resource::{Ctx, Inventory, Resource};
 
 pub struct Stack {
@@ -27,6 +27,12 @@ pub struct Stack {
     /// Found by the kinds' inventories and not declared: deploy deletes
     /// those the stage owns.
     pub extra: Vec<Box<dyn Resource>>,
+    /// What a name override names (and what is named after it), which
+    /// plan shows as `adopt` when it exists untagged; `true` where the
+    /// file says `adopt = true`.
+    pub adoptable: BTreeMap<ResourceId, bool>,
+    /// `deploy --adopt`: every adoptable resource may be taken.
+    pub adopt_all: bool,
 }
 
 impl Stack {
@@ -38,13 +44,20 @@ impl Stack {
             resources: resources(inputs),
             names: inputs.names.clone(),
             extra: Vec::new(),
+            adoptable: adoptable(inputs.project, inputs.names),
+            adopt_all: false,
         }
+    }
+
+    /// Whether deploy may take `id`, which plan lists as `adopt`.
+    pub fn may_adopt(&self, id: &ResourceId) -> bool {
+        self.adopt_all || self.adoptable.get(id).copied().unwrap_or(false)
     }
 
     /// For destroy: the resources the account shares between stacks, which
     /// destroy keeps and says so; `find` adds what the stage owns.
     pub fn existing(names: Names) -> Stack {
-        let resources: Vec<Box<dyn Resource>> = vec![
+        let mut resources: Vec<Box<dyn Resource>> = vec![
             Box::new(iam::Role {
                 name: CLOUDWATCH_ROLE.to_string(),
                 spec: None,
@@ -57,11 +70,14 @@ impl Stack {
                 needs: vec![ResourceId::new(iam::KIND, CLOUDWATCH_ROLE)],
             }),
         ];
+        resources.extend(named(&names));
         Stack {
             tags: names.owner_tags(),
             resources,
             names,
             extra: Vec::new(),
+            adoptable: BTreeMap::new(),
+            adopt_all: false,
         }
     }
 
@@ -142,6 +158,126 @@ impl Stack {
         });
         ordered
     }
+}
+
+/// What the name overrides name, listed without sources for destroy: no
+/// inventory finds them by the stage's prefix. Destroy judges each by its
+/// tags, so a resource never adopted is left alone.
+fn named(names: &Names) -> Vec<Box<dyn Resource>> {
+    let o = &names.overrides;
+    let mut out: Vec<Box<dyn Resource>> = Vec::new();
+    for f in o.functions.keys() {
+        out.push(Box::new(lambda::Function {
+            name: names.function(f),
+            spec: None,
+            needs: Vec::new(),
+            api: None,
+        }));
+        out.push(Box::new(logs::LogGroup {
+            name: names.function_log_group(f),
+            spec: None,
+        }));
+    }
+    for m in o.machines.keys() {
+        out.push(Box::new(sfn::StateMachine {
+            name: names.state_machine(m),
+            arn: names.state_machine_arn(m),
+            spec: None,
+            needs: Vec::new(),
+        }));
+        out.push(Box::new(logs::LogGroup {
+            name: names.state_machine_log_group(m),
+            spec: None,
+        }));
+        // Its alarms are named after it, not with the stage's prefix.
+        for watch in ["failed", "timed_out", "throttled"] {
+            out.push(Box::new(alarm::Alarm {
+                name: names.alarm(m, watch),
+                spec: None,
+                needs: Vec::new(),
+            }));
+        }
+    }
+    for r in o.roles.keys() {
+        out.push(Box::new(iam::Role {
+            name: names.role(r),
+            spec: None,
+            shared: None,
+        }));
+    }
+    // The API `[api] id` names, by its id (its name is not in `names`),
+    // with its stage and execution logs, which go with it.
+    if let Some(id) = &o.api_id {
+        let api = ResourceId::new(apigateway::API_KIND, id);
+        out.push(Box::new(apigateway::Stage {
+            name: names.stage.clone(),
+            spec: None,
+            api: api.clone(),
+            needs: Vec::new(),
+            live: Vec::new(),
+        }));
+        out.push(Box::new(logs::ExecutionLogGroup {
+            stage: names.stage.clone(),
+            api,
+            spec: None,
+        }));
+        out.push(Box::new(apigateway::RestApi {
+            name: id.clone(),
+            id: Some(id.clone()),
+            spec: None,
+            needs: Vec::new(),
+        }));
+    }
+    out
+}
+
+/// The resources a name override names, and those named after them (a
+/// function's log group, an adopted API's stage), each with whether the
+/// file allows taking it untagged (`adopt = true`).
+fn adoptable(project: &Project, names: &Names) -> BTreeMap<ResourceId, bool> {
+    let o = &names.overrides;
+    let a = &project.adoption;
+    let mut out = BTreeMap::new();
+    for f in o
+        .functions
+        .keys()
+        .filter(|f| project.functions.contains_key(*f))
+    {
+        let allowed = a.functions.contains(f);
+        out.insert(ResourceId::new(lambda::KIND, &names.function(f)), allowed);
+        out.insert(
+            ResourceId::new(logs::KIND, &names.function_log_group(f)),
+            allowed,
+        );
+    }
+    for m in o
+        .machines
+        .keys()
+        .filter(|m| project.machines.contains_key(*m))
+    {
+        let allowed = a.machines.contains(m);
+        out.insert(ResourceId::new(sfn::KIND, &names.state_machine(m)), allowed);
+        out.insert(
+            ResourceId::new(logs::KIND, &names.state_machine_log_group(m)),
+            allowed,
+        );
+    }
+    for r in o.roles.keys() {
+        out.insert(
+            ResourceId::new(iam::KIND, &names.role(r)),
+            a.roles.contains(r),
+        );
+    }
+    if o.api_id.is_some() && !project.routes.is_empty() {
+        for id in [
+            ResourceId::new(apigateway::API_KIND, &names.api(&project.api.name)),
+            ResourceId::new(apigateway::STAGE_KIND, &names.stage),
+            ResourceId::new(logs::EXECUTION_KIND, &names.stage),
+        ] {
+            out.insert(id, a.api);
+        }
+    }
+    out
 }
 
 /// Every declared resource, in dependency order of kinds.
@@ -296,6 +432,7 @@ fn resources(inputs: &Inputs) -> Vec<Box<dyn Resource>> {
         let api = ResourceId::new(apigateway::API_KIND, &names.api(&project.api.name));
         list.push(Box::new(apigateway::RestApi {
             name: names.api(&project.api.name),
+            id: names.overrides.api_id.clone(),
             spec: Some(inputs.api()),
             needs: vec![role(API_ROLE)],
         }));
@@ -358,7 +495,7 @@ fn resources(inputs: &Inputs) -> Vec<Box<dyn Resource>> {
 mod tests {
     use super::*;
     use crate::config::{Overrides, Settings};
-    use crate::project::{Project, RoleOf};
+    use crate::project::RoleOf;
 
     /// The repository's own project (the tutorial), compiled for
     /// orders/dev in us-east-1.
@@ -428,6 +565,66 @@ mod tests {
                 .state_machine_arn
                 .ends_with(":stateMachine:orders-dev-OrderProcessor:live"));
             assert_eq!(api.config_hash(), "aea603d9ae93acf7");
+        });
+    }
+
+    #[test]
+    fn name_overrides_name_the_resources_and_what_derives_from_them() {
+        use crate::names::Overrides;
+        use std::collections::BTreeMap;
+        let overrides = Overrides {
+            functions: BTreeMap::from([("completeOrder".into(), "completeOrder".into())]),
+            machines: BTreeMap::from([("OrderProcessor".into(), "OrderProcessor".into())]),
+            roles: BTreeMap::from([("states".into(), "Custom-AWSStepFunctionServiceRole".into())]),
+            api_id: Some("a1b2c3d4e5".into()),
+        };
+        tutorial(|_, inputs| {
+            let mut project = inputs.project.clone();
+            project.adoption.functions.insert("completeOrder".into());
+            let names = inputs.names.clone().with_overrides(overrides.clone());
+            let named = Inputs {
+                project: &project,
+                names: &names,
+                ..*inputs
+            };
+            let stack = Stack::desired(&named);
+            let ids: Vec<String> = stack.ordered().iter().map(|r| r.id().to_string()).collect();
+            for id in [
+                "role Custom-AWSStepFunctionServiceRole",
+                "role orders-dev-us-east-1-lambda",
+                "log-group /aws/lambda/completeOrder",
+                "log-group /aws/lambda/orders-dev-cancelOrder",
+                "log-group /aws/vendedlogs/states/OrderProcessor",
+                "function completeOrder",
+                "function orders-dev-cancelOrder",
+                "state-machine OrderProcessor",
+                "rest-api OrderProcessorAPI",
+            ] {
+                assert!(ids.contains(&id.to_string()), "{id} not in {ids:?}");
+            }
+            let adoptable =
+                |kind, name: &str| stack.adoptable.get(&ResourceId::new(kind, name)).copied();
+            assert_eq!(adoptable(lambda::KIND, "completeOrder"), Some(true));
+            assert_eq!(
+                adoptable(logs::KIND, "/aws/lambda/completeOrder"),
+                Some(true)
+            );
+            assert_eq!(
+                adoptable(iam::KIND, "Custom-AWSStepFunctionServiceRole"),
+                Some(false)
+            );
+            assert_eq!(adoptable(apigateway::STAGE_KIND, "dev"), Some(false));
+            assert_eq!(adoptable(lambda::KIND, "orders-dev-cancelOrder"), None);
+            // The machine runs as the named role and calls the named function.
+            let machine = named.state_machine("OrderProcessor");
+            assert_eq!(
+                machine.role_arn,
+                "arn:aws:iam::000000000000:role/Custom-AWSStepFunctionServiceRole"
+            );
+            assert!(machine
+                .definition
+                .to_string()
+                .contains("arn:aws:lambda:us-east-1:000000000000:function:completeOrder\""));
         });
     }
 

@@ -1256,29 +1256,63 @@ fn every_declaration_error_is_caught_before_any_aws_call() {
         ),
         (
             "an alarm threshold out of range",
-            Box::new(|d: &Path| common::append_text(d, "[state_machines.RecipeMover.alarms]
-failed = 0
-")),
+            Box::new(|d: &Path| common::append_text(d, "[state_machines.RecipeMover.alarms]\nfailed = 0\n")),
             vec!["[state_machines.RecipeMover].alarms failed = 0 is out of range; give the number of executions in one minute that raises the alarm, 1 to 1000000"],
         ),
         (
             "an alarm notifying something other than an SNS topic",
-            Box::new(|d: &Path| common::append_text(d, "[state_machines.RecipeMover.alarms]
-failed = 1
-notify = \"ops@example.com\"\n")),
+            Box::new(|d: &Path| common::append_text(d, "[state_machines.RecipeMover.alarms]\nfailed = 1\nnotify = \"ops@example.com\"\n")),
             vec!["[state_machines.RecipeMover].alarms notify = \"ops@example.com\" is not an SNS topic ARN; use arn:aws:sns:REGION:ACCOUNT:TOPIC"],
         ),
         (
             "an alarms table with no threshold",
-            Box::new(|d: &Path| common::append_text(d, "[state_machines.RecipeMover.alarms]
-notify = \"arn:aws:sns:us-east-1:123456789012:ops\"\n")),
+            Box::new(|d: &Path| common::append_text(d, "[state_machines.RecipeMover.alarms]\nnotify = \"arn:aws:sns:us-east-1:123456789012:ops\"\n")),
             vec!["[state_machines.RecipeMover].alarms sets no threshold; set failed, timed_out or throttled"],
         ),
         (
             "an alarm key that does not exist",
-            Box::new(|d: &Path| common::append_text(d, "[state_machines.RecipeMover.alarms]
-failures = 1\n")),
+            Box::new(|d: &Path| common::append_text(d, "[state_machines.RecipeMover.alarms]\nfailures = 1\n")),
             vec!["unknown field `failures`"],
+        ),
+        (
+            "a function name Lambda would refuse",
+            Box::new(|d: &Path| common::append_text(d, "[functions.updateRecipe]\nname = \"update recipe\"\n")),
+            vec!["[functions.updateRecipe] name = \"update recipe\" is not a valid Lambda function name; use 1 to 64 letters, digits and - _"],
+        ),
+        (
+            "two functions given one name",
+            Box::new(|d: &Path| common::append_text(d, "[functions.updateRecipe]\nname = \"recipes\"\n[functions.indexRecipe]\nname = \"recipes\"\n")),
+            vec!["functions indexRecipe and updateRecipe are both named \"recipes\"; two declarations cannot manage one resource"],
+        ),
+        (
+            "adopt = true without a name",
+            Box::new(|d: &Path| common::append_text(d, "[state_machines.RecipeMover]\nadopt = true\n")),
+            vec!["[state_machines.RecipeMover] adopt = true takes an existing resource by its name, and the table gives none; add name = \"NAME\""],
+        ),
+        (
+            "a role table naming no role of the stage",
+            Box::new(|d: &Path| common::append_text(d, "[roles.RecipeMovr]\nname = \"Custom-Role\"\n")),
+            vec!["[roles.RecipeMovr] names no role of the stage; its roles are", "(did you mean RecipeMover?)"],
+        ),
+        (
+            "a role name IAM would refuse",
+            Box::new(|d: &Path| common::append_text(d, "[roles.RecipeMover]\nname = \"a/b\"\n")),
+            vec!["[roles.RecipeMover] name = \"a/b\" is not a valid IAM role name"],
+        ),
+        (
+            "an API id that is not one",
+            Box::new(|d: &Path| common::append_text(d, "[api]\nid = \"https://abc.execute-api\"\n")),
+            vec!["[api] id = \"https://abc.execute-api\" is not a REST API id"],
+        ),
+        (
+            "input_string with input",
+            Box::new(|d: &Path| edit(d, "stepgate.toml", ROUTE, &format!("{ROUTE}\ninput_string = \"body.input\""))),
+            vec!["[[routes]] POST /recipes/{id}/move: input_string and input both say what the input is; keep one"],
+        ),
+        (
+            "input_string naming no body field",
+            Box::new(|d: &Path| edit(d, "stepgate.toml", ROUTE, "input_string = \"header.x\"")),
+            vec!["[[routes]] POST /recipes/{id}/move: input_string = \"header.x\": name a body field, such as \"body.input\""],
         ),
     ];
     for (what, change, expected) in &cases {

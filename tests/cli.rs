@@ -46,6 +46,7 @@ fn help_of_every_command() {
         "deployer-policy",
         "graph",
         "init",
+        "adopt",
     ] {
         let args: Vec<&str> = command.split_whitespace().chain(["--help"]).collect();
         let (code, stdout, stderr) = stepgate(&args);

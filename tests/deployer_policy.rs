@@ -696,16 +696,32 @@ fn every_request_the_suite_made_is_allowed_by_the_deployer_policy() {
         "only {} requests logged: is the log collected?",
         calls.len()
     );
-    let mut policies: BTreeMap<String, Value> = BTreeMap::new();
+    let mut policies: BTreeMap<(String, String, bool), Value> = BTreeMap::new();
     let mut refused = BTreeSet::new();
     for call in &calls {
         let stack = call["stack"].as_str().unwrap().to_string();
-        let policy = policies.entry(stack.clone()).or_insert_with(|| {
+        // The project's name overrides join its stack's policy; adopt's
+        // reads are the `--adopt` policy's.
+        let project = call["project_dir"].as_str().unwrap_or_default().to_string();
+        let adopt = call["adopt"].as_bool().unwrap_or(false);
+        let key = (stack.clone(), project.clone(), adopt);
+        let policy = policies.entry(key).or_insert_with(|| {
+            let mut args = vec!["deployer-policy", "--stack", &stack];
+            if Path::new(&project).join("stepgate.toml").is_file() {
+                args.extend(["--project-dir", &project]);
+            }
+            if adopt {
+                args.push("--adopt");
+            }
             let out = std::process::Command::new(common::binary())
-                .args(["deployer-policy", "--stack", &stack])
+                .args(&args)
                 .output()
                 .unwrap();
-            assert!(out.status.success());
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             serde_json::from_slice(&out.stdout).unwrap()
         });
         for n in needs(call, "000000000000") {

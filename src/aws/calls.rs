@@ -53,6 +53,10 @@ pub struct CallRecorder {
 struct CallLog {
     file: Mutex<std::fs::File>,
     stack: String,
+    /// The project the run read (its name overrides widen the policy).
+    project_dir: String,
+    /// Set by `stepgate adopt`: its reads are the `--adopt` policy's.
+    adopt: std::sync::atomic::AtomicBool,
 }
 
 /// The variable naming the file that requests are appended to.
@@ -63,7 +67,7 @@ impl CallRecorder {
     /// file, each line naming `stack`. A file that cannot be opened is
     /// reported and not used: the log is for audits, never a reason to fail
     /// a deploy.
-    pub fn from_env(stack: &str) -> CallRecorder {
+    pub fn from_env(stack: &str, project_dir: &std::path::Path) -> CallRecorder {
         let log = std::env::var_os(CALL_LOG_VAR)
             .filter(|path| !path.is_empty())
             .and_then(|path| {
@@ -84,9 +88,21 @@ impl CallRecorder {
                 Arc::new(CallLog {
                     file: Mutex::new(file),
                     stack: stack.to_owned(),
+                    project_dir: std::path::absolute(project_dir)
+                        .unwrap_or_else(|_| project_dir.to_path_buf())
+                        .display()
+                        .to_string(),
+                    adopt: Default::default(),
                 })
             }),
             ..CallRecorder::default()
+        }
+    }
+
+    /// From now on, the log marks each request as `stepgate adopt`'s.
+    pub fn mark_adopt(&self) {
+        if let Some(log) = &self.log {
+            log.adopt.store(true, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -167,7 +183,7 @@ impl Intercept for CallRecorder {
         let (Some(log), Some(meta)) = (&self.log, cfg.load::<Metadata>()) else {
             return Ok(());
         };
-        let mut line = request_line(&log.stack, meta, context.request());
+        let mut line = request_line(log, meta, context.request());
         line.push('\n');
         use std::io::Write;
         // One write per line on an O_APPEND file: lines from concurrent
@@ -182,7 +198,7 @@ impl Intercept for CallRecorder {
 
 /// One request as the call log writes it.
 fn request_line(
-    stack: &str,
+    log: &CallLog,
     meta: &Metadata,
     request: &aws_smithy_runtime_api::http::Request,
 ) -> String {
@@ -201,7 +217,9 @@ fn request_line(
         serde_json::from_slice(body).unwrap_or(serde_json::Value::Null)
     };
     serde_json::json!({
-        "stack": stack,
+        "stack": log.stack,
+        "project_dir": log.project_dir,
+        "adopt": log.adopt.load(std::sync::atomic::Ordering::Relaxed),
         "service": meta.service(),
         "operation": meta.name(),
         "method": request.method(),

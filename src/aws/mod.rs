@@ -75,7 +75,7 @@ impl Aws {
             loader = loader.retry_config(retry);
         }
         let sdk = loader.load().await;
-        let calls = CallRecorder::from_env(&settings.stack);
+        let calls = CallRecorder::from_env(&settings.stack, &settings.project_dir);
         let Some(role_arn) = &settings.role_arn else {
             return Aws::from_sdk_config(&sdk, calls, None);
         };

@@ -15,28 +15,27 @@ use crate::names::Names;
 use crate::output::{Printer, ResourceReport};
 use crate::stack::Stack;
 
+/// What this deploy is asked for besides the settings.
+pub(super) struct Run {
+    /// `--outputs-file`.
+    pub outputs_file: Option<PathBuf>,
+    /// `--adopt`: take the untagged resources plan lists as adopt.
+    pub adopt: bool,
+}
+
 pub(super) async fn deploy(
     settings: &Settings,
-    outputs_file: Option<PathBuf>,
+    run: Run,
     lock_timeout: Option<Duration>,
     printer: &Printer,
 ) -> Result<Status> {
     let started = Instant::now();
-    let checked = super::local_checks::local(settings, outputs_file.as_deref(), printer)?;
+    let checked = super::local_checks::local(settings, run.outputs_file.as_deref(), printer)?;
     let (aws, names) = connect(settings).await?;
     // Once AWS answers: a run refused before prints its one error line only.
     super::note_open_routes(&checked.project, printer);
     let lock = lock::acquire(&aws, &names, "deploy", lock_timeout, printer).await?;
-    let result = deploy_locked(
-        settings,
-        &checked,
-        &aws,
-        &names,
-        outputs_file,
-        started,
-        printer,
-    )
-    .await;
+    let result = deploy_locked(settings, &checked, &aws, &names, run, started, printer).await;
     release(lock, result, printer).await
 }
 
@@ -45,18 +44,24 @@ pub(super) async fn deploy_locked(
     checked: &Checked,
     aws: &Aws,
     names: &Names,
-    outputs_file: Option<PathBuf>,
+    run: Run,
     started: Instant,
     printer: &Printer,
 ) -> Result<Status> {
+    let Run {
+        outputs_file,
+        adopt,
+    } = run;
     printer.progress(&format!(
         "Deploying stack {} stage {} to account {} in {}",
         names.stack, names.stage, names.account, names.region
     ));
     let mut stack = Stack::desired(&inputs(settings, checked, names, aws));
+    stack.adopt_all = adopt;
     stack.find_extra(aws).await?;
     let live = engine::observe(aws, &stack).await?;
-    let plan = engine::plan(&stack, &live);
+    let mut plan = engine::plan(&stack, &live);
+    crate::adopt::leftovers::annotate(&mut plan.resources);
     for note in plan.notes() {
         printer.progress(&format!("Note: {note}"));
     }

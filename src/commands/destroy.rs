@@ -27,6 +27,12 @@ pub(super) async fn destroy(
     // Releasing the lock deletes its parameter: the last thing destroy removes.
     let lock = lock::acquire(&aws, &names, "destroy", lock_timeout, printer).await?;
     let result = destroy_locked(&aws, &names, yes, started, printer).await;
+    let result = match result {
+        Ok(status) => super::note_leftovers(&aws, settings, printer)
+            .await
+            .map(|()| status),
+        failed => failed,
+    };
     release(lock, result, printer).await
 }
 

@@ -66,7 +66,8 @@ const LONGEST_REGION: &str = "ap-southeast-7";
 /// region, when the SDK will choose it, is counted at its longest.
 fn check_definition_sizes(settings: &Settings, project: &Project) -> Result<()> {
     let region = settings.region.as_deref().unwrap_or(LONGEST_REGION);
-    let names = Names::new(&settings.stack, &settings.stage, region, "000000000000");
+    let names = Names::new(&settings.stack, &settings.stage, region, "000000000000")
+        .with_overrides(project.overrides.clone());
     for (name, machine) in &project.machines {
         let values = crate::desired::placeholders(&names, project, Some(name));
         let sent = serde_json::to_string_pretty(&machine.definition.render(&values))?;

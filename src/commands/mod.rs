@@ -2,6 +2,7 @@
 //! talk to AWS, and return an exit status. What several commands share
 //! (connecting, the report, the lock's release, outputs) is here.
 
+mod adopt;
 mod deploy;
 mod destroy;
 mod executions;
@@ -58,8 +59,17 @@ pub async fn run(command: Command, printer: &Printer) -> Result<Status> {
     printer.detail(&crate::aws::credentials::check(&settings).await?);
     match command {
         Command::Deploy {
-            outputs_file, lock, ..
-        } => deploy::deploy(&settings, outputs_file, lock.lock_timeout, printer).await,
+            outputs_file,
+            lock,
+            adopt,
+            ..
+        } => {
+            let run = deploy::Run {
+                outputs_file,
+                adopt,
+            };
+            deploy::deploy(&settings, run, lock.lock_timeout, printer).await
+        }
         Command::Plan {
             detailed_exitcode, ..
         } => plan::plan(&settings, detailed_exitcode, printer).await,
@@ -84,6 +94,22 @@ pub async fn run(command: Command, printer: &Printer) -> Result<Status> {
                 token: token.as_deref(),
             };
             invoke::invoke(&settings, &call, printer).await
+        }
+        Command::Adopt {
+            common,
+            api,
+            state_machine,
+            into,
+            force,
+        } => {
+            let request = adopt::Request {
+                api: api.as_deref(),
+                stage: common.stage.as_deref(),
+                state_machine: state_machine.as_deref(),
+                into: &into,
+                force,
+            };
+            adopt::adopt(&settings, &request, printer).await
         }
         Command::Keys { reveal, .. } => keys::keys(&settings, reveal, printer).await,
         Command::Executions {
@@ -145,7 +171,8 @@ async fn connect(settings: &Settings) -> Result<(Aws, Names)> {
             );
         }
     }
-    let names = Names::new(&settings.stack, &settings.stage, &aws.region, &account);
+    let names = Names::new(&settings.stack, &settings.stage, &aws.region, &account)
+        .with_overrides(crate::project::overrides_of(settings)?);
     Ok((aws, names))
 }
 
@@ -229,7 +256,8 @@ fn not_deployed(names: &Names) -> String {
 /// The id of this stack's deployed API, or an error saying how to deploy it.
 async fn deployed_api(aws: &Aws, project: &Project, names: &Names) -> Result<String> {
     let name = names.api(&project.api.name);
-    match apigateway::read_api(aws, &name, &names.owner_tags()).await? {
+    let id = names.overrides.api_id.as_deref();
+    match apigateway::read_api(aws, &name, id, &names.owner_tags()).await? {
         Some(api) if !apigateway::duplicates(&api).is_empty() => bail!(
             "stack {} stage {} has {} REST APIs named {name} (ids {}, {}); run `stepgate deploy --stage {}` to keep {} (it serves the stage, or is the oldest) and delete the others",
             names.stack,
@@ -243,6 +271,19 @@ async fn deployed_api(aws: &Aws, project: &Project, names: &Names) -> Result<Str
         Some(api) if api.owned_by(&names.stack, &names.stage) => Ok(api.physical_id),
         _ => bail!("{}", not_deployed(names)),
     }
+}
+
+/// One note per role `[leftovers]` names that still exists: left from the
+/// stack built by hand, unused by the project, never deleted by stepgate.
+async fn note_leftovers(aws: &Aws, settings: &Settings, printer: &Printer) -> Result<()> {
+    for role in crate::project::leftover_roles(settings)? {
+        if crate::kinds::iam::exists(aws, &role).await? {
+            printer.progress(&format!(
+                "Note: role {role} is left from before adoption ([leftovers]): the project does not use it, and stepgate never deletes it; delete it by hand once nothing does"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// One note per route anyone on the internet may call (auth = "none" and

@@ -25,6 +25,7 @@ pub(super) async fn plan(
     let (aws, names) = connect(settings).await?;
     // Once AWS answers: a run refused before prints its one error line only.
     super::note_open_routes(&checked.project, printer);
+    super::note_leftovers(&aws, settings, printer).await?;
     let mut stack = Stack::desired(&inputs(settings, &checked, &names, &aws));
     stack.find_extra(&aws).await?;
     // plan takes no lock, but says when a deploy or destroy holds one.
@@ -38,7 +39,8 @@ pub(super) async fn plan(
             holder.describe()
         ));
     }
-    let plan = engine::plan(&stack, &live);
+    let mut plan = engine::plan(&stack, &live);
+    crate::adopt::leftovers::annotate(&mut plan.resources);
     let mut report = report("plan", &names, &aws, started);
     report.lock = held;
     report.changed = plan.has_changes();

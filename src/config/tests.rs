@@ -360,7 +360,7 @@ fn unknown_key_names_file_line_and_table() {
         error.to_string(),
         format!(
             "{} line 7: unknown key `memroy` in [stages.prod]; expected one of: \
-             region, account, role_arn, external_id, runtime, memory, timeout, log_retention_days, tags, throttling, rollout, profile, api_log_level, functions, state_machines",
+             region, account, role_arn, external_id, runtime, memory, timeout, log_retention_days, tags, throttling, rollout, profile, api_log_level, functions, state_machines, roles",
             path.display()
         )
     );

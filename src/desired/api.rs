@@ -516,6 +516,17 @@ pub fn request_template(r: &RouteSpec) -> String {
         }
         None => String::new(),
     };
+    if let Some(field) = &r.route.input_string {
+        // The field's string is the input document as it is; without the
+        // field, the whole body is the input. (A missing path is null on
+        // AWS but an empty list on the emulator: the body's property is
+        // tested instead, which both leave unset.)
+        sets.push_str("#set($body = $input.path('$'))\n");
+        return format!(
+            "{sets}{{\n  \"stateMachineArn\": \"{}\",{name}\n#if($body.{field})\n  \"input\": $input.json('$.{field}')\n#else\n  \"input\": \"{input}\"\n#end\n}}",
+            r.state_machine_arn
+        );
+    }
     format!(
         "{sets}{{\n  \"stateMachineArn\": \"{}\",{name}\n  \"input\": \"{input}\"\n}}",
         r.state_machine_arn
@@ -685,6 +696,7 @@ mod tests {
             path: path.into(),
             state_machine: "m".into(),
             input: None,
+            input_string: None,
             model: Some("Order".into()),
             execution_name: None,
             sync: false,
@@ -798,6 +810,20 @@ mod tests {
         assert_eq!(
             options.integration.responses["200"].parameters[ALLOW_METHODS],
             "'GET,OPTIONS,POST'"
+        );
+    }
+
+    #[test]
+    fn input_string_takes_startexecutions_own_form_and_else_the_body() {
+        let mut r = route("POST", "/orderprocess");
+        r.input_string = Some("input".into());
+        let spec = RouteSpec {
+            route: r,
+            state_machine_arn: "arn:aws:states:us-east-1:1:stateMachine:m".into(),
+        };
+        assert_eq!(
+            request_template(&spec),
+            "#set($body = $input.path('$'))\n{\n  \"stateMachineArn\": \"arn:aws:states:us-east-1:1:stateMachine:m\",\n#if($body.input)\n  \"input\": $input.json('$.input')\n#else\n  \"input\": \"$util.escapeJavaScript($input.json('$')).replaceAll(\"\\\\'\",\"'\")\"\n#end\n}"
         );
     }
 

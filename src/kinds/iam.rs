@@ -67,6 +67,15 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Observed>> {
     }))
 }
 
+/// Whether role `name` exists: GetRole only.
+pub async fn exists(aws: &Aws, name: &str) -> Result<bool> {
+    match aws.iam.get_role().role_name(name).send().await {
+        Ok(_) => Ok(true),
+        Err(e) if code(&e) == Some("NoSuchEntity") => Ok(false),
+        Err(e) => Err(error(&format!("role {name}"), "GetRole", e)),
+    }
+}
+
 pub async fn apply(
     aws: &Aws,
     spec: &RoleSpec,

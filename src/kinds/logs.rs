@@ -217,7 +217,7 @@ impl Resource for ExecutionLogGroup {
 
     /// Only our own API's group: without the API there is none to read.
     async fn read(&self, ctx: &Ctx<'_>, api: Option<&Observed>) -> Result<Option<Observed>> {
-        match api.filter(|a| a.owned_by(&ctx.names.stack, &ctx.names.stage)) {
+        match api.filter(|a| ctx.names.api_is_ours_or_named(a)) {
             Some(api) => read(ctx.aws, &self.name(&api.physical_id)).await,
             None => Ok(None),
         }

@@ -109,7 +109,7 @@ fn document(resources: &[ResourcePlan], ctx: &Context<'_>, detail: Detail) -> St
         for r in &changed {
             let class = match r.action {
                 Action::Create => "create",
-                Action::Update | Action::Replace => "update",
+                Action::Update | Action::Replace | Action::Adopt => "update",
                 Action::Delete => "delete",
                 _ => continue,
             };
@@ -156,6 +156,9 @@ fn summary(resources: &[ResourcePlan]) -> String {
         parts.push(format!("{} to replace", count(Action::Replace)));
     }
     parts.push(format!("{} to delete", count(Action::Delete)));
+    if count(Action::Adopt) > 0 {
+        parts.push(format!("{} to adopt", count(Action::Adopt)));
+    }
     if count(Action::Conflict) > 0 {
         parts.push(format!("{} in conflict", count(Action::Conflict)));
     }
@@ -170,6 +173,7 @@ fn sign(action: Action) -> &'static str {
         Action::Replace => "🟠",
         Action::Delete => "🔴",
         Action::Conflict => "⛔",
+        Action::Adopt => "🔵",
         Action::NoChange => "",
     }
 }
@@ -181,6 +185,7 @@ fn word(action: Action) -> &'static str {
         Action::Replace => "replace",
         Action::Delete => "delete",
         Action::Conflict => "conflict",
+        Action::Adopt => "adopt",
         Action::NoChange => "no change",
     }
 }

@@ -44,6 +44,15 @@ pub fn plan_text(resources: &[ResourcePlan], show_unchanged: bool) -> String {
                     r.resource
                 ),
             ),
+            Action::Adopt => format!(
+                "{} {} {}",
+                paint(UPDATE, "&"),
+                r.resource,
+                paint(
+                    UPDATE,
+                    "(adopt: exists untagged, named in stepgate.toml; deploy --adopt takes it)"
+                )
+            ),
         };
         out.push_str(&line);
         out.push('\n');
@@ -78,6 +87,7 @@ pub fn plan_text(resources: &[ResourcePlan], show_unchanged: bool) -> String {
     for (action, style, text) in [
         (Action::Replace, CONFLICT, "to replace"),
         (Action::Delete, DELETE, "to delete"),
+        (Action::Adopt, UPDATE, "to adopt"),
     ] {
         let n = count(action);
         if n > 0 {

@@ -21,6 +21,10 @@ pub struct RawDeclarations {
     pub routes: Vec<RawRoute>,
     pub api: RawApi,
     pub authorizers: BTreeMap<String, RawAuthorizer>,
+    /// `[roles.ROLE]`: a role of the stage by its name within it.
+    pub roles: BTreeMap<String, RawRole>,
+    /// `[leftovers]`: what a stack built by hand leaves once adopted.
+    pub leftovers: RawLeftovers,
     pub stages: BTreeMap<String, RawStageDeclarations>,
 }
 
@@ -30,6 +34,25 @@ pub struct RawDeclarations {
 pub struct RawStageDeclarations {
     pub functions: BTreeMap<String, RawFunction>,
     pub state_machines: BTreeMap<String, RawMachine>,
+    pub roles: BTreeMap<String, RawRole>,
+}
+
+/// `[leftovers]`, written by `stepgate adopt`: resources of the stack
+/// built by hand that the project no longer uses. plan, deploy and
+/// destroy say which still exist; stepgate never deletes them.
+#[derive(Deserialize, Default, Clone)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawLeftovers {
+    pub roles: Vec<String>,
+}
+
+/// A name override and whether deploy may take an untagged resource of
+/// that name (`adopt = true`), as every table that names a resource has.
+#[derive(Deserialize, Default, Clone)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawRole {
+    pub name: Option<Spanned<String>>,
+    pub adopt: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize, Default, Clone)]
@@ -43,6 +66,10 @@ pub struct RawFunction {
     pub environment: Option<Spanned<BTreeMap<String, String>>>,
     pub policy: Option<Spanned<String>>,
     pub keep_versions: Option<Spanned<i64>>,
+    /// The function's name in AWS, instead of `{stack}-{stage}-NAME`.
+    pub name: Option<Spanned<String>>,
+    /// Deploy may take an untagged function of that name.
+    pub adopt: Option<Spanned<bool>>,
 }
 
 impl RawFunction {
@@ -57,6 +84,8 @@ impl RawFunction {
             environment: self.environment.or(base.environment),
             policy: self.policy.or(base.policy),
             keep_versions: self.keep_versions.or(base.keep_versions),
+            name: self.name.or(base.name),
+            adopt: self.adopt.or(base.adopt),
         }
     }
 }
@@ -74,6 +103,9 @@ pub struct RawMachine {
     pub role: Option<Spanned<String>>,
     pub keep_versions: Option<Spanned<i64>>,
     pub alarms: Option<super::alarms::RawAlarms>,
+    /// The machine's name in AWS, instead of `{stack}-{stage}-NAME`.
+    pub name: Option<Spanned<String>>,
+    pub adopt: Option<Spanned<bool>>,
 }
 
 impl RawMachine {
@@ -86,6 +118,8 @@ impl RawMachine {
             role: self.role.or(base.role),
             keep_versions: self.keep_versions.or(base.keep_versions),
             alarms: self.alarms.or(base.alarms),
+            name: self.name.or(base.name),
+            adopt: self.adopt.or(base.adopt),
         }
     }
 }
@@ -98,6 +132,10 @@ pub struct RawRoute {
     pub state_machine: Spanned<String>,
     #[serde(default)]
     pub input: Option<Spanned<BTreeMap<String, String>>>,
+    /// A body field holding the input as a JSON string (StartExecution's
+    /// own form), used when present.
+    #[serde(default)]
+    pub input_string: Option<Spanned<String>>,
     #[serde(default)]
     pub model: Option<Spanned<String>>,
     #[serde(default)]
@@ -129,6 +167,10 @@ pub struct RawApi {
     pub usage_plan: Option<RawUsagePlan>,
     pub allow_source_ips: Option<Spanned<Vec<String>>>,
     pub allow_vpc_endpoints: Option<Spanned<Vec<String>>>,
+    /// An existing REST API by its id: `name` is then its name as AWS
+    /// holds it, not prefixed.
+    pub id: Option<Spanned<String>>,
+    pub adopt: Option<Spanned<bool>>,
 }
 
 impl RawApi {

@@ -12,6 +12,7 @@
 pub mod access;
 pub mod alarms;
 pub mod file;
+pub mod naming;
 pub mod route;
 pub mod smoke;
 
@@ -27,6 +28,7 @@ use crate::limits::{self, ReadError};
 use crate::template;
 pub use access::{ApiAccess, Auth, Authorizer, AuthorizerKind};
 use file::{line_of, RawDeclarations, RawFunction, RawMachine, RawRoute};
+pub use naming::Adoption;
 pub use route::{Route, Source};
 pub use smoke::SmokeOrder;
 
@@ -60,6 +62,10 @@ pub struct Project {
     /// `smoke/*.json`: run against each new machine version before `live`
     /// moves to it.
     pub smoke: Vec<SmokeOrder>,
+    /// Physical names the project gives (`name = ...`, `[api] id`).
+    pub overrides: crate::names::Overrides,
+    /// Which named resources deploy may take untagged (`adopt = true`).
+    pub adoption: Adoption,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -144,7 +150,14 @@ impl Project {
             Some(origin) => format!("{origin} holds no {missing}; create it, or name the project's directory"),
         }
         };
+        let (overrides, adoption) = naming::resolve(&raw, &settings.stage, &at)?;
         let stage = raw.stages.get(&settings.stage);
+        let roles_declared: BTreeSet<String> = raw
+            .roles
+            .keys()
+            .chain(stage.into_iter().flat_map(|s| s.roles.keys()))
+            .cloned()
+            .collect();
         let RawDeclarations {
             functions: raw_functions,
             state_machines: raw_machines,
@@ -290,6 +303,9 @@ impl Project {
             routes.push(route);
         }
         let smoke = smoke::load(&dir, &routes)?;
+        if overrides.api_id.is_some() && routes.is_empty() {
+            bail!("{shown_config}: [api] id names the REST API the routes are served by, and the project declares no [[routes]]; add the routes, or remove id");
+        }
         let project = Project {
             functions,
             machines,
@@ -298,7 +314,19 @@ impl Project {
             models,
             policy_files,
             smoke,
+            overrides,
+            adoption,
         };
+        let roles = project.roles();
+        for role in &roles_declared {
+            if !roles.contains_key(role) {
+                bail!(
+                    "{shown_config}: [roles.{role}] names no role of the stage; its roles are {}{}",
+                    roles.keys().cloned().collect::<Vec<_>>().join(", "),
+                    did_you_mean(role, roles.keys())
+                );
+            }
+        }
         project.check_roles()?;
         project.check_name_lengths(settings)?;
         Ok(project)
@@ -353,7 +381,8 @@ impl Project {
     /// Function and machine names must fit AWS's limits once prefixed with
     /// the stack and stage: a hash would hide which function is which.
     fn check_name_lengths(&self, settings: &Settings) -> Result<()> {
-        let names = crate::names::Names::new(&settings.stack, &settings.stage, "r", "0");
+        let names = crate::names::Names::new(&settings.stack, &settings.stage, "r", "0")
+            .with_overrides(self.overrides.clone());
         for f in self.functions.keys() {
             let full = names.function_unfitted(f);
             if full.len() > 64 {
@@ -368,6 +397,45 @@ impl Project {
         }
         Ok(())
     }
+}
+
+/// The physical names `stepgate.toml` gives for `settings.stage`, read
+/// from the file alone: what every command's names need, destroy's too
+/// (it needs no sources). `Project::load` checks them the same way.
+pub fn overrides_of(settings: &Settings) -> Result<crate::names::Overrides> {
+    let config = settings.config_file.as_deref();
+    let shown = config
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "stepgate.toml".into());
+    let (raw, text) = file::read(config)?;
+    let at = |span: std::ops::Range<usize>| format!("{shown} line {}", line_of(&text, span.start));
+    Ok(naming::resolve(&raw, &settings.stage, &at)?.0)
+}
+
+/// `[leftovers] roles`: roles of a stack built by hand that the project no
+/// longer uses, read from the file alone (destroy needs no sources).
+pub fn leftover_roles(settings: &Settings) -> Result<Vec<String>> {
+    Ok(file::read(settings.config_file.as_deref())?
+        .0
+        .leftovers
+        .roles)
+}
+
+/// The name overrides of every stage the file mentions (and `settings.stage`),
+/// each list the union: what a deployer role for the project must reach.
+pub fn overrides_of_every_stage(settings: &Settings) -> Result<Vec<crate::names::Overrides>> {
+    let config = settings.config_file.as_deref();
+    let shown = config
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "stepgate.toml".into());
+    let (raw, text) = file::read(config)?;
+    let at = |span: std::ops::Range<usize>| format!("{shown} line {}", line_of(&text, span.start));
+    let mut stages: BTreeSet<&String> = raw.stages.keys().collect();
+    stages.insert(&settings.stage);
+    stages
+        .into_iter()
+        .map(|stage| Ok(naming::resolve(&raw, stage, &at)?.0))
+        .collect()
 }
 
 /// Who a role is for: what service may assume it.
@@ -725,6 +793,25 @@ fn resolve_route(
         }
         None => None,
     };
+    let input_string = match &raw.input_string {
+        Some(text) => {
+            if raw.input.is_some() {
+                bail!(
+                    "{}: [[routes]] {key}: input_string and input both say what the input is; keep one",
+                    at(text.span())
+                );
+            }
+            match Source::parse(text.get_ref()) {
+                Ok(Source::BodyField(field)) => Some(field),
+                _ => bail!(
+                    "{}: [[routes]] {key}: input_string = {:?}: name a body field, such as \"body.input\"",
+                    at(text.span()),
+                    text.get_ref()
+                ),
+            }
+        }
+        None => None,
+    };
     let sync = raw.sync.as_ref().is_some_and(|s| *s.get_ref());
     if sync && machine.kind != "EXPRESS" {
         bail!(
@@ -787,6 +874,7 @@ fn resolve_route(
         path,
         state_machine: machine_name.clone(),
         input,
+        input_string,
         model,
         execution_name,
         sync,

@@ -68,6 +68,11 @@ pub struct Route {
     pub state_machine: String,
     /// Field -> source; `None`: the whole body is the input.
     pub input: Option<BTreeMap<String, Source>>,
+    /// `input_string = "body.FIELD"`: when the body has that field, a JSON
+    /// document written as a string (as StartExecution takes its input, and
+    /// as a console-built API's clients send it), it is the input; else
+    /// the whole body is. Dotted field path.
+    pub input_string: Option<String>,
     /// The API model's name (from the schema file's name), if validated.
     pub model: Option<String>,
     pub execution_name: Option<Source>,

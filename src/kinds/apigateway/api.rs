@@ -14,7 +14,7 @@ use super::authorizers::{apply_authorizers, by_name, delete_extra_authorizers, r
 use super::extras::{apply_api_extras, read_gateway_responses, read_models, request_validators};
 use super::methods::{apply_resources, read_method};
 use super::stage::{read_stage, Stage};
-use super::{resources, API_KIND};
+use super::{api_arn, resources, API_KIND};
 use crate::aws::{code, error, sorted, Aws};
 use crate::desired::api::ApiSpec;
 use crate::model::{Observed, ResourceId, Tags, OWNER_STAGE_TAG};
@@ -24,9 +24,28 @@ use crate::resource::{spec, Attributes, Ctx, Inventory, Known, Resource};
 /// Finds the API by name, preferring the one carrying this stack's tags (REST
 /// API ids are random and names need not be unique). A same-named API that
 /// is not ours is returned too, so that plan can report the conflict.
-pub async fn read_api(aws: &Aws, name: &str, owner: &Tags) -> Result<Option<Observed>> {
+///
+/// With `id` (`[api] id`), the API of that id whatever its name: how a
+/// project addresses an API built by hand.
+pub async fn read_api(
+    aws: &Aws,
+    name: &str,
+    id: Option<&str>,
+    owner: &Tags,
+) -> Result<Option<Observed>> {
     let what = format!("rest-api {name}");
-    let apis = all_apis(aws, name).await?;
+    let mut apis = all_apis(aws, name).await?;
+    let mut name = name;
+    let id_given = id.is_some();
+    if let Some(id) = id {
+        apis.retain(|a| a.id() == Some(id));
+        let Some(own) = apis.first().and_then(|a| a.name()) else {
+            return Ok(None);
+        };
+        name = own;
+    }
+    let name = name.to_string();
+    let name = name.as_str();
     let (mut ours, others) = same_name(apis, name, owner);
     if ours.len() > 1 {
         // Keep the one whose URL is in use: a stable sort puts the APIs
@@ -45,7 +64,13 @@ pub async fn read_api(aws: &Aws, name: &str, owner: &Tags) -> Result<Option<Obse
         return Ok(None);
     };
     let id = api.id().unwrap_or_default().to_string();
-    let tags: Tags = sorted(api.tags());
+    let mut tags: Tags = sorted(api.tags());
+    if id_given {
+        // An API built by hand is tagged after the fact: its tags as the
+        // tagging API holds them (the emulator's GetRestApis does not show
+        // tags added by TagResource; AWS's does).
+        tags = super::tags_of(aws, &what, &api_arn(aws, &id)).await?;
+    }
     // More than one of ours: a create whose answer was lost and was
     // retried, or two deploys that raced before the lock existed.
     let duplicates: Vec<&str> = ours.iter().skip(1).filter_map(|a| a.id()).collect();
@@ -286,6 +311,8 @@ pub async fn delete_api(aws: &Aws, name: &str, id: &str) -> Result<()> {
 /// The REST API, found by name and owner tags (its id is AWS's choice).
 pub struct RestApi {
     pub name: String,
+    /// `[api] id`: the API of that id, which stepgate never creates.
+    pub id: Option<String>,
     pub spec: Option<ApiSpec>,
     /// Its role. Not the state machine: the integration names its ARN,
     /// which is known before the machine exists.
@@ -307,7 +334,13 @@ impl Resource for RestApi {
     }
 
     async fn read(&self, ctx: &Ctx<'_>, _: Option<&Observed>) -> Result<Option<Observed>> {
-        read_api(ctx.aws, &self.name, &ctx.names.owner_tags()).await
+        read_api(
+            ctx.aws,
+            &self.name,
+            self.id.as_deref(),
+            &ctx.names.owner_tags(),
+        )
+        .await
     }
 
     async fn apply(
@@ -317,6 +350,9 @@ impl Resource for RestApi {
         live: Option<&Observed>,
         _: &Known,
     ) -> Result<Attributes> {
+        if let (Some(id), Action::Create) = (&self.id, plan.action) {
+            anyhow::bail!("rest-api {}: [api] id = {id:?} names no REST API in account {} {}; remove id to create a new API, or give the id of an existing one", self.name, ctx.names.account, ctx.names.region);
+        }
         let id = apply_api(ctx.aws, spec(&self.spec, &self.id())?, ctx.tags, plan, live).await?;
         let n = ctx.names;
         let arn = format!(
@@ -346,6 +382,13 @@ impl Inventory for ApiInventory {
         let names = ctx.names;
         let owner = names.owner_tags();
         let apis = aws_all_apis(ctx.aws).await?;
+        // The API `[api] id` names is read by its id, as declared.
+        let adopted = names.overrides.api_id.as_deref();
+        let adopted_name = apis
+            .iter()
+            .find(|a| a.id().is_some() && a.id() == adopted)
+            .and_then(|a| a.name())
+            .map(str::to_string);
         let mut found: Vec<String> = apis
             .into_iter()
             .filter(|a| {
@@ -375,6 +418,9 @@ impl Inventory for ApiInventory {
                 }));
             }
             out.push(Box::new(RestApi {
+                id: (Some(&name) == adopted_name.as_ref())
+                    .then(|| adopted.map(str::to_string))
+                    .flatten(),
                 name,
                 spec: None,
                 needs: Vec::new(),

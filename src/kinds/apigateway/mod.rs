@@ -24,7 +24,7 @@ use anyhow::Result;
 use aws_sdk_apigateway::types::{Op, PatchOperation};
 
 use crate::aws::{code, error, Aws};
-use crate::model::Kind;
+use crate::model::{Kind, Tags};
 
 pub const API_KIND: Kind = Kind("rest-api");
 pub const STAGE_KIND: Kind = Kind("stage");
@@ -96,6 +96,37 @@ where
     match result {
         Err(e) if code(&e) != Some("ConflictException") => Err(error(what, operation, e)),
         _ => Ok(()),
+    }
+}
+
+/// A REST API's or stage's tags as API Gateway's tagging API holds them.
+pub(crate) async fn tags_of(aws: &Aws, what: &str, arn: &str) -> Result<Tags> {
+    let out = aws
+        .apigateway
+        .get_tags()
+        .resource_arn(arn)
+        .send()
+        .await
+        .map_err(|e| crate::aws::error(what, "GetTags", e))?;
+    Ok(crate::aws::sorted(out.tags()))
+}
+
+/// The ARN API Gateway's tagging API knows a REST API by.
+pub(crate) fn api_arn(aws: &Aws, id: &str) -> String {
+    format!(
+        "arn:{}:apigateway:{}::/restapis/{id}",
+        partition_of(&aws.region),
+        aws.region
+    )
+}
+
+fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
     }
 }
 

@@ -329,19 +329,35 @@ impl Resource for Stage {
         })
     }
 
-    /// Only a stage of our own API is ours to read (and later to change).
+    /// Only a stage of our own API is ours to read (and later to change),
+    /// or of the API `[api] id` names (to adopt).
     async fn read(&self, ctx: &Ctx<'_>, api: Option<&Observed>) -> Result<Option<Observed>> {
-        match api.filter(|a| a.owned_by(&ctx.names.stack, &ctx.names.stage)) {
+        match api.filter(|a| ctx.names.api_is_ours_or_named(a)) {
             Some(api) => {
                 let throttling = self.spec.as_ref().is_some_and(|s| s.throttling.is_some());
-                read_stage(
+                let mut stage =
+                    read_stage(
                     ctx.aws,
                     &api.physical_id,
                     &self.name,
                     throttling,
                     &self.live,
                 )
-                .await
+                .await?;
+                // A stage built by hand is tagged after the fact: its tags as
+                // the tagging API holds them (the emulator's GetStage does
+                // not show tags added by TagResource; AWS's does).
+                if let Some(s) = stage.as_mut().filter(|_| {
+                    ctx.names.overrides.api_id.as_deref() == Some(api.physical_id.as_str())
+                }) {
+                    let arn = format!(
+                        "{}/stages/{}",
+                        super::api_arn(ctx.aws, &api.physical_id),
+                        self.name
+                    );
+                    s.tags = super::tags_of(ctx.aws, &format!("stage {}", self.name), &arn).await?;
+                }
+                Ok(stage)
             }
             None => Ok(None),
         }
