@@ -102,7 +102,8 @@ for i in range(runs):
     with open(handler, "a") as h:
         h.write(f"// bench change {i}\n")
     run(CODE_CHANGE, ["deploy", "--stage", stage])
-    run("rollback", ["rollback", "--stage", stage])
+    # The changed function is M1's (scale) or OrderProcessor's, the only machine.
+    run("rollback", ["rollback", "--stage", stage, *(["--state-machine", "M1"] if scale else [])])
     run("plan", ["plan", "--stage", stage])
     run("destroy", ["destroy", "--stage", stage, "--yes"])
 shutil.rmtree(project)
