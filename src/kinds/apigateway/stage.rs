@@ -335,8 +335,7 @@ impl Resource for Stage {
         match api.filter(|a| ctx.names.api_is_ours_or_named(a)) {
             Some(api) => {
                 let throttling = self.spec.as_ref().is_some_and(|s| s.throttling.is_some());
-                let mut stage =
-                    read_stage(
+                let mut stage = read_stage(
                     ctx.aws,
                     &api.physical_id,
                     &self.name,
