@@ -585,7 +585,9 @@ mod tests {
             let named = Inputs {
                 project: &project,
                 names: &names,
-                ..*inputs
+                settings: inputs.settings,
+                packages: inputs.packages,
+                release: inputs.release.clone(),
             };
             let stack = Stack::desired(&named);
             let ids: Vec<String> = stack.ordered().iter().map(|r| r.id().to_string()).collect();

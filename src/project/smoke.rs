@@ -156,6 +156,12 @@ pub struct Request {
 /// What the route's mapping template makes of `request`: the whole body,
 /// or the fields its `input` maps (an absent parameter is "", as there).
 pub fn input(route: &Route, request: &Request) -> Value {
+    // `input_string`: the field's string is the input document itself.
+    if let Some(field) = &route.input_string {
+        if let Some(text) = request.body.get(field).and_then(Value::as_str) {
+            return serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.into()));
+        }
+    }
     let Some(fields) = &route.input else {
         return request.body.clone();
     };
@@ -224,6 +230,7 @@ mod tests {
             api_key: false,
             scopes: Vec::new(),
             status: false,
+            input_string: None,
         }]
     }
 
@@ -299,6 +306,7 @@ mod tests {
             api_key: false,
             scopes: Vec::new(),
             status: false,
+            input_string: None,
         };
         let request = Request {
             body: json!({"a": {"size": 3}}),
