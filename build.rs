@@ -17,6 +17,7 @@ const EXAMPLES: [(&str, &str, &[&str]); 4] = [
             "definitions",
             "policies",
             "models",
+            "smoke",
         ],
     ),
     (
@@ -28,6 +29,7 @@ const EXAMPLES: [(&str, &str, &[&str]); 4] = [
             "definitions",
             "policies",
             "models",
+            "smoke",
         ],
     ),
     (
@@ -39,6 +41,7 @@ const EXAMPLES: [(&str, &str, &[&str]); 4] = [
             "definitions",
             "policies",
             "models",
+            "smoke",
         ],
     ),
     (
@@ -50,6 +53,7 @@ const EXAMPLES: [(&str, &str, &[&str]); 4] = [
             "definitions",
             "policies",
             "models",
+            "smoke",
         ],
     ),
 ];

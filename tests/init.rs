@@ -16,12 +16,13 @@ const EXAMPLES: [(&str, &str); 4] = [
     ("quote", "examples/quote"),
     ("guarded", "examples/guarded"),
 ];
-const PARTS: [&str; 5] = [
+const PARTS: [&str; 6] = [
     "stepgate.toml",
     "lambdas",
     "definitions",
     "policies",
     "models",
+    "smoke",
 ];
 
 fn init(dir: &Path, args: &[&str]) -> common::Run {

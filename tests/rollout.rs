@@ -474,6 +474,57 @@ async fn bake_routing(sfn: &aws_sdk_sfn::Client, machine: &str) -> Vec<(String, 
     routing
 }
 
+/// An Express machine's smoke orders run on the new version with
+/// StartSyncExecution, before `live` moves: the quote example's two pass
+/// (a priced basket, a refused one); a change that prices wrong fails its
+/// order by name and the route keeps answering with the old version.
+#[tokio::test]
+async fn an_express_machines_smoke_orders_run_synchronously_on_the_new_version() {
+    let stage = unique("xsmoke");
+    let s = stage.as_str();
+    let dir = common::example_copy("quote", s);
+    let deployed = deploy(&dir, s);
+    assert_eq!(
+        deployed.mutating_calls().get("SFN.StartSyncExecution"),
+        Some(&2),
+        "both smoke orders ran synchronously: {}",
+        deployed.stdout
+    );
+    assert_eq!(live_version(&dir, s), 1);
+    let url = deployed.json()["outputs"]["routes"][0]["url"]
+        .as_str()
+        .expect("the route's URL")
+        .to_string();
+
+    // The coupon takes half, not a tenth.
+    let code = dir.join("lambdas/quote/index.js");
+    let source = std::fs::read_to_string(&code).unwrap();
+    let changed = source.replace("Math.round(subtotal * 10) / 100", "subtotal / 2");
+    assert_ne!(source, changed);
+    std::fs::write(&code, changed).unwrap();
+    let failed = stepgate_in(&dir, &["deploy", "--stage", s]);
+    assert_eq!(failed.code, 1, "{}", failed.stderr);
+    let error = common::error_lines(&failed).join("\n");
+    for part in [
+        "smoke order smoke/priced.json failed on version 2",
+        "expected output.discount = 10, got 50",
+        "`live` stays on the version it served",
+    ] {
+        assert!(error.contains(part), "{part:?} not in: {error}");
+    }
+    assert!(!error.contains("smoke/refused.json"), "{error}");
+    assert_eq!(live_version(&dir, s), 1);
+    let answer = ureq::post(&url)
+        .set("Content-Type", "application/json")
+        .send_string(r#"{"items":[{"sku":"tea","quantity":4,"unitPrice":25}],"coupon":"TENOFF"}"#)
+        .expect("the route answers")
+        .into_string()
+        .unwrap();
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["discount"], 10, "the old version serves: {answer}");
+    stepgate_in(&dir, &["destroy", "--stage", s, "--yes"]).ok();
+}
+
 /// SIGTERM during a bake moves `live` back before the deploy exits 143.
 #[tokio::test]
 async fn sigterm_during_a_bake_moves_live_back() {
