@@ -647,7 +647,7 @@ async fn every_request_of_a_full_cycle_is_allowed_by_the_deployer_policy() {
         ),
         (
             "SmokeOrdersOnNewVersions: states:startsyncexecution",
-            "smoke orders of an EXPRESS machine; the tutorial's is STANDARD, and the SDK sends StartSyncExecution to sync-<endpoint host>, which a loopback emulator cannot answer",
+            "smoke orders of an EXPRESS machine; the tutorial's is STANDARD: tests/rollout.rs runs the quote example's, and the suite-wide audit checks it",
         ),
     ]);
     let mut unused = Vec::new();

@@ -5,6 +5,7 @@
 pub mod assume;
 pub mod calls;
 pub mod credentials;
+pub mod host_prefix;
 pub mod reach;
 pub mod retry;
 pub mod retry_watch;
@@ -124,6 +125,7 @@ impl Aws {
                         .interceptor(calls.clone())
                         .interceptor(crate::logging::CallLog)
                         .interceptor(retry_watch::RetryWatch)
+                        .interceptor(host_prefix::NoHostPrefixOnAddress)
                         $(.retry_classifier($extra))?
                         .build(),
                 )
