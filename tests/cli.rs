@@ -12,18 +12,11 @@ fn stepgate(args: &[&str]) -> (i32, String, String) {
             cmd.env_remove(key);
         }
     }
-    let out = cmd
-        .args(args)
+    cmd.args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("AWS_REGION", "us-east-1")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run the stepgate binary");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+        .env("AWS_REGION", "us-east-1");
+    let run = common::run(cmd);
+    (run.code, run.stdout, run.stderr)
 }
 
 #[test]

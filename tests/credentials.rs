@@ -34,17 +34,10 @@ fn profile_with_process(dir: &Path, account: &str) -> (PathBuf, PathBuf) {
 }
 
 fn run(dir: &Path, config: &Path, args: &[&str]) -> Run {
-    let out = command(dir, args)
-        .env("AWS_CONFIG_FILE", config)
-        .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("none"))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    let mut cmd = command(dir, args);
+    cmd.env("AWS_CONFIG_FILE", config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("none"));
+    common::run(cmd)
 }
 
 #[test]

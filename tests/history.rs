@@ -283,7 +283,7 @@ async fn executions_and_logs_show_the_orders_placed() {
 
     // --follow prints new events as they come, and Ctrl-C ends it (130).
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut child = common::command(
+    let mut cmd = common::command(
         dir,
         &[
             "logs",
@@ -294,12 +294,13 @@ async fn executions_and_logs_show_the_orders_placed() {
             "1s",
             "--follow",
         ],
-    )
-    .stdin(std::process::Stdio::null())
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .unwrap();
+    );
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let (status, _) = place_order(&api_url, &order("H4", "SUCCESS")).await;
     assert_eq!(status, "SUCCEEDED");
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
@@ -328,6 +329,14 @@ async fn executions_and_logs_show_the_orders_placed() {
         .unwrap();
     let code = child.wait().unwrap().code();
     let seen = reader.join().unwrap();
+    common::record(
+        &cmd,
+        &common::Run {
+            code: code.unwrap_or(-1),
+            stdout: seen.clone(),
+            stderr: stderr.clone(),
+        },
+    );
     assert!(arrived, "no new event followed: {seen}{stderr}");
     assert_eq!(seen.matches("START RequestId").count(), 1, "{seen}");
     assert_eq!(code, Some(130), "{stderr}");

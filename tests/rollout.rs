@@ -408,7 +408,8 @@ async fn a_canary_serves_its_share_and_a_failure_during_the_bake_rolls_it_back()
         "{}",
         plan.stdout
     );
-    let child = common::command(&dir, &["deploy", "--stage", s])
+    let mut cmd = common::command(&dir, &["deploy", "--stage", s]);
+    let child = cmd
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -537,7 +538,8 @@ async fn sigterm_during_a_bake_moves_live_back() {
     );
     deploy(&dir, s);
     change_code(&dir, "!");
-    let child = common::command(&dir, &["deploy", "--stage", s])
+    let mut cmd = common::command(&dir, &["deploy", "--stage", s]);
+    let child = cmd
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -557,9 +559,9 @@ async fn sigterm_during_a_bake_moves_live_back() {
         .args(["-s", "TERM", &child.id().to_string()])
         .status()
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    let out = common::finish(&cmd, child);
+    let stderr = &out.stderr;
+    assert_eq!(out.code, 143, "{stderr}");
     assert!(
         stderr.contains("interrupted by SIGTERM while version 2 served 30% of new executions; `live` is back on version 1"),
         "{stderr}"
@@ -696,7 +698,8 @@ async fn an_alarm_during_the_bake_moves_live_back() {
     );
     deploy(&dir, s);
     change_code(&dir, "!");
-    let child = common::command(&dir, &["deploy", "--stage", s])
+    let mut cmd = common::command(&dir, &["deploy", "--stage", s]);
+    let child = cmd
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

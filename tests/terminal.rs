@@ -119,14 +119,18 @@ fn plain_output_without_a_terminal() {
 /// wide, with `TERM=xterm-256color` and no colour settings but `env`;
 /// returns the exit code and everything the terminal received.
 fn in_terminal(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
-    let out = terminal_command(args, env)
+    let mut cmd = terminal_command(args, env);
+    let out = cmd
         .stdin(std::process::Stdio::null())
         .output()
         .expect("run `script` (util-linux) to get a pseudo-terminal");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let run = common::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    common::record(&cmd, &run);
+    (run.code, run.stdout)
 }
 
 /// The `script` command that runs stepgate under a pseudo-terminal.
@@ -225,17 +229,15 @@ fn verbose_logs_aws_calls_and_never_credentials() {
     .unwrap();
     let run = |args: &[&str]| {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let out = common::command(root, args)
-            .env_remove("AWS_ACCESS_KEY_ID")
+        let mut cmd = common::command(root, args);
+        cmd.env_remove("AWS_ACCESS_KEY_ID")
             .env_remove("AWS_SECRET_ACCESS_KEY")
             .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
             .env("AWS_CONFIG_FILE", dir.join("config"))
-            .env("AWS_PROFILE", "leak")
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(0), "{args:?}:\n{stderr}");
+            .env("AWS_PROFILE", "leak");
+        let out = common::run(cmd);
+        let stderr = out.stderr.clone();
+        assert_eq!(out.code, 0, "{args:?}:\n{stderr}");
         for secret in [KEY_ID, SECRET, TOKEN] {
             assert!(!stderr.contains(secret), "{args:?} printed {secret}");
         }

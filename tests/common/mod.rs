@@ -152,6 +152,19 @@ pub fn run(mut cmd: std::process::Command) -> Run {
     run
 }
 
+/// Waits for a stepgate started with `cmd` (stdout and stderr piped) and
+/// keeps what it printed, as `run` does.
+pub fn finish(cmd: &std::process::Command, child: std::process::Child) -> Run {
+    let out = child.wait_with_output().expect("wait for stepgate");
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    record(cmd, &run);
+    run
+}
+
 /// Keeps what a run printed, one file per run, under
 /// `$STEPGATE_TEST_OUTPUTS` (tests/run.sh sets it): `outputs/` holds every
 /// stdout and stderr but the stdout of `keys --reveal`, the one place a
