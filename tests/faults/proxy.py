@@ -394,6 +394,19 @@ def identify(req: Request) -> Call:
     return call
 
 
+# Operations that only read, by the prefix AWS names them with (stepgate's
+# calls::is_mutating says the same); STS's change nothing either.
+READS = ("Get", "List", "Describe", "TestInvoke", "FilterLogEvents")
+
+
+def is_mutating(call: Call) -> bool:
+    if call.service == "sts":
+        return False
+    if " " in call.operation:  # a REST call no route names: its method says
+        return call.operation.split(" ", 1)[0] not in ("GET", "HEAD")
+    return not call.operation.startswith(READS)
+
+
 def form_field(req: Request, name: str) -> str | None:
     return parse_qs(req.body.decode("utf-8", "replace")).get(name, [None])[0]
 
@@ -450,13 +463,14 @@ class Config:
     quota_scale: float = 1.0
     force: list[dict] = field(default_factory=list)
     hang_after: int | None = None
+    hang_after_mutating: int | None = None
 
     def as_json(self) -> dict:
         return {
             "rate": self.rate, "faults": self.faults, "seed": self.seed,
             "latency_ms": self.latency_ms, "propagation_seconds": self.propagation_seconds,
             "quota_scale": self.quota_scale, "force": [dict(r) for r in self.force],
-            "hang_after": self.hang_after,
+            "hang_after": self.hang_after, "hang_after_mutating": self.hang_after_mutating,
         }
 
     def update(self, changes: dict) -> None:
@@ -477,10 +491,10 @@ class Config:
                 new[key] = parse_faults(value)
             elif key == "force":
                 new[key] = parse_force(value)
-            elif key == "hang_after":
+            elif key in ("hang_after", "hang_after_mutating"):
                 if value is not None and (not isinstance(value, int) or isinstance(value, bool)
                                           or value < 1):
-                    raise ConfigError("hang_after must be a positive integer or null")
+                    raise ConfigError(f"{key} must be a positive integer or null")
                 new[key] = value
             else:
                 raise ConfigError(f"unknown setting {key!r}")
@@ -554,6 +568,8 @@ class State:
     def reset(self) -> None:
         self.arrivals = 0  # AWS calls received, in arrival order (hang_after counts these)
         self.calls = 0  # AWS calls reported by /_fault/stats (see README: hang_after)
+        self.mutating_arrivals = 0  # the same, of calls that can change something
+        self.mutating_calls = 0  # counted as `calls` is
         self.hung = 0
         self.unsigned = 0
         self.by_operation: dict[str, int] = {}
@@ -576,6 +592,7 @@ class State:
     def stats(self) -> dict:
         return {
             "calls": self.calls,
+            "mutating_calls": self.mutating_calls,
             "by_operation": dict(sorted(self.by_operation.items())),
             "injected": dict(self.injected),
             "injected_by_operation": {k: dict(v) for k, v in
@@ -861,9 +878,15 @@ class Proxy:
         arrival = state.arrivals
         n = state.by_operation.get(call.key, 0)
         state.by_operation[call.key] = n + 1
-        hang = config.hang_after is not None and arrival >= config.hang_after
+        mutating = is_mutating(call)
+        if mutating:
+            state.mutating_arrivals += 1
+        hang = (config.hang_after is not None and arrival >= config.hang_after) or (
+            config.hang_after_mutating is not None
+            and state.mutating_arrivals >= config.hang_after_mutating)
         if not hang:
             state.calls += 1
+            state.mutating_calls += mutating
         if config.latency_ms > 0:
             await asyncio.sleep(config.latency_ms / 1000.0)
         if hang:
@@ -1085,6 +1108,7 @@ class Proxy:
                 asyncio.TimeoutError) as e:
             error = f"upstream: {e!r}"
         self.state.calls += 1  # only now: calls >= K means the K-th call reached upstream
+        self.state.mutating_calls += is_mutating(call)
         self.state.hung += 1
         self.write_log(call, n, "hang", upstream=status, sent=None, error=error)
         try:
