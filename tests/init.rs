@@ -114,7 +114,7 @@ fn a_directory_in_use_is_refused_unless_forced() {
     assert_eq!(
         again.stderr.trim_end(),
         format!(
-            "error: {} is not empty (it holds README.md and 5 more); name a new or empty directory, or pass --force to write the project over what is there",
+            "error: {} is not empty (it holds README.md and 6 more); name a new or empty directory, or pass --force to write the project over what is there",
             dir.display()
         )
     );
