@@ -297,9 +297,18 @@ pub async fn wait_execution(
             anyhow::bail!("execution {arn} still RUNNING after {}s", limit.as_secs());
         }
         tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(std::time::Duration::from_secs(1));
+        // Most executions worth waiting on (a smoke order, an order placed
+        // by `invoke`) end within a second or two: a steady short poll
+        // sees the end when it comes, not up to twice as late; a longer
+        // one is polled less and less often.
+        if started.elapsed() > STEADY_POLL {
+            delay = (delay * 2).min(std::time::Duration::from_secs(1));
+        }
     }
 }
+
+/// How long `wait_execution` polls every 100 ms before backing off.
+const STEADY_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 pub const KIND: Kind = Kind("state-machine");
 
 pub struct StateMachine {
