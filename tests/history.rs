@@ -295,12 +295,7 @@ async fn executions_and_logs_show_the_orders_placed() {
             "--follow",
         ],
     );
-    let mut child = cmd
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = common::spawn(&mut cmd);
     let (status, _) = place_order(&api_url, &order("H4", "SUCCESS")).await;
     assert_eq!(status, "SUCCEEDED");
     let mut stdout = BufReader::new(child.stdout.take().unwrap());

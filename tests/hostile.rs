@@ -769,12 +769,7 @@ fn ctrl_c_and_sigterm_stop_a_deploy_cleanly() {
         let s = stage.as_str();
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut cmd = common::command_at(&proxy.url, dir, &["deploy", "--stage", s]);
-        let mut child = cmd
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = common::spawn(&mut cmd);
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
         let mut seen = String::new();
         while !seen.contains("created ") {

@@ -409,12 +409,7 @@ async fn a_canary_serves_its_share_and_a_failure_during_the_bake_rolls_it_back()
         plan.stdout
     );
     let mut cmd = common::command(&dir, &["deploy", "--stage", s]);
-    let child = cmd
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = common::spawn(&mut cmd);
 
     let sfn = aws_sdk_sfn::Client::new(&common::sdk_config().await);
     let machine =
@@ -433,9 +428,9 @@ async fn a_canary_serves_its_share_and_a_failure_during_the_bake_rolls_it_back()
         .send()
         .await
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let out = common::finish(&cmd, child);
+    let stderr = &out.stderr;
+    assert_eq!(out.code, 1, "{stderr}");
     for part in [
         "1 failed, timed-out or aborted execution of version 2 while it served 50% (more than max_failures = 0)",
         "(FAILED)",
@@ -539,12 +534,7 @@ async fn sigterm_during_a_bake_moves_live_back() {
     deploy(&dir, s);
     change_code(&dir, "!");
     let mut cmd = common::command(&dir, &["deploy", "--stage", s]);
-    let child = cmd
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = common::spawn(&mut cmd);
     let sfn = aws_sdk_sfn::Client::new(&common::sdk_config().await);
     let machine =
         format!("arn:aws:states:us-east-1:000000000000:stateMachine:orders-{s}-OrderProcessor");
@@ -699,12 +689,7 @@ async fn an_alarm_during_the_bake_moves_live_back() {
     deploy(&dir, s);
     change_code(&dir, "!");
     let mut cmd = common::command(&dir, &["deploy", "--stage", s]);
-    let child = cmd
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = common::spawn(&mut cmd);
     let config = common::sdk_config().await;
     let sfn = aws_sdk_sfn::Client::new(&config);
     let machine =
@@ -718,9 +703,9 @@ async fn an_alarm_during_the_bake_moves_live_back() {
         .send()
         .await
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let out = common::finish(&cmd, child);
+    let stderr = &out.stderr;
+    assert_eq!(out.code, 1, "{stderr}");
     for part in [
         format!("alarm orders-{s}-OrderProcessor-failed is in ALARM (5 orders failed in a minute) while version 2 served 50%"),
         "`live` is back on version 1".to_string(),

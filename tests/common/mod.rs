@@ -152,6 +152,17 @@ pub fn run(mut cmd: std::process::Command) -> Run {
     run
 }
 
+/// Starts `cmd` with no stdin and its stdout and stderr piped, for a test
+/// that acts while it runs (a signal, a bake); `finish` then keeps what it
+/// printed.
+pub fn spawn(cmd: &mut std::process::Command) -> std::process::Child {
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the stepgate binary")
+}
+
 /// Waits for a stepgate started with `cmd` (stdout and stderr piped) and
 /// keeps what it printed, as `run` does.
 pub fn finish(cmd: &std::process::Command, child: std::process::Child) -> Run {
